@@ -1,0 +1,34 @@
+# Ferrostack: `make up` starts the all-in-one cloud, `make test` runs every test, `make down` stops it.
+SHELL := /bin/bash
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/ferrostack/target
+export FERROSTACK_VENV ?= /opt/ferrostack/venv
+
+.PHONY: up down test build lint unit e2e tempest-identity bench-identity clean-state
+
+up:  ## Install what is missing, build, start the cloud in the background, write clouds.yaml
+	@scripts/up.sh
+
+down:  ## Stop the cloud started by `make up`
+	@scripts/down.sh
+
+build:
+	cargo build --release -p ferrostack
+
+lint:  ## Formatting and clippy, as CI runs them
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+unit:  ## Unit and store tests (SQLite, and PostgreSQL when FERROSTACK_TEST_DATABASE_URL is set)
+	cargo nextest run --workspace --no-fail-fast
+
+e2e:  ## End-to-end tests with the real openstack CLI against a freshly started cloud
+	scripts/e2e.sh
+
+test:  ## Everything CI runs
+	@scripts/test.sh
+
+tempest-identity:  ## Run Tempest's identity API tests against the cloud started by `make up`
+	@scripts/tempest.sh identity
+
+bench-identity:  ## Ferrostack vs Keystone: token issue/validate throughput, latency, memory
+	@scripts/bench-identity.sh

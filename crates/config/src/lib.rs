@@ -1,0 +1,352 @@
+//! Ferrostack configuration.
+//!
+//! One TOML file (every key optional; the defaults are documented on the fields and printed by
+//! `ferrostack config show`), then environment overrides: `FERROSTACK__<SECTION>__<KEY>=value`
+//! (double underscores; the value is parsed as a TOML literal when it is one, else taken as a
+//! string), e.g. `FERROSTACK__API__LISTEN=0.0.0.0:9000`.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Prefix of environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "FERROSTACK__";
+
+/// Errors while loading configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Directory holding the database, keys and service state. Default `/var/lib/ferrostack`.
+    pub state_dir: PathBuf,
+    pub api: ApiConfig,
+    pub database: DatabaseConfig,
+    pub bus: BusConfig,
+    pub log: LogConfig,
+    pub identity: IdentityConfig,
+    pub bootstrap: BootstrapConfig,
+}
+
+/// The HTTP listener shared by all services.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address the single HTTP listener binds. Default `0.0.0.0:8080`.
+    pub listen: String,
+    /// Base URL clients use to reach the listener (catalog endpoints are built from it).
+    /// Default `http://127.0.0.1:8080`.
+    pub public_url: String,
+    /// Largest accepted JSON request body in bytes. Default 1 MiB.
+    pub max_body_bytes: usize,
+    /// Seconds in-flight requests get to finish on shutdown. Default 10.
+    pub shutdown_grace_secs: u64,
+}
+
+/// The relational store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` or `postgres://user:pass@host/db`. Empty (default): SQLite file
+    /// `ferrostack.db` in the state dir.
+    pub url: String,
+    /// Connection pool size. Default 8.
+    pub max_connections: u32,
+}
+
+/// The message bus between services and agents.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BusConfig {
+    /// `in-process` (default; all services in one process) or `amqp` (RabbitMQ; not built yet).
+    pub kind: String,
+    /// AMQP URL when `kind = "amqp"`.
+    pub url: String,
+}
+
+/// Logging.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `tracing` filter, e.g. `info` or `ferrostack_identity=debug`. Default `info`.
+    pub level: String,
+    /// `text` (default) or `json`.
+    pub format: String,
+}
+
+/// Keystone (identity) settings; names follow keystone.conf where one exists.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// Token lifetime in seconds (`[token] expiration`). Default 3600.
+    pub token_expiration: u64,
+    /// Fernet key repository. Empty (default): `fernet-keys` in the state dir.
+    pub fernet_key_repository: PathBuf,
+    /// Keys kept by `fernet-rotate` (`[fernet_tokens] max_active_keys`). Default 3.
+    pub max_active_keys: usize,
+    /// bcrypt cost (`[identity] password_hash_rounds`). Default 12.
+    pub password_hash_rounds: u32,
+    /// Failed authentications before a user is locked out; 0 disables (default, as Keystone).
+    pub lockout_failure_attempts: u32,
+    /// Seconds a locked-out user stays locked. Default 1800.
+    pub lockout_duration: u64,
+    /// Days until a password expires; 0 disables (default).
+    pub password_expires_days: u32,
+    /// Number of previous passwords a new one may not repeat; 0 disables (default).
+    pub unique_last_password_count: u32,
+    /// Days a password must be in use before the user may change it; 0 disables (default).
+    pub minimum_password_age: u32,
+    /// Regular expression a new password must match; empty disables (default).
+    pub password_regex: String,
+    /// Human-readable description of `password_regex`, shown when it does not match.
+    pub password_regex_description: String,
+    /// Operator policy overrides (YAML). Empty (default): `policy.yaml` in the state dir if present.
+    pub policy_file: PathBuf,
+    /// Reject tokens whose scope does not match a rule's scope types (oslo.policy `enforce_scope`).
+    /// Default true, as current Keystone.
+    pub enforce_scope: bool,
+}
+
+/// What `ferrostack up` creates on first start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BootstrapConfig {
+    /// Region of the catalog endpoints. Default `RegionOne`.
+    pub region: String,
+    /// Create the `demo` project and user. Default true.
+    pub demo: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            state_dir: PathBuf::from("/var/lib/ferrostack"),
+            api: ApiConfig::default(),
+            database: DatabaseConfig::default(),
+            bus: BusConfig::default(),
+            log: LogConfig::default(),
+            identity: IdentityConfig::default(),
+            bootstrap: BootstrapConfig::default(),
+        }
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: "0.0.0.0:8080".into(),
+            public_url: "http://127.0.0.1:8080".into(),
+            max_body_bytes: 1 << 20,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: String::new(),
+            max_connections: 8,
+        }
+    }
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        BusConfig {
+            kind: "in-process".into(),
+            url: String::new(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig {
+            token_expiration: 3600,
+            fernet_key_repository: PathBuf::new(),
+            max_active_keys: 3,
+            password_hash_rounds: 12,
+            lockout_failure_attempts: 0,
+            lockout_duration: 1800,
+            password_expires_days: 0,
+            unique_last_password_count: 0,
+            minimum_password_age: 0,
+            password_regex: String::new(),
+            password_regex_description: String::new(),
+            policy_file: PathBuf::new(),
+            enforce_scope: true,
+        }
+    }
+}
+
+impl Default for BootstrapConfig {
+    fn default() -> Self {
+        BootstrapConfig {
+            region: "RegionOne".into(),
+            demo: true,
+        }
+    }
+}
+
+impl Config {
+    /// Loads `path` (if given and present) and applies the environment overrides.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let text = match path {
+            Some(p) if p.exists() => {
+                std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?
+            }
+            _ => String::new(),
+        };
+        Self::from_sources(&text, std::env::vars())
+    }
+
+    /// Builds a configuration from TOML text and `(name, value)` environment pairs.
+    pub fn from_sources(
+        toml_text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut root: toml::Table =
+            toml::from_str(toml_text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        for (name, value) in env {
+            if let Some(path) = name.strip_prefix(ENV_PREFIX) {
+                apply_override(&mut root, path, &value)?;
+            }
+        }
+        let mut config: Config = toml::Value::Table(root)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        config.resolve_paths();
+        Ok(config)
+    }
+
+    /// Fills the path defaults that hang off `state_dir`.
+    fn resolve_paths(&mut self) {
+        if self.database.url.is_empty() {
+            self.database.url = format!(
+                "sqlite://{}",
+                self.state_dir.join("ferrostack.db").display()
+            );
+        }
+        if self.identity.fernet_key_repository.as_os_str().is_empty() {
+            self.identity.fernet_key_repository = self.state_dir.join("fernet-keys");
+        }
+        if self.identity.policy_file.as_os_str().is_empty() {
+            self.identity.policy_file = self.state_dir.join("policy.yaml");
+        }
+    }
+
+    /// The effective configuration as TOML, with passwords in URLs masked.
+    pub fn to_toml_masked(&self) -> String {
+        let mut shown = self.clone();
+        shown.database.url = mask_url_password(&shown.database.url);
+        shown.bus.url = mask_url_password(&shown.bus.url);
+        toml::to_string_pretty(&shown).unwrap_or_default()
+    }
+}
+
+fn apply_override(root: &mut toml::Table, path: &str, value: &str) -> Result<(), ConfigError> {
+    let keys: Vec<String> = path.split("__").map(|k| k.to_ascii_lowercase()).collect();
+    let (last, parents) = keys
+        .split_last()
+        .ok_or_else(|| ConfigError::Invalid(path.into()))?;
+    let mut table = root;
+    for key in parents {
+        let entry = table
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        table = entry.as_table_mut().ok_or_else(|| {
+            ConfigError::Invalid(format!("{ENV_PREFIX}{path}: {key} is not a section"))
+        })?;
+    }
+    let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    table.insert(last.clone(), parsed);
+    Ok(())
+}
+
+/// Replaces the password of `scheme://user:password@host` URLs with `***`.
+pub fn mask_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_resolve_under_state_dir() {
+        let c = Config::from_sources("state_dir = \"/tmp/x\"", Vec::new()).unwrap();
+        assert_eq!(c.database.url, "sqlite:///tmp/x/ferrostack.db");
+        assert_eq!(
+            c.identity.fernet_key_repository,
+            PathBuf::from("/tmp/x/fernet-keys")
+        );
+        assert_eq!(c.api.listen, "0.0.0.0:8080");
+    }
+
+    #[test]
+    fn env_overrides_typed_and_string_values() {
+        let env = vec![
+            (
+                "FERROSTACK__API__LISTEN".to_string(),
+                "127.0.0.1:9".to_string(),
+            ),
+            (
+                "FERROSTACK__IDENTITY__PASSWORD_HASH_ROUNDS".to_string(),
+                "4".to_string(),
+            ),
+            ("OTHER".to_string(), "x".to_string()),
+        ];
+        let c = Config::from_sources("[api]\nlisten = \"1.2.3.4:5\"", env).unwrap();
+        assert_eq!(c.api.listen, "127.0.0.1:9");
+        assert_eq!(c.identity.password_hash_rounds, 4);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = Config::from_sources("[api]\nlisen = 1", Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn masks_url_passwords() {
+        assert_eq!(
+            mask_url_password("postgres://fs:secret@db/fs"),
+            "postgres://fs:***@db/fs"
+        );
+        assert_eq!(mask_url_password("sqlite:///x.db"), "sqlite:///x.db");
+    }
+}

@@ -1,0 +1,182 @@
+//! Assembling and running the services of one process.
+
+use anyhow::Context;
+use ferrostack_api::{ApiContext, Readiness, RootRouter};
+use ferrostack_bus::{InProcessBus, MessageBus};
+use ferrostack_config::Config;
+use ferrostack_identity::Identity;
+use ferrostack_policy::Enforcer;
+use ferrostack_store::Store;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Policy rules of every service, with the operator's `policy.yaml` applied.
+pub fn build_enforcer(config: &Config) -> anyhow::Result<Enforcer> {
+    let mut enforcer = Enforcer::new(config.identity.enforce_scope);
+    enforcer.register(&ferrostack_identity::default_rules())?;
+    let overrides = &config.identity.policy_file;
+    if overrides.exists() {
+        enforcer
+            .load_overrides_file(overrides)
+            .with_context(|| format!("loading {}", overrides.display()))?;
+        tracing::info!(file = %overrides.display(), "policy overrides loaded");
+    }
+    for problem in enforcer.validate() {
+        tracing::warn!(%problem, "policy");
+    }
+    Ok(enforcer)
+}
+
+/// Creates the state directory (0700) and the Fernet keys if missing.
+pub fn fernet_setup(config: &Config) -> anyhow::Result<()> {
+    ensure_private_dir(&config.state_dir)?;
+    if ferrostack_fernet::KeyRepository::setup(&config.identity.fernet_key_repository)? {
+        tracing::info!(dir = %config.identity.fernet_key_repository.display(), "fernet keys created");
+    }
+    Ok(())
+}
+
+fn ensure_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    Ok(())
+}
+
+/// Reads a secret from `state_dir/<name>`, generating it (mode 0600) on first use.
+fn state_secret(config: &Config, name: &str) -> anyhow::Result<String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = config.state_dir.join(name);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return Ok(text.trim().to_string());
+    }
+    let secret = uuid::Uuid::new_v4().simple().to_string();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    file.write_all(secret.as_bytes())?;
+    Ok(secret)
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let store = Store::connect(&config.database.url, config.database.max_connections)
+        .await
+        .with_context(|| {
+            format!(
+                "connecting to {}",
+                ferrostack_config::mask_url_password(&config.database.url)
+            )
+        })?;
+    Ok(store)
+}
+
+fn open_bus(config: &Config) -> anyhow::Result<Arc<dyn MessageBus>> {
+    match config.bus.kind.as_str() {
+        "in-process" => Ok(InProcessBus::new()),
+        other => anyhow::bail!("bus kind {other:?} is not available yet (only \"in-process\")"),
+    }
+}
+
+async fn open_identity(config: &Config) -> anyhow::Result<Arc<Identity>> {
+    fernet_setup(config)?;
+    let store = open_store(config).await?;
+    Identity::open(config.clone(), store, open_bus(config)?).await
+}
+
+/// `ferrostack identity bootstrap`
+pub async fn bootstrap_only(config: Config) -> anyhow::Result<()> {
+    let identity = open_identity(&config).await?;
+    bootstrap(&config, &identity).await
+}
+
+/// `ferrostack db migrate`
+pub async fn migrate_only(config: Config) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    store
+        .migrate("identity", ferrostack_identity::MIGRATIONS)
+        .await?;
+    println!("migrations applied");
+    Ok(())
+}
+
+async fn bootstrap(config: &Config, identity: &Identity) -> anyhow::Result<()> {
+    let input = ferrostack_identity::bootstrap::BootstrapInput {
+        admin_password: state_secret(config, "admin-password")?,
+        demo_password: match config.bootstrap.demo {
+            true => Some(state_secret(config, "demo-password")?),
+            false => None,
+        },
+    };
+    ferrostack_identity::bootstrap::bootstrap(identity, &input)
+        .await
+        .map_err(|e| anyhow::anyhow!("bootstrap: {e}"))
+}
+
+/// Runs every API service on one listener until SIGINT/SIGTERM, then drains in-flight requests.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let enforcer = Arc::new(build_enforcer(&config)?);
+    let identity = open_identity(&config).await?;
+    bootstrap(&config, &identity).await?;
+    let readiness = Readiness::default();
+    let ctx = ApiContext {
+        validator: identity.clone(),
+        enforcer,
+    };
+    let app = RootRouter::new()
+        .mount(
+            "/identity",
+            ferrostack_identity::api::router(identity.clone()),
+        )
+        .finish(ctx, config.api.max_body_bytes, readiness.clone());
+    let listener = tokio::net::TcpListener::bind(&config.api.listen)
+        .await
+        .with_context(|| format!("binding {}", config.api.listen))?;
+    tracing::info!(listen = %config.api.listen, public_url = %config.api.public_url, "ferrostack API ready");
+    readiness.set(true);
+    let grace = Duration::from_secs(config.api.shutdown_grace_secs);
+    let shutdown_readiness = readiness.clone();
+    let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
+    let service = axum::ServiceExt::<axum::extract::Request>::into_make_service(app);
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        shutdown_readiness.set(false);
+        tracing::info!(
+            grace_secs = grace.as_secs(),
+            "shutting down: draining requests"
+        );
+        let _ = drained_tx.send(());
+    });
+    let forced = async move {
+        let _ = drained_rx.await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = server => result?,
+        _ = forced => tracing::warn!("grace period over; closing remaining connections"),
+    }
+    identity.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,599 @@
+//! `/v3/groups` (with membership) and `/v3/users/{user_id}/groups`
+
+use super::{
+    AppState, Pairs, collection_links, enabled_matches, extra_from, links, member, name_matches,
+    new_id, not_found, query_value, with_extra,
+};
+use crate::data::Change;
+use crate::model::*;
+use crate::service::Identity;
+use axum::{
+    Json, Router,
+    extract::Query,
+    extract::{Path, State},
+    http::StatusCode,
+    routing::get,
+};
+use ferrostack_api::{ApiError, Auth, JsonBody, Schema};
+use serde_json::{Value, json};
+use std::sync::{Arc, LazyLock};
+
+pub fn routes() -> Router<Arc<Identity>> {
+    Router::new()
+        .route("/groups", get(list).post(create))
+        .route("/groups/{group_id}", get(show).patch(update).delete(remove))
+        .route("/groups/{group_id}/users", get(list_users))
+        .route(
+            "/groups/{group_id}/users/{user_id}",
+            get(check_member).put(add_member).delete(remove_member),
+        )
+        .route("/users/{user_id}/groups", get(user_groups))
+}
+
+/// Keystone's `_identity_name`.
+const NAME: &str = r#"{"type": "string", "minLength": 1, "maxLength": 255, "pattern": "[\\S]+"}"#;
+
+static CREATE: LazyLock<Schema> = LazyLock::new(|| {
+    let name: Value = serde_json::from_str(NAME).expect("static schema");
+    Schema::new(
+        json!({"type": "object", "required": ["group"], "additionalProperties": false, "properties": {"group": {
+        "type": "object", "required": ["name"],
+        "properties": {
+            "domain_id": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[a-zA-Z0-9-]+$"},
+            "description": {"type": ["string", "null"]},
+            "name": name
+        }}}}),
+    )
+});
+
+static UPDATE: LazyLock<Schema> = LazyLock::new(|| {
+    let name: Value = serde_json::from_str(NAME).expect("static schema");
+    Schema::new(
+        json!({"type": "object", "required": ["group"], "additionalProperties": false, "properties": {"group": {
+        "type": "object", "minProperties": 1,
+        "properties": {"description": {"type": ["string", "null"]}, "name": name}}}}),
+    )
+});
+
+const CORE: &[&str] = &["id", "name", "domain_id", "description", "links"];
+
+/// Keystone's JSON of a group.
+pub fn group_json(identity: &Identity, g: &Group) -> Value {
+    with_extra(
+        json!({
+            "id": g.id, "name": g.name, "domain_id": g.domain_id, "description": g.description,
+            "links": links(identity, &format!("groups/{}", g.id)),
+        }),
+        &g.extra,
+    )
+}
+
+/// The policy target of a group.
+pub fn target(g: &Group) -> Value {
+    json!({"target": {"group": {"id": g.id, "domain_id": g.domain_id, "name": g.name}}})
+}
+
+fn find(identity: &Identity, id: &str) -> Result<Group, ApiError> {
+    identity
+        .read()
+        .groups
+        .get(id)
+        .cloned()
+        .ok_or_else(|| not_found("group", id))
+}
+
+fn conflict(name: &str, domain_id: Option<&str>) -> ApiError {
+    let details = match domain_id {
+        Some(d) => format!("Duplicate entry found with name {name} at domain ID {d}"),
+        None => format!("Duplicate entry found with name {name}"),
+    };
+    ApiError::conflict(format!(
+        "Conflict occurred attempting to store group - {details}."
+    ))
+}
+
+/// `GET /v3/groups`
+async fn list(
+    State(identity): AppState,
+    auth: Auth,
+    Query(query): Pairs,
+) -> Result<Json<Value>, ApiError> {
+    // Keystone's target is the scoping domain of a domain-scoped token, and the list is then
+    // limited to that domain.
+    let scoped_domain = auth.domain.as_ref().map(|d| d.id.clone());
+    let t = match &scoped_domain {
+        Some(d) => json!({"target": {"group": {"domain_id": d}}}),
+        None => json!({}),
+    };
+    auth.enforce("identity:list_groups", &t)?;
+    let domain_filter = query_value(&query, "domain_id");
+    let data = identity.read();
+    let mut groups: Vec<&Group> = data
+        .groups
+        .values()
+        .filter(|g| domain_filter.is_none_or(|d| g.domain_id == d))
+        .filter(|g| scoped_domain.as_ref().is_none_or(|d| *d == g.domain_id))
+        .filter(|g| name_matches(&query, &g.name))
+        .collect();
+    groups.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+    let body: Vec<Value> = groups
+        .into_iter()
+        .map(|g| group_json(&identity, g))
+        .collect();
+    Ok(Json(
+        json!({"groups": body, "links": collection_links(&identity, "groups")}),
+    ))
+}
+
+/// `POST /v3/groups`
+async fn create(
+    State(identity): AppState,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    CREATE.validate(&body)?;
+    let b = member(&body, "group")?;
+    // Keystone enforces on the body as sent (before filling in the domain).
+    auth.enforce("identity:create_group", &json!({"target": {"group": b}}))?;
+    let domain_id = b
+        .get("domain_id")
+        .and_then(Value::as_str)
+        .filter(|d| !d.is_empty())
+        .map(String::from)
+        .or_else(|| auth.domain.as_ref().map(|d| d.id.clone()))
+        .unwrap_or_else(|| "default".into());
+    let group = Group {
+        id: new_id(),
+        name: b["name"].as_str().unwrap_or_default().trim().to_string(),
+        domain_id,
+        description: b
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        extra: extra_from(b, CORE),
+    };
+    {
+        let data = identity.read();
+        if !data.domains.contains_key(&group.domain_id) {
+            return Err(not_found("domain", &group.domain_id));
+        }
+        if data
+            .groups
+            .values()
+            .any(|g| g.domain_id == group.domain_id && g.name == group.name)
+        {
+            return Err(conflict(&group.name, Some(&group.domain_id)));
+        }
+    }
+    identity.write(vec![Change::put(&group)]).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"group": group_json(&identity, &group)})),
+    ))
+}
+
+/// `GET /v3/groups/{group_id}`
+async fn show(
+    State(identity): AppState,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let found = find(&identity, &id);
+    let t = found
+        .as_ref()
+        .map(target)
+        .unwrap_or_else(|_| json!({"target": {}}));
+    auth.enforce("identity:get_group", &t)?;
+    Ok(Json(json!({"group": group_json(&identity, &found?)})))
+}
+
+/// `PATCH /v3/groups/{group_id}`
+async fn update(
+    State(identity): AppState,
+    auth: Auth,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    UPDATE.validate(&body)?;
+    let found = find(&identity, &id);
+    let t = found
+        .as_ref()
+        .map(target)
+        .unwrap_or_else(|_| json!({"target": {}}));
+    auth.enforce("identity:update_group", &t)?;
+    let mut group = found?;
+    let b = member(&body, "group")?;
+    if b.get("id")
+        .is_some_and(|v| !v.is_null() && v.as_str() != Some(id.as_str()))
+    {
+        return Err(ApiError::bad_request("Cannot change ID"));
+    }
+    if let Some(d) = b.get("domain_id")
+        && d.as_str() != Some(group.domain_id.as_str())
+    {
+        return Err(ApiError::bad_request("Cannot change Domain ID"));
+    }
+    if let Some(name) = b.get("name").and_then(Value::as_str) {
+        let name = name.trim();
+        if name != group.name
+            && identity
+                .read()
+                .groups
+                .values()
+                .any(|g| g.domain_id == group.domain_id && g.name == name)
+        {
+            return Err(conflict(name, b.get("domain_id").and_then(Value::as_str)));
+        }
+        group.name = name.to_string();
+    }
+    if let Some(v) = b.get("description") {
+        group.description = v.as_str().unwrap_or_default().to_string();
+    }
+    group.extra.extend(extra_from(b, CORE));
+    identity.write(vec![Change::put(&group)]).await?;
+    Ok(Json(json!({"group": group_json(&identity, &group)})))
+}
+
+/// `DELETE /v3/groups/{group_id}`: the group, its memberships and its role assignments. When it
+/// had assignments, its members' tokens are revoked (Keystone persists a revocation event per
+/// member).
+async fn remove(
+    State(identity): AppState,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let group = find(&identity, &id)?;
+    auth.enforce("identity:delete_group", &target(&group))?;
+    let changes = {
+        let data = identity.read();
+        let mut changes = vec![Change::delete(&group)];
+        let assignments: Vec<&Assignment> = data
+            .assignments
+            .values()
+            .filter(|a| a.actor == Actor::Group(id.clone()))
+            .collect();
+        changes.extend(assignments.iter().map(|a| Change::delete(*a)));
+        let members: Vec<&Membership> = data
+            .memberships
+            .values()
+            .filter(|m| m.group_id == id)
+            .collect();
+        changes.extend(members.iter().map(|m| Change::delete(*m)));
+        if !assignments.is_empty() {
+            changes.extend(
+                members
+                    .iter()
+                    .map(|m| super::users::revoke_user_tokens(&m.user_id)),
+            );
+        }
+        changes
+    };
+    identity.write(changes).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v3/groups/{group_id}/users`
+async fn list_users(
+    State(identity): AppState,
+    auth: Auth,
+    Path(id): Path<String>,
+    Query(query): Pairs,
+) -> Result<Json<Value>, ApiError> {
+    let found = find(&identity, &id);
+    let t = found.as_ref().map(target).unwrap_or_else(|_| json!({}));
+    auth.enforce("identity:list_users_in_group", &t)?;
+    found?;
+    let domain_filter = query_value(&query, "domain_id");
+    let scoped_domain = auth.domain.as_ref().map(|d| d.id.clone());
+    let data = identity.read();
+    let members = data.members_of(&id);
+    let mut users: Vec<&User> = members
+        .iter()
+        .filter_map(|u| data.users.get(u))
+        .filter(|u| domain_filter.is_none_or(|d| u.domain_id == d))
+        .filter(|u| scoped_domain.as_ref().is_none_or(|d| *d == u.domain_id))
+        .filter(|u| name_matches(&query, &u.name) && enabled_matches(&query, u.enabled))
+        .collect();
+    users.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+    let body: Vec<Value> = users
+        .into_iter()
+        .map(|u| super::users::user_json(&identity, u))
+        .collect();
+    Ok(Json(
+        json!({"users": body, "links": collection_links(&identity, &format!("groups/{id}/users"))}),
+    ))
+}
+
+/// The target of the membership calls: the group and the user, those that exist.
+fn membership_target(identity: &Identity, group_id: &str, user_id: &str) -> Value {
+    let data = identity.read();
+    let mut t = serde_json::Map::new();
+    if let Some(g) = data.groups.get(group_id) {
+        t.insert(
+            "group".into(),
+            json!({"id": g.id, "domain_id": g.domain_id, "name": g.name}),
+        );
+    }
+    if let Some(u) = data.users.get(user_id) {
+        t.insert(
+            "user".into(),
+            json!({"id": u.id, "domain_id": u.domain_id, "name": u.name}),
+        );
+    }
+    json!({"target": t, "group_id": group_id, "user_id": user_id})
+}
+
+/// 404 for a missing group, then a missing user (in Keystone's order).
+fn require_group_and_user(
+    identity: &Identity,
+    group_id: &str,
+    user_id: &str,
+) -> Result<(), ApiError> {
+    let data = identity.read();
+    if !data.groups.contains_key(group_id) {
+        return Err(not_found("group", group_id));
+    }
+    if !data.users.contains_key(user_id) {
+        return Err(not_found("user", user_id));
+    }
+    Ok(())
+}
+
+fn not_member(group_id: &str, user_id: &str) -> ApiError {
+    ApiError::not_found(format!("User '{user_id}' not found in group '{group_id}'"))
+}
+
+/// `GET|HEAD /v3/groups/{group_id}/users/{user_id}`: 204 when a member.
+async fn check_member(
+    State(identity): AppState,
+    auth: Auth,
+    Path((group_id, user_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    auth.enforce(
+        "identity:check_user_in_group",
+        &membership_target(&identity, &group_id, &user_id),
+    )?;
+    require_group_and_user(&identity, &group_id, &user_id)?;
+    let m = Membership { group_id, user_id };
+    match identity.read().memberships.contains_key(&m.key()) {
+        true => Ok(StatusCode::NO_CONTENT),
+        false => Err(not_member(&m.group_id, &m.user_id)),
+    }
+}
+
+/// `PUT /v3/groups/{group_id}/users/{user_id}` (idempotent).
+async fn add_member(
+    State(identity): AppState,
+    auth: Auth,
+    Path((group_id, user_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    auth.enforce(
+        "identity:add_user_to_group",
+        &membership_target(&identity, &group_id, &user_id),
+    )?;
+    require_group_and_user(&identity, &group_id, &user_id)?;
+    let m = Membership { group_id, user_id };
+    if !identity.read().memberships.contains_key(&m.key()) {
+        identity.write(vec![Change::put(&m)]).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /v3/groups/{group_id}/users/{user_id}`: also revokes the user's tokens, as Keystone
+/// does (roles are recomputed on validation anyway).
+async fn remove_member(
+    State(identity): AppState,
+    auth: Auth,
+    Path((group_id, user_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    auth.enforce(
+        "identity:remove_user_from_group",
+        &membership_target(&identity, &group_id, &user_id),
+    )?;
+    let m = Membership { group_id, user_id };
+    if !identity.read().memberships.contains_key(&m.key()) {
+        require_group_and_user(&identity, &m.group_id, &m.user_id)?;
+        return Err(not_member(&m.group_id, &m.user_id));
+    }
+    identity
+        .write(vec![
+            Change::delete(&m),
+            super::users::revoke_user_tokens(&m.user_id),
+        ])
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v3/users/{user_id}/groups`
+async fn user_groups(
+    State(identity): AppState,
+    auth: Auth,
+    Path(id): Path<String>,
+    Query(query): Pairs,
+) -> Result<Json<Value>, ApiError> {
+    let user = super::users::find(&identity, &id);
+    let t = user
+        .as_ref()
+        .map(super::users::target)
+        .unwrap_or_else(|_| json!({"target": {}, "user_id": id}));
+    auth.enforce("identity:list_groups_for_user", &t)?;
+    user?;
+    let scoped_domain = auth.domain.as_ref().map(|d| d.id.clone());
+    let data = identity.read();
+    let mut groups: Vec<&Group> = data
+        .groups_of(&id)
+        .iter()
+        .filter_map(|g| data.groups.get(g))
+        .filter(|g| scoped_domain.as_ref().is_none_or(|d| *d == g.domain_id))
+        .filter(|g| name_matches(&query, &g.name))
+        .collect();
+    groups.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+    let body: Vec<Value> = groups
+        .into_iter()
+        .map(|g| {
+            let mut v = group_json(&identity, g);
+            v["membership_expires_at"] = Value::Null;
+            v
+        })
+        .collect();
+    Ok(Json(
+        json!({"groups": body, "links": collection_links(&identity, &format!("users/{id}/groups"))}),
+    ))
+}
+
+/// A real identity service (SQLite store, Fernet keys, bootstrap data) served over HTTP on a
+/// loopback port, for the tests of this module, `catalog` and `app_creds`.
+#[cfg(test)]
+pub(crate) mod harness {
+    use crate::bootstrap::{BootstrapInput, bootstrap};
+    use crate::model::Target;
+    use crate::service::Identity;
+    use ferrostack_api::ApiContext;
+    use ferrostack_fernet::{Scope, TokenPayload, expires_at_from, random_audit_id};
+    use ferrostack_policy::Enforcer;
+    use serde_json::Value;
+    use std::collections::HashMap;
+    use std::io::{Read, Write};
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    pub struct Harness {
+        pub identity: Arc<Identity>,
+        addr: SocketAddr,
+    }
+
+    /// An HTTP response: status, lower-cased headers, JSON body (`Null` when empty).
+    pub struct Reply {
+        pub status: u16,
+        pub headers: HashMap<String, String>,
+        pub body: Value,
+    }
+
+    impl Harness {
+        pub async fn open(name: &str) -> Harness {
+            let dir = std::env::temp_dir().join(format!("ferrostack-identity-{}-{name}-{}", std::process::id(), super::new_id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let keys = dir.join("fernet-keys");
+            ferrostack_fernet::KeyRepository::setup(&keys).unwrap();
+            let mut config = ferrostack_config::Config { state_dir: dir.clone(), ..Default::default() };
+            config.identity.fernet_key_repository = keys;
+            config.identity.password_hash_rounds = 4;
+            let url = ferrostack_store::test_database_url(&format!("identity-{name}"));
+            let store = ferrostack_store::Store::connect(&url, 2).await.unwrap();
+            let identity = Identity::open(config, store, ferrostack_bus::InProcessBus::new()).await.unwrap();
+            let input = BootstrapInput { admin_password: "admin-pw".into(), demo_password: Some("demo-pw".into()) };
+            bootstrap(&identity, &input).await.unwrap();
+            let mut enforcer = Enforcer::new(true);
+            enforcer.register(&crate::default_rules()).unwrap();
+            let ctx = ApiContext { validator: identity.clone(), enforcer: Arc::new(enforcer) };
+            let router = crate::api::router(identity.clone()).layer(axum::Extension(ctx));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+            Harness { identity, addr }
+        }
+
+        pub fn user_id(&self, name: &str) -> String {
+            self.identity.read().user_by_name("default", name).unwrap().id.clone()
+        }
+
+        pub fn project_id(&self, name: &str) -> String {
+            self.identity.read().project_by_name("default", name).unwrap().id.clone()
+        }
+
+        pub fn role_id(&self, name: &str) -> String {
+            self.identity.read().role_by_name(name).unwrap().id.clone()
+        }
+
+        /// A token for `user_id` with `scope`, as a password authentication would give.
+        pub async fn token(&self, user_id: &str, scope: Scope) -> String {
+            let project = match &scope {
+                Scope::Project(p) => Some(p.as_str()),
+                _ => None,
+            };
+            self.identity.wait_past_revocations(user_id, project).await;
+            let payload = TokenPayload {
+                user_id: user_id.to_string(),
+                methods: vec!["password".into()],
+                scope,
+                expires_at: expires_at_from(SystemTime::now(), Duration::from_secs(3600)),
+                audit_ids: vec![random_audit_id()],
+            };
+            self.identity.issue_token(payload).unwrap().0
+        }
+
+        /// The admin's project-scoped token (admin on the `admin` project).
+        pub async fn admin(&self) -> String {
+            self.token(&self.user_id("admin"), Scope::Project(self.project_id("admin"))).await
+        }
+
+        /// The demo user's token (member on the `demo` project).
+        pub async fn demo(&self) -> String {
+            self.token(&self.user_id("demo"), Scope::Project(self.project_id("demo"))).await
+        }
+
+        /// Grants `role` on a project to a user directly.
+        pub async fn grant(&self, user_id: &str, project_id: &str, role: &str) {
+            let a = crate::model::Assignment {
+                actor: crate::model::Actor::User(user_id.into()),
+                target: Target::Project(project_id.into()),
+                role_id: self.role_id(role),
+                inherited: false,
+            };
+            self.identity.write(vec![crate::data::Change::put(&a)]).await.unwrap();
+        }
+
+        /// One HTTP/1.1 request (`path` under `/v3`).
+        pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+            let mut request = format!("{method} /v3{path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+            if let Some(t) = token {
+                request.push_str(&format!("X-Auth-Token: {t}\r\n"));
+            }
+            let text = body.map(|b| b.to_string()).unwrap_or_default();
+            if !text.is_empty() {
+                request.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", text.len()));
+            }
+            request.push_str("\r\n");
+            request.push_str(&text);
+            let addr = self.addr;
+            let raw = tokio::task::spawn_blocking(move || {
+                let mut stream = std::net::TcpStream::connect(addr).unwrap();
+                stream.write_all(request.as_bytes()).unwrap();
+                let mut raw = Vec::new();
+                stream.read_to_end(&mut raw).unwrap();
+                raw
+            })
+            .await
+            .unwrap();
+            let text = String::from_utf8_lossy(&raw).to_string();
+            let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+            let mut lines = head.lines();
+            let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
+            let headers: HashMap<String, String> = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                .collect();
+            let mut payload = rest.to_string();
+            if headers.get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+                payload = dechunk(rest);
+            }
+            let body = serde_json::from_str(&payload).unwrap_or(Value::Null);
+            Reply { status, headers, body }
+        }
+    }
+
+    fn dechunk(mut rest: &str) -> String {
+        let mut out = String::new();
+        while let Some((size, tail)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 || tail.len() < n {
+                break;
+            }
+            out.push_str(&tail[..n]);
+            rest = tail[n..].trim_start_matches("\r\n");
+        }
+        out
+    }
+}

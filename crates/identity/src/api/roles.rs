@@ -1,0 +1,725 @@
+//! `/v3/roles` (with implied roles), `/v3/role_inferences` and the role grants on projects,
+//! domains (with OS-INHERIT) and the system.
+
+use super::{AppState, Pairs, extra_from, links, member, name_matches, new_id, not_found, opt_str, query_value, with_extra};
+use crate::data::{Change, IdentityData};
+use crate::model::*;
+use crate::service::Identity;
+use axum::{
+    Json, Router,
+    extract::{Path, Query, RawQuery, State},
+    http::{Method, StatusCode},
+    routing::get,
+};
+use ferrostack_api::{ApiError, Auth, JsonBody, Schema};
+use serde_json::{Map, Value, json};
+use std::sync::{Arc, LazyLock};
+
+pub fn routes() -> Router<Arc<Identity>> {
+    Router::new()
+        .route("/roles", get(list).post(create))
+        .route("/roles/{role_id}", get(show).patch(update).delete(remove))
+        .route("/roles/{role_id}/implies", get(list_implied))
+        .route(
+            "/roles/{role_id}/implies/{implied_role_id}",
+            get(show_implied).head(check_implied).put(create_implied).delete(delete_implied),
+        )
+        .route("/role_inferences", get(list_inferences))
+        .route("/projects/{project_id}/users/{user_id}/roles", get(list_project_user))
+        .route("/projects/{project_id}/users/{user_id}/roles/{role_id}", get(project_user).put(project_user).delete(project_user))
+        .route("/projects/{project_id}/groups/{group_id}/roles", get(list_project_group))
+        .route("/projects/{project_id}/groups/{group_id}/roles/{role_id}", get(project_group).put(project_group).delete(project_group))
+        .route("/domains/{domain_id}/users/{user_id}/roles", get(list_domain_user))
+        .route("/domains/{domain_id}/users/{user_id}/roles/{role_id}", get(domain_user).put(domain_user).delete(domain_user))
+        .route("/domains/{domain_id}/groups/{group_id}/roles", get(list_domain_group))
+        .route("/domains/{domain_id}/groups/{group_id}/roles/{role_id}", get(domain_group).put(domain_group).delete(domain_group))
+        .route("/OS-INHERIT/domains/{domain_id}/users/{user_id}/roles/inherited_to_projects", get(list_inherited_domain_user))
+        .route(
+            "/OS-INHERIT/domains/{domain_id}/users/{user_id}/roles/{role_id}/inherited_to_projects",
+            get(inherited_domain_user).put(inherited_domain_user).delete(inherited_domain_user),
+        )
+        .route("/OS-INHERIT/domains/{domain_id}/groups/{group_id}/roles/inherited_to_projects", get(list_inherited_domain_group))
+        .route(
+            "/OS-INHERIT/domains/{domain_id}/groups/{group_id}/roles/{role_id}/inherited_to_projects",
+            get(inherited_domain_group).put(inherited_domain_group).delete(inherited_domain_group),
+        )
+        .route(
+            "/OS-INHERIT/projects/{project_id}/users/{user_id}/roles/{role_id}/inherited_to_projects",
+            get(inherited_project_user).put(inherited_project_user).delete(inherited_project_user),
+        )
+        .route(
+            "/OS-INHERIT/projects/{project_id}/groups/{group_id}/roles/{role_id}/inherited_to_projects",
+            get(inherited_project_group).put(inherited_project_group).delete(inherited_project_group),
+        )
+        .route("/system/users/{user_id}/roles", get(list_system_user))
+        .route("/system/users/{user_id}/roles/{role_id}", get(system_user).put(system_user).delete(system_user))
+        .route("/system/groups/{group_id}/roles", get(list_system_group))
+        .route("/system/groups/{group_id}/roles/{role_id}", get(system_group).put(system_group).delete(system_group))
+}
+
+/// Role names that may never be implied (`[assignment] prohibited_implied_role`, Keystone's default).
+const PROHIBITED_IMPLIED_ROLES: &[&str] = &["admin"];
+
+fn role_schema(create: bool) -> Schema {
+    let mut inner = json!({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "[\\S]+"},
+            "description": {"type": ["string", "null"]},
+            "domain_id": {"type": ["string", "null"], "minLength": 1, "maxLength": 64, "pattern": "^[a-zA-Z0-9_-]+$"},
+            "options": {
+                "type": "object",
+                "properties": {"immutable": {"type": ["boolean", "null"]}},
+                "additionalProperties": false
+            }
+        }
+    });
+    if create {
+        inner["required"] = json!(["name"]);
+    } else {
+        inner["minProperties"] = json!(1);
+    }
+    Schema::new(json!({"type": "object", "required": ["role"], "properties": {"role": inner}}))
+}
+
+static CREATE: LazyLock<Schema> = LazyLock::new(|| role_schema(true));
+static UPDATE: LazyLock<Schema> = LazyLock::new(|| role_schema(false));
+
+const CORE: &[&str] = &["id", "name", "domain_id", "description", "options", "links"];
+
+/// Keystone's JSON of a role.
+pub fn role_json(identity: &Identity, r: &Role) -> Value {
+    with_extra(
+        json!({
+            "id": r.id, "name": r.name, "domain_id": r.domain_id, "description": r.description,
+            "options": r.options, "links": links(identity, &format!("roles/{}", r.id)),
+        }),
+        &r.extra,
+    )
+}
+
+/// A role as policy rules see it (`target.role.*`); `domain_id` is null for global roles.
+fn role_target(r: &Role) -> Value {
+    json!({"id": r.id, "name": r.name, "domain_id": r.domain_id, "description": r.description, "options": r.options})
+}
+
+fn find(identity: &Identity, id: &str) -> Result<Role, ApiError> {
+    identity.read().roles.get(id).cloned().ok_or_else(|| not_found("role", id))
+}
+
+/// `{"self": <url with the request's query>, "previous": null, "next": null}`, as Keystone's
+/// `wrap_collection`.
+fn collection_self(identity: &Identity, path: &str, raw_query: Option<&str>) -> Value {
+    let query = raw_query.filter(|q| !q.is_empty()).map(|q| format!("?{q}")).unwrap_or_default();
+    json!({"self": format!("{}/v3/{path}{query}", identity.base_url()), "previous": null, "next": null})
+}
+
+/// Query filters as Keystone hands them to policy (`filter_attr.<name>`).
+fn filter_attrs(query: &[(String, String)], names: &[&str]) -> Value {
+    let mut target = Map::new();
+    for name in names {
+        if let Some(v) = query_value(query, name) {
+            target.insert(format!("filter_attr.{name}"), json!(v));
+        }
+    }
+    Value::Object(target)
+}
+
+fn immutable(r: &Role) -> bool {
+    r.options.get("immutable").and_then(Value::as_bool).unwrap_or(false)
+}
+
+fn conflict(name: &str, domain_id: Option<&str>) -> ApiError {
+    match domain_id {
+        Some(d) => ApiError::conflict(format!(
+            "Conflict occurred attempting to store role - Duplicate entry found with name {name} at domain ID {d}."
+        )),
+        None => ApiError::conflict(format!("Conflict occurred attempting to store role - Duplicate entry found with name {name}.")),
+    }
+}
+
+/// Sets (or, for null, removes) the resource options in `update`.
+fn merge_options(options: &mut Map<String, Value>, update: &Map<String, Value>) {
+    for (k, v) in update {
+        if v.is_null() {
+            options.remove(k);
+        } else {
+            options.insert(k.clone(), v.clone());
+        }
+    }
+}
+
+// ---- /roles ----
+
+async fn list(State(identity): AppState, auth: Auth, Query(query): Pairs, RawQuery(raw): RawQuery) -> Result<Json<Value>, ApiError> {
+    let domain_filter = query_value(&query, "domain_id").filter(|d| !d.is_empty());
+    let action = if domain_filter.is_some() { "identity:list_domain_roles" } else { "identity:list_roles" };
+    auth.enforce(action, &filter_attrs(&query, &["name", "domain_id"]))?;
+    let data = identity.read();
+    let mut roles: Vec<&Role> = data
+        .roles
+        .values()
+        // Without a domain filter only global roles are listed.
+        .filter(|r| r.domain_id.as_deref() == domain_filter)
+        .filter(|r| name_matches(&query, &r.name))
+        .collect();
+    roles.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+    let body: Vec<Value> = roles.into_iter().map(|r| role_json(&identity, r)).collect();
+    Ok(Json(json!({"roles": body, "links": collection_self(&identity, "roles", raw.as_deref())})))
+}
+
+async fn show(State(identity): AppState, auth: Auth, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let found = find(&identity, &id);
+    match &found {
+        Ok(r) if r.domain_id.is_some() => auth.enforce("identity:get_domain_role", &json!({"target": {"role": role_target(r)}}))?,
+        Ok(r) => auth.enforce("identity:get_role", &json!({"target": {"role": role_target(r)}}))?,
+        Err(_) => auth.enforce("identity:get_role", &json!({"target": {"role": {"id": id}}}))?,
+    }
+    Ok(Json(json!({"role": role_json(&identity, &found?)})))
+}
+
+async fn create(State(identity): AppState, auth: Auth, JsonBody(body): JsonBody) -> Result<(StatusCode, Json<Value>), ApiError> {
+    CREATE.validate(&body)?;
+    let b = member(&body, "role")?;
+    let domain_id = opt_str(b, "domain_id");
+    if domain_id.is_some() {
+        auth.enforce("identity:create_domain_role", &json!({"target": {"role": b}}))?;
+    } else {
+        auth.enforce("identity:create_role", &json!({}))?;
+    }
+    let mut options = Map::new();
+    if let Some(o) = b.get("options").and_then(Value::as_object) {
+        merge_options(&mut options, o);
+    }
+    let role = Role {
+        id: new_id(),
+        name: b["name"].as_str().unwrap_or_default().to_string(),
+        domain_id,
+        description: opt_str(b, "description"),
+        options,
+        extra: extra_from(b, CORE),
+    };
+    {
+        let data = identity.read();
+        if let Some(d) = &role.domain_id
+            && !data.domains.contains_key(d)
+        {
+            return Err(not_found("domain", d));
+        }
+        if data.roles.values().any(|r| r.name == role.name && r.domain_id == role.domain_id) {
+            return Err(conflict(&role.name, role.domain_id.as_deref()));
+        }
+    }
+    identity.write(vec![Change::put(&role)]).await?;
+    Ok((StatusCode::CREATED, Json(json!({"role": role_json(&identity, &role)}))))
+}
+
+async fn update(State(identity): AppState, auth: Auth, Path(id): Path<String>, JsonBody(body): JsonBody) -> Result<Json<Value>, ApiError> {
+    let found = find(&identity, &id);
+    match &found {
+        Ok(r) if r.domain_id.is_some() => auth.enforce("identity:update_domain_role", &json!({"target": {"role": role_target(r)}}))?,
+        Ok(r) => auth.enforce("identity:update_role", &json!({"target": {"role": role_target(r)}}))?,
+        Err(_) => auth.enforce("identity:update_role", &json!({"target": {"role": {"id": id}}}))?,
+    }
+    let mut role = found?;
+    UPDATE.validate(&body)?;
+    let b = member(&body, "role")?;
+    if b.get("id").is_some_and(|v| !v.is_null() && v.as_str() != Some(id.as_str())) {
+        return Err(ApiError::bad_request("Cannot change ID"));
+    }
+    if immutable(&role) {
+        // Only `{"options": {"immutable": false|null}}` may touch an immutable role.
+        let unlocks = b.as_object().is_some_and(|m| m.len() == 1)
+            && b.get("options").and_then(|o| o.get("immutable")).is_some_and(|v| v.is_null() || *v == json!(false));
+        if !unlocks {
+            return Err(ApiError::forbidden(format!(
+                "Unable to update immutable role resource: `{id}. Set resource option \"immutable\" to false first."
+            )));
+        }
+    }
+    if b.get("domain_id").is_some_and(|d| d.as_str() != role.domain_id.as_deref()) {
+        return Err(ApiError::bad_request("Update of `domain_id` is not allowed."));
+    }
+    if let Some(name) = b.get("name").and_then(Value::as_str) {
+        let taken = identity.read().roles.values().any(|r| r.id != role.id && r.name == name && r.domain_id == role.domain_id);
+        if taken {
+            return Err(conflict(name, b.get("domain_id").and_then(Value::as_str)));
+        }
+        role.name = name.to_string();
+    }
+    if let Some(v) = b.get("description") {
+        role.description = v.as_str().map(String::from);
+    }
+    if let Some(o) = b.get("options").and_then(Value::as_object) {
+        merge_options(&mut role.options, o);
+    }
+    role.extra.extend(extra_from(b, CORE));
+    identity.write(vec![Change::put(&role)]).await?;
+    Ok(Json(json!({"role": role_json(&identity, &role)})))
+}
+
+/// Deletes a role with its grants and implication rules; application credentials of users who
+/// held it directly on a project go too (Keystone's `REMOVE_APP_CREDS_FOR_USER`).
+async fn remove(State(identity): AppState, auth: Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    let found = find(&identity, &id);
+    match &found {
+        Ok(r) if r.domain_id.is_some() => auth.enforce("identity:delete_domain_role", &json!({"target": {"role": role_target(r)}}))?,
+        Ok(r) => auth.enforce("identity:delete_role", &json!({"target": {"role": role_target(r)}}))?,
+        Err(_) => auth.enforce("identity:delete_role", &json!({"target": {"role": {"id": id}}}))?,
+    }
+    let role = found?;
+    if immutable(&role) {
+        return Err(ApiError::forbidden(format!(
+            "Unable to delete immutable role resource: `{id}. Set resource option \"immutable\" to false first."
+        )));
+    }
+    let changes = role_deletion(&identity.read(), &role);
+    identity.write(changes).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Everything deleting `role` removes.
+fn role_deletion(data: &IdentityData, role: &Role) -> Vec<Change> {
+    let mut changes = vec![Change::delete(role)];
+    let grants: Vec<&Assignment> = data.assignments.values().filter(|a| a.role_id == role.id).collect();
+    changes.extend(grants.iter().map(|a| Change::delete(*a)));
+    changes.extend(
+        data.implied.values().filter(|r| r.prior_role_id == role.id || r.implied_role_id == role.id).map(Change::delete),
+    );
+    let holders: Vec<(&str, &str)> = grants
+        .iter()
+        .filter_map(|a| match (&a.actor, &a.target) {
+            (Actor::User(u), Target::Project(p)) => Some((u.as_str(), p.as_str())),
+            _ => None,
+        })
+        .collect();
+    changes.extend(
+        data.app_creds
+            .values()
+            .filter(|c| holders.contains(&(c.user_id.as_str(), c.project_id.as_str())))
+            .map(Change::delete),
+    );
+    changes
+}
+
+// ---- implied roles ----
+
+fn prior_role_json(identity: &Identity, r: &Role) -> Value {
+    json!({"id": r.id, "links": links(identity, &format!("roles/{}", r.id)), "name": r.name})
+}
+
+/// The policy target of the implied-role calls (Keystone's `prior_role` / `implied_role`).
+fn inference_target(data: &IdentityData, prior: &str, implied: Option<&str>) -> Value {
+    let role = |id: &str| data.roles.get(id).map(role_target).unwrap_or_else(|| json!({"id": id}));
+    let mut target = json!({"prior_role": role(prior)});
+    let mut top = json!({"prior_role_id": prior});
+    if let Some(i) = implied {
+        target["implied_role"] = role(i);
+        top["implied_role_id"] = json!(i);
+    }
+    top["target"] = target;
+    top
+}
+
+/// Whether `prior` implying `implied` would close a cycle of implications (including a role
+/// implying itself).
+fn would_cycle(data: &IdentityData, prior: &str, implied: &str) -> bool {
+    prior == implied || data.implied_by(implied).iter().any(|r| r == prior)
+}
+
+/// Keystone's checks on a new implication (`RoleManager.create_implied_role`) plus a refusal of
+/// cycles; every refusal is Keystone's `InvalidImpliedRole` (403).
+fn check_new_implication(data: &IdentityData, prior: &str, implied: &str) -> Result<(), ApiError> {
+    let prior_role = data.roles.get(prior).ok_or_else(|| not_found("role", prior))?;
+    let implied_role = data.roles.get(implied).ok_or_else(|| not_found("role", implied))?;
+    let invalid = || ApiError::forbidden(format!("{implied} cannot be an implied roles."));
+    if PROHIBITED_IMPLIED_ROLES.contains(&implied_role.name.as_str()) {
+        return Err(invalid());
+    }
+    // A global role cannot imply a domain-specific role.
+    if prior_role.domain_id.is_none() && implied_role.domain_id.is_some() {
+        return Err(invalid());
+    }
+    if would_cycle(data, prior, implied) {
+        return Err(invalid());
+    }
+    if data.implied.values().any(|r| r.prior_role_id == prior && r.implied_role_id == implied) {
+        return Err(ApiError::conflict("Conflict occurred attempting to store implied_role - Duplicate entry."));
+    }
+    Ok(())
+}
+
+/// `{"role_inference": {"prior_role": ..., "implies": <implied>}, "links": ...}` for one rule.
+fn inference_json(identity: &Identity, prior: &str, implied: &str) -> Result<Value, ApiError> {
+    let data = identity.read();
+    if !data.implied.values().any(|r| r.prior_role_id == prior && r.implied_role_id == implied) {
+        return Err(ApiError::not_found(format!("{prior} does not imply {implied}.")));
+    }
+    let implied_role = data.roles.get(implied).ok_or_else(|| not_found("role", implied))?;
+    let prior_role = data.roles.get(prior).ok_or_else(|| not_found("role", prior))?;
+    Ok(json!({
+        "role_inference": {"prior_role": prior_role_json(identity, prior_role), "implies": prior_role_json(identity, implied_role)},
+        "links": links(identity, &format!("roles/{prior}/implies/{implied}")),
+    }))
+}
+
+async fn list_implied(State(identity): AppState, auth: Auth, Path(prior): Path<String>) -> Result<Json<Value>, ApiError> {
+    auth.enforce("identity:list_implied_roles", &inference_target(&identity.read(), &prior, None))?;
+    let data = identity.read();
+    let prior_role = data.roles.get(&prior).ok_or_else(|| not_found("role", &prior))?;
+    let mut implied: Vec<&Role> =
+        data.implied.values().filter(|r| r.prior_role_id == prior).filter_map(|r| data.roles.get(&r.implied_role_id)).collect();
+    implied.sort_by(|a, b| a.name.cmp(&b.name));
+    let implies: Vec<Value> = implied.into_iter().map(|r| prior_role_json(&identity, r)).collect();
+    Ok(Json(json!({
+        "role_inference": {"prior_role": prior_role_json(&identity, prior_role), "implies": implies},
+        "links": links(&identity, &format!("roles/{prior}/implies")),
+    })))
+}
+
+async fn show_implied(State(identity): AppState, auth: Auth, Path((prior, implied)): Path<(String, String)>) -> Result<Json<Value>, ApiError> {
+    auth.enforce("identity:get_implied_role", &inference_target(&identity.read(), &prior, Some(&implied)))?;
+    {
+        let data = identity.read();
+        data.roles.get(&prior).ok_or_else(|| not_found("role", &prior))?;
+        data.roles.get(&implied).ok_or_else(|| not_found("role", &implied))?;
+    }
+    Ok(Json(inference_json(&identity, &prior, &implied)?))
+}
+
+/// `HEAD /roles/{prior}/implies/{implied}`: 204 (not 200) as Keystone answers.
+async fn check_implied(State(identity): AppState, auth: Auth, Path((prior, implied)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
+    let target = inference_target(&identity.read(), &prior, Some(&implied));
+    auth.enforce("identity:check_implied_role", &target)?;
+    auth.enforce("identity:get_implied_role", &target)?;
+    {
+        let data = identity.read();
+        data.roles.get(&prior).ok_or_else(|| not_found("role", &prior))?;
+        data.roles.get(&implied).ok_or_else(|| not_found("role", &implied))?;
+    }
+    inference_json(&identity, &prior, &implied)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn create_implied(
+    State(identity): AppState,
+    auth: Auth,
+    Path((prior, implied)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    auth.enforce("identity:create_implied_role", &inference_target(&identity.read(), &prior, Some(&implied)))?;
+    check_new_implication(&identity.read(), &prior, &implied)?;
+    let rule = ImpliedRole { prior_role_id: prior.clone(), implied_role_id: implied.clone() };
+    identity.write(vec![Change::put(&rule)]).await?;
+    Ok((StatusCode::CREATED, Json(inference_json(&identity, &prior, &implied)?)))
+}
+
+async fn delete_implied(State(identity): AppState, auth: Auth, Path((prior, implied)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
+    auth.enforce("identity:delete_implied_role", &inference_target(&identity.read(), &prior, Some(&implied)))?;
+    let rule = {
+        let data = identity.read();
+        data.roles.get(&prior).ok_or_else(|| not_found("role", &prior))?;
+        data.roles.get(&implied).ok_or_else(|| not_found("role", &implied))?;
+        data.implied
+            .values()
+            .find(|r| r.prior_role_id == prior && r.implied_role_id == implied)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(format!("{prior} does not imply {implied}.")))?
+    };
+    identity.write(vec![Change::delete(&rule)]).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /role_inferences`: every rule, grouped by prior role.
+async fn list_inferences(State(identity): AppState, auth: Auth) -> Result<Json<Value>, ApiError> {
+    auth.enforce("identity:list_role_inference_rules", &json!({}))?;
+    let data = identity.read();
+    let mut priors: Vec<&Role> = data.implied.values().filter_map(|r| data.roles.get(&r.prior_role_id)).collect();
+    priors.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+    priors.dedup_by(|a, b| a.id == b.id);
+    let inferences: Vec<Value> = priors
+        .into_iter()
+        .map(|prior| {
+            let mut implied: Vec<&Role> = data
+                .implied
+                .values()
+                .filter(|r| r.prior_role_id == prior.id)
+                .filter_map(|r| data.roles.get(&r.implied_role_id))
+                .collect();
+            implied.sort_by(|a, b| a.name.cmp(&b.name));
+            let implies: Vec<Value> = implied.into_iter().map(|r| prior_role_json(&identity, r)).collect();
+            json!({"prior_role": prior_role_json(&identity, prior), "implies": implies})
+        })
+        .collect();
+    Ok(Json(json!({"role_inferences": inferences})))
+}
+
+// ---- grants ----
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GrantOp {
+    Check,
+    Create,
+    Revoke,
+}
+
+impl GrantOp {
+    fn of(method: &Method) -> GrantOp {
+        match *method {
+            Method::PUT => GrantOp::Create,
+            Method::DELETE => GrantOp::Revoke,
+            _ => GrantOp::Check,
+        }
+    }
+}
+
+fn grant_action(op: GrantOp, actor: &Actor, target: &Target) -> &'static str {
+    match (target, actor, op) {
+        (Target::System, Actor::User(_), GrantOp::Check) => "identity:check_system_grant_for_user",
+        (Target::System, Actor::User(_), GrantOp::Create) => "identity:create_system_grant_for_user",
+        (Target::System, Actor::User(_), GrantOp::Revoke) => "identity:revoke_system_grant_for_user",
+        (Target::System, Actor::Group(_), GrantOp::Check) => "identity:check_system_grant_for_group",
+        (Target::System, Actor::Group(_), GrantOp::Create) => "identity:create_system_grant_for_group",
+        (Target::System, Actor::Group(_), GrantOp::Revoke) => "identity:revoke_system_grant_for_group",
+        (_, _, GrantOp::Check) => "identity:check_grant",
+        (_, _, GrantOp::Create) => "identity:create_grant",
+        (_, _, GrantOp::Revoke) => "identity:revoke_grant",
+    }
+}
+
+/// Keystone's grant policy target: `target.role`, `target.user`/`target.group` and
+/// `target.project`/`target.domain` (each `{}` when it does not exist), with the path arguments
+/// at the top level.
+fn grant_target(data: &IdentityData, actor: &Actor, target: &Target, role_id: Option<&str>) -> Value {
+    let mut t = Map::new();
+    let mut top = Map::new();
+    if let Some(r) = role_id {
+        t.insert("role".into(), data.roles.get(r).map(role_target).unwrap_or_else(|| json!({})));
+        top.insert("role_id".into(), json!(r));
+    }
+    match actor {
+        Actor::User(u) => {
+            let user = data.users.get(u).map(|u| json!({"id": u.id, "name": u.name, "domain_id": u.domain_id, "enabled": u.enabled}));
+            t.insert("user".into(), user.unwrap_or_else(|| json!({})));
+            top.insert("user_id".into(), json!(u));
+        }
+        Actor::Group(g) => {
+            let group = data.groups.get(g).map(|g| json!({"id": g.id, "name": g.name, "domain_id": g.domain_id}));
+            t.insert("group".into(), group.unwrap_or_else(|| json!({})));
+            top.insert("group_id".into(), json!(g));
+        }
+    }
+    match target {
+        Target::Project(p) => {
+            let project = data.projects.get(p).map(|p| json!({"id": p.id, "name": p.name, "domain_id": p.domain_id, "parent_id": p.parent_id}));
+            t.insert("project".into(), project.unwrap_or_else(|| json!({})));
+            top.insert("project_id".into(), json!(p));
+        }
+        Target::Domain(d) => {
+            let domain = data.domains.get(d).map(|d| json!({"id": d.id, "name": d.name, "enabled": d.enabled}));
+            t.insert("domain".into(), domain.unwrap_or_else(|| json!({})));
+            top.insert("domain_id".into(), json!(d));
+        }
+        Target::System => {}
+    }
+    top.insert("target".into(), Value::Object(t));
+    Value::Object(top)
+}
+
+/// Checks that the actor (404), target (404) exist, in Keystone's order.
+fn check_actor_and_target(data: &IdentityData, actor: &Actor, target: &Target, actor_must_exist: bool) -> Result<(), ApiError> {
+    if actor_must_exist {
+        match actor {
+            Actor::User(u) if !data.users.contains_key(u) => return Err(not_found("user", u)),
+            Actor::Group(g) if !data.groups.contains_key(g) => return Err(not_found("group", g)),
+            _ => {}
+        }
+    }
+    match target {
+        Target::Project(p) if !data.projects.contains_key(p) => Err(not_found("project", p)),
+        Target::Domain(d) if !data.domains.contains_key(d) => Err(not_found("domain", d)),
+        _ => Ok(()),
+    }
+}
+
+/// Keystone's `RoleAssignmentNotFound`.
+fn assignment_not_found(a: &Assignment) -> ApiError {
+    let actor = match &a.actor {
+        Actor::User(id) | Actor::Group(id) => id.as_str(),
+    };
+    let target = match &a.target {
+        Target::Project(id) | Target::Domain(id) => id.as_str(),
+        Target::System => "system",
+    };
+    ApiError::not_found(format!(
+        "Could not find role assignment with role: {}, user or group: {actor}, project, domain, or system: {target}.",
+        a.role_id
+    ))
+}
+
+/// Validates a grant operation against the data: the role, actor and target exist (a revoke
+/// tolerates a vanished actor, as Keystone), a domain-specific role is granted only within its
+/// domain and never on the system, and a checked or revoked grant exists.
+fn validate_grant(data: &IdentityData, a: &Assignment, op: GrantOp) -> Result<(), ApiError> {
+    let role = data.roles.get(&a.role_id).ok_or_else(|| not_found("role", &a.role_id))?;
+    check_actor_and_target(data, &a.actor, &a.target, op != GrantOp::Revoke)?;
+    if op == GrantOp::Create {
+        match (&a.target, &role.domain_id) {
+            (Target::Project(p), Some(rd)) if data.projects.get(p).is_some_and(|p| &p.domain_id != rd) => {
+                return Err(ApiError::forbidden(format!(
+                    "Project {p} must be in the same domain as the role {} being assigned.",
+                    a.role_id
+                )));
+            }
+            (Target::Domain(d), Some(rd)) if d != rd => {
+                return Err(ApiError::forbidden(format!("Domain {d} must be the domain of the role {} being assigned.", a.role_id)));
+            }
+            (Target::System, Some(_)) => {
+                return Err(ApiError::bad_request(format!(
+                    "Role {} is a domain-specific role. Unable to use a domain-specific role in a system assignment.",
+                    a.role_id
+                )));
+            }
+            _ => {}
+        }
+    } else if !data.assignments.contains_key(&a.key()) {
+        return Err(assignment_not_found(a));
+    }
+    Ok(())
+}
+
+/// Check (GET/HEAD), create (PUT) or revoke (DELETE) one grant; 204 in every case.
+async fn grant(identity: &Identity, auth: &Auth, method: &Method, assignment: Assignment) -> Result<StatusCode, ApiError> {
+    let op = GrantOp::of(method);
+    let policy = grant_target(&identity.read(), &assignment.actor, &assignment.target, Some(&assignment.role_id));
+    auth.enforce(grant_action(op, &assignment.actor, &assignment.target), &policy)?;
+    let exists = {
+        let data = identity.read();
+        validate_grant(&data, &assignment, op)?;
+        data.assignments.contains_key(&assignment.key())
+    };
+    match op {
+        GrantOp::Check => {}
+        // Granting an existing assignment again is silently accepted.
+        GrantOp::Create if exists => {}
+        GrantOp::Create => identity.write(vec![Change::put(&assignment)]).await?,
+        // Token roles are computed from the live data, so a revocation takes effect at once.
+        GrantOp::Revoke => identity.write(vec![Change::delete(&assignment)]).await?,
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The roles granted to an actor on a target (`{"roles": [...], "links": ...}`).
+async fn list_grants(
+    identity: &Identity,
+    auth: &Auth,
+    actor: Actor,
+    target: Target,
+    inherited: bool,
+    path: &str,
+    raw_query: Option<&str>,
+) -> Result<Json<Value>, ApiError> {
+    let action = match (&target, &actor) {
+        (Target::System, Actor::User(_)) => "identity:list_system_grants_for_user",
+        (Target::System, Actor::Group(_)) => "identity:list_system_grants_for_group",
+        _ => "identity:list_grants",
+    };
+    auth.enforce(action, &grant_target(&identity.read(), &actor, &target, None))?;
+    let data = identity.read();
+    check_actor_and_target(&data, &actor, &target, true)?;
+    let mut roles: Vec<&Role> = data
+        .assignments
+        .values()
+        .filter(|a| a.actor == actor && a.target == target && a.inherited == inherited)
+        .filter_map(|a| data.roles.get(&a.role_id))
+        .collect();
+    roles.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+    let body: Vec<Value> = roles.into_iter().map(|r| role_json(identity, r)).collect();
+    Ok(Json(json!({"roles": body, "links": collection_self(identity, path, raw_query)})))
+}
+
+fn assignment(actor: Actor, target: Target, role_id: String, inherited: bool) -> Assignment {
+    Assignment { actor, target, role_id, inherited }
+}
+
+type Ids2 = Path<(String, String)>;
+type Ids3 = Path<(String, String, String)>;
+
+async fn project_user(State(identity): AppState, auth: Auth, method: Method, Path((p, u, r)): Ids3) -> Result<StatusCode, ApiError> {
+    grant(&identity, &auth, &method, assignment(Actor::User(u), Target::Project(p), r, false)).await
+}
+
+async fn project_group(State(identity): AppState, auth: Auth, method: Method, Path((p, g, r)): Ids3) -> Result<StatusCode, ApiError> {
+    grant(&identity, &auth, &method, assignment(Actor::Group(g), Target::Project(p), r, false)).await
+}
+
+async fn domain_user(State(identity): AppState, auth: Auth, method: Method, Path((d, u, r)): Ids3) -> Result<StatusCode, ApiError> {
+    grant(&identity, &auth, &method, assignment(Actor::User(u), Target::Domain(d), r, false)).await
+}
+
+async fn domain_group(State(identity): AppState, auth: Auth, method: Method, Path((d, g, r)): Ids3) -> Result<StatusCode, ApiError> {
+    grant(&identity, &auth, &method, assignment(Actor::Group(g), Target::Domain(d), r, false)).await
+}
+
+async fn inherited_project_user(State(identity): AppState, auth: Auth, method: Method, Path((p, u, r)): Ids3) -> Result<StatusCode, ApiError> {
+    grant(&identity, &auth, &method, assignment(Actor::User(u), Target::Project(p), r, true)).await
+}
+
+async fn inherited_project_group(State(identity): AppState, auth: Auth, method: Method, Path((p, g, r)): Ids3) -> Result<StatusCode, ApiError> {
+    grant(&identity, &auth, &method, assignment(Actor::Group(g), Target::Project(p), r, true)).await
+}
+
+async fn inherited_domain_user(State(identity): AppState, auth: Auth, method: Method, Path((d, u, r)): Ids3) -> Result<StatusCode, ApiError> {
+    grant(&identity, &auth, &method, assignment(Actor::User(u), Target::Domain(d), r, true)).await
+}
+
+async fn inherited_domain_group(State(identity): AppState, auth: Auth, method: Method, Path((d, g, r)): Ids3) -> Result<StatusCode, ApiError> {
+    grant(&identity, &auth, &method, assignment(Actor::Group(g), Target::Domain(d), r, true)).await
+}
+
+async fn system_user(State(identity): AppState, auth: Auth, method: Method, Path((u, r)): Ids2) -> Result<StatusCode, ApiError> {
+    grant(&identity, &auth, &method, assignment(Actor::User(u), Target::System, r, false)).await
+}
+
+async fn system_group(State(identity): AppState, auth: Auth, method: Method, Path((g, r)): Ids2) -> Result<StatusCode, ApiError> {
+    grant(&identity, &auth, &method, assignment(Actor::Group(g), Target::System, r, false)).await
+}
+
+async fn list_project_user(State(identity): AppState, auth: Auth, Path((p, u)): Ids2, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
+    let path = format!("projects/{p}/users/{u}/roles");
+    list_grants(&identity, &auth, Actor::User(u), Target::Project(p), false, &path, q.as_deref()).await
+}
+
+async fn list_project_group(State(identity): AppState, auth: Auth, Path((p, g)): Ids2, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
+    let path = format!("projects/{p}/groups/{g}/roles");
+    list_grants(&identity, &auth, Actor::Group(g), Target::Project(p), false, &path, q.as_deref()).await
+}
+
+async fn list_domain_user(State(identity): AppState, auth: Auth, Path((d, u)): Ids2, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
+    let path = format!("domains/{d}/users/{u}/roles");
+    list_grants(&identity, &auth, Actor::User(u), Target::Domain(d), false, &path, q.as_deref()).await
+}
+
+async fn list_domain_group(State(identity): AppState, auth: Auth, Path((d, g)): Ids2, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
+    let path = format!("domains/{d}/groups/{g}/roles");
+    list_grants(&identity, &auth, Actor::Group(g), Target::Domain(d), false, &path, q.as_deref()).await
+}
+
+async fn list_inherited_domain_user(State(identity): AppState, auth: Auth, Path((d, u)): Ids2, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
+    let path = format!("OS-INHERIT/domains/{d}/users/{u}/roles/inherited_to_projects");
+    list_grants(&identity, &auth, Actor::User(u), Target::Domain(d), true, &path, q.as_deref()).await
+}
+
+async fn list_inherited_domain_group(State(identity): AppState, auth: Auth, Path((d, g)): Ids2, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
+    let path = format!("OS-INHERIT/domains/{d}/groups/{g}/roles/inherited_to_projects");
+    list_grants(&identity, &auth, Actor::Group(g), Target::Domain(d), true, &path, q.as_deref()).await
+}
+
+async fn list_system_user(State(identity): AppState, auth: Auth, Path(u): Path<String>, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
+    let path = format!("system/users/{u}/roles");
+    list_grants(&identity, &auth, Actor::User(u), Target::System, false, &path, q.as_deref()).await
+}
+
+async fn list_system_group(State(identity): AppState, auth: Auth, Path(g): Path<String>, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
+    let path = format!("system/groups/{g}/roles");
+    list_grants(&identity, &auth, Actor::Group(g), Target::System, false, &path, q.as_deref()).await
+}

@@ -1,0 +1,51 @@
+//! Keystone v3 (identity) for Ferrostack.
+//!
+//! The whole identity data set lives in memory ([`data`]) and is written through to the store;
+//! tokens are Keystone-compatible Fernet tokens ([`tokens`]); every route is checked against
+//! Keystone's default policy ([`policies`]), which operators override in `policy.yaml`.
+
+pub mod api;
+pub mod bootstrap;
+pub mod data;
+pub mod model;
+pub mod password;
+pub mod policies;
+pub mod resolve;
+pub mod service;
+pub mod tokens;
+
+pub use service::Identity;
+
+use ferrostack_store::Migration;
+
+/// The identity service's migrations.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sql: include_str!("../migrations/0001_init.sql"),
+}];
+
+/// Every default policy rule of the identity service.
+pub fn default_rules() -> Vec<ferrostack_policy::RuleDefault> {
+    policies::BASE_RULES
+        .iter()
+        .chain(policies::IDENTITY_RULES.iter())
+        .copied()
+        .collect()
+}
+
+/// Formats a time as stored and shown (`2026-11-22T15:39:32.000000Z`).
+pub fn format_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// The in-process token validator handed to every service.
+#[async_trait::async_trait]
+impl ferrostack_api::TokenValidator for Identity {
+    async fn validate(
+        &self,
+        token: &str,
+    ) -> Result<std::sync::Arc<ferrostack_api::AuthContext>, ferrostack_api::ApiError> {
+        self.validate_token(token)
+    }
+}

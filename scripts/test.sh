@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# make test: lint, unit tests (SQLite), store tests on PostgreSQL when one is reachable, e2e.
+source "$(dirname "$0")/lib.sh"
+cd "$(dirname "$0")/.."
+ensure_rust
+ensure_venv
+
+step "Formatting and clippy"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "Unit tests (SQLite store)"
+cargo nextest run --workspace --no-fail-fast
+
+if [[ -n ${FERROSTACK_TEST_DATABASE_URL:-} ]]; then
+  step "Store tests on PostgreSQL"
+  cargo nextest run --no-fail-fast -p ferrostack-store -p ferrostack-identity
+else
+  note "FERROSTACK_TEST_DATABASE_URL unset: PostgreSQL store tests skipped (.ci/run sets it)"
+fi
+
+step "End-to-end tests (real openstack CLI)"
+scripts/e2e.sh

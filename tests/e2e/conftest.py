@@ -1,0 +1,153 @@
+"""E2E fixtures: a freshly started Ferrostack (own state dir, free port) and the real CLI."""
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+import uuid
+
+import pytest
+import yaml
+
+BINARY = os.environ.get("FERROSTACK_BIN", "ferrostack")
+OPENSTACK = os.environ.get("OPENSTACK_CLI", "openstack")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Cloud:
+    """A running Ferrostack and a clouds.yaml pointing at it."""
+
+    def __init__(self, root):
+        self.root = root
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.state = os.path.join(root, "state")
+        self.config = os.path.join(root, "ferrostack.toml")
+        self.clouds_yaml = os.path.join(root, "clouds.yaml")
+        with open(self.config, "w") as f:
+            f.write(
+                f'state_dir = "{self.state}"\n[api]\nlisten = "127.0.0.1:{self.port}"\n'
+                f'public_url = "{self.url}"\n[identity]\npassword_hash_rounds = 4\n'
+            )
+        self.log = open(os.path.join(root, "ferrostack.log"), "w")
+        env = dict(os.environ, FERROSTACK_CONFIG=self.config)
+        self.proc = subprocess.Popen([BINARY, "up"], stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        self._wait_ready()
+        self.admin_password = open(os.path.join(self.state, "admin-password")).read().strip()
+        self.demo_password = open(os.path.join(self.state, "demo-password")).read().strip()
+        self.clouds = {}
+        self.add_cloud("ferrostack", "admin", self.admin_password, "admin")
+        self.add_cloud("ferrostack-demo", "demo", self.demo_password, "demo")
+
+    def _wait_ready(self):
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ferrostack exited: see {self.log.name}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("ferrostack did not become ready")
+
+    def add_cloud(self, name, user, password, project=None, **extra_auth):
+        auth = {
+            "auth_url": self.url + "/identity",
+            "username": user,
+            "password": password,
+            "user_domain_name": "Default",
+        }
+        if project:
+            auth.update(project_name=project, project_domain_name="Default")
+        auth.update(extra_auth)
+        self.clouds[name] = {"auth": auth, "region_name": "RegionOne", "identity_api_version": 3}
+        self._write_clouds()
+
+    def add_raw_cloud(self, name, cloud):
+        self.clouds[name] = cloud
+        self._write_clouds()
+
+    def _write_clouds(self):
+        with open(self.clouds_yaml, "w") as f:
+            yaml.safe_dump({"clouds": self.clouds}, f)
+
+    def run(self, cloud, *args, check=True):
+        """Runs `openstack --os-cloud CLOUD ARGS`; returns the CompletedProcess."""
+        env = dict(os.environ, OS_CLIENT_CONFIG_FILE=self.clouds_yaml)
+        for k in list(env):
+            if k.startswith("OS_") and k != "OS_CLIENT_CONFIG_FILE":
+                del env[k]
+        proc = subprocess.run(
+            [OPENSTACK, "--os-cloud", cloud, *args], capture_output=True, text=True, env=env, timeout=120
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"openstack {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
+        return proc
+
+    def json(self, cloud, *args):
+        """Runs a command with `-f json` and parses its output."""
+        out = self.run(cloud, *args, "-f", "json").stdout
+        return json.loads(out) if out.strip() else None
+
+    def request(self, method, path, token=None, body=None, headers=None):
+        """A raw HTTP request; returns (status, headers, parsed body or None)."""
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        if token:
+            req.add_header("X-Auth-Token", token)
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                raw = r.read()
+                return r.status, r.headers, json.loads(raw) if raw else None
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            try:
+                parsed = json.loads(raw) if raw else None
+            except ValueError:
+                parsed = raw.decode(errors="replace")
+            return e.code, e.headers, parsed
+
+    def password_token(self, user, password, project=None):
+        scope = {"project": {"name": project, "domain": {"id": "default"}}} if project else None
+        body = {"auth": {"identity": {"methods": ["password"], "password": {
+            "user": {"name": user, "domain": {"id": "default"}, "password": password}}}}}
+        if scope:
+            body["auth"]["scope"] = scope
+        status, headers, data = self.request("POST", "/identity/v3/auth/tokens", body=body)
+        assert status == 201, (status, data)
+        return headers["X-Subject-Token"], data
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def cloud():
+    root = tempfile.mkdtemp(prefix="ferrostack-e2e-")
+    c = Cloud(root)
+    yield c
+    c.stop()
+
+
+@pytest.fixture
+def unique():
+    """A short unique suffix for resource names."""
+    return uuid.uuid4().hex[:8]
