@@ -56,12 +56,13 @@ def test_user_and_group_lifecycle(cloud, unique):
     assert user["name"] == f"user-{unique}" and "password" not in user
     group = cloud.json(ADMIN, "group", "create", "--domain", "default", f"group-{unique}")
     cloud.run(ADMIN, "group", "add", "user", group["id"], user["id"])
-    assert "is in group" in cloud.run(ADMIN, "group", "contains", "user", group["id"], user["id"]).stdout
+    assert f"{user['id']} in group" in cloud.run(ADMIN, "group", "contains", "user", group["id"], user["id"]).stdout
     members = cloud.json(ADMIN, "user", "list", "--group", group["id"])
     assert [m["ID"] for m in members] == [user["id"]]
     cloud.run(ADMIN, "user", "set", "--email", "b@example.org", user["id"])
     assert cloud.json(ADMIN, "user", "show", user["id"])["email"] == "b@example.org"
     cloud.run(ADMIN, "group", "remove", "user", group["id"], user["id"])
+    assert "not in group" in cloud.run(ADMIN, "group", "contains", "user", group["id"], user["id"], check=False).stderr
     cloud.run(ADMIN, "group", "delete", group["id"])
     cloud.run(ADMIN, "user", "delete", user["id"])
     assert cloud.run(ADMIN, "user", "show", user["id"], check=False).returncode != 0
@@ -92,10 +93,11 @@ def test_implied_roles_reach_the_token(cloud, unique):
 
 
 def test_application_credential_authenticates(cloud, unique):
-    cred = cloud.json(ADMIN, "application", "credential", "create", f"ac-{unique}")
-    assert cred["secret"] and cred["id"]
+    created = cloud.json(ADMIN, "application", "credential", "create", "--role", "reader", f"ac-{unique}")
+    cred = {"id": created["ID"], "secret": created["Secret"]}
+    assert cred["secret"] and [r["name"] for r in created["Roles"]] == ["reader"]
     shown = cloud.json(ADMIN, "application", "credential", "show", cred["id"])
-    assert "secret" not in shown or not shown["secret"]
+    assert not shown.get("Secret")
     cloud.add_raw_cloud(f"ac-{unique}", {
         "auth_type": "v3applicationcredential",
         "auth": {"auth_url": cloud.url + "/identity", "application_credential_id": cred["id"],
@@ -104,6 +106,9 @@ def test_application_credential_authenticates(cloud, unique):
     })
     token = cloud.json(f"ac-{unique}", "token", "issue")
     assert token["project_id"] == cloud.json(ADMIN, "project", "show", "admin")["id"]
+    # The credential delegates only `reader`: writes are refused.
+    proc = cloud.run(f"ac-{unique}", "project", "create", f"acp-{unique}", check=False)
+    assert proc.returncode != 0 and "403" in proc.stderr, proc.stderr
     cloud.run(ADMIN, "application", "credential", "delete", cred["id"])
     assert cloud.run(f"ac-{unique}", "token", "issue", check=False).returncode != 0
 
@@ -138,11 +143,15 @@ def test_reader_cannot_write(cloud, unique):
 
 def test_project_isolation(cloud, unique):
     other = cloud.json(ADMIN, "project", "create", f"other-{unique}")
-    proc = cloud.run(DEMO, "project", "show", other["id"], check=False)
-    assert proc.returncode != 0 and "403" in proc.stderr, proc.stderr
+    assert cloud.run(DEMO, "project", "show", other["id"], check=False).returncode != 0
+    token, _ = cloud.password_token("demo", cloud.demo_password, "demo")
+    status, _, body = cloud.request("GET", f"/identity/v3/projects/{other['id']}", token=token)
+    assert status == 403, body
     mine = cloud.json(DEMO, "project", "list", "--my-projects")
     assert [p["Name"] for p in mine] == ["demo"]
-    assert cloud.run(DEMO, "project", "list", check=False).returncode != 0
+    # GET /v3/projects is refused to a member; the CLI then falls back to the user's own projects.
+    assert [p["Name"] for p in cloud.json(DEMO, "project", "list")] == ["demo"]
+    assert cloud.request("GET", "/identity/v3/projects", token=token)[0] == 403
 
 
 def test_password_change_revokes_old_tokens(cloud, unique):

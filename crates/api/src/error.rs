@@ -237,6 +237,18 @@ pub async fn render_errors(format: ErrorFormat, request: Request, next: Next) ->
     Response::from_parts(parts, Body::from(body))
 }
 
+/// Renders an error in `format` outside any service router (the root's fallback).
+pub fn render_standalone(error: ApiError, format: ErrorFormat) -> Response {
+    let body = error.body(format, None).to_string();
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = error.status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
 fn is_json(headers: &http::HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)

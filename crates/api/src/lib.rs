@@ -46,7 +46,7 @@ impl Readiness {
 /// Builds the single router that serves every mounted service.
 pub struct RootRouter {
     router: Router,
-    mounted: Vec<&'static str>,
+    mounted: Vec<(&'static str, ErrorFormat)>,
 }
 
 impl Default for RootRouter {
@@ -64,17 +64,21 @@ impl RootRouter {
         }
     }
 
-    /// Mounts a service at `prefix` (e.g. `/identity`). Panics on a duplicate prefix (a wiring bug).
-    pub fn mount(mut self, prefix: &'static str, service: Router) -> Self {
-        assert!(!self.mounted.contains(&prefix), "{prefix} mounted twice");
-        self.mounted.push(prefix);
+    /// Mounts a service at `prefix` (e.g. `/identity`); `format` renders its 404s for unknown
+    /// paths. Panics on a duplicate prefix (a wiring bug).
+    pub fn mount(mut self, prefix: &'static str, format: ErrorFormat, service: Router) -> Self {
+        assert!(
+            !self.mounted.iter().any(|(p, _)| *p == prefix),
+            "{prefix} mounted twice"
+        );
+        self.mounted.push((prefix, format));
         self.router = self.router.nest(prefix, service);
         self
     }
 
     /// The prefixes mounted so far.
-    pub fn prefixes(&self) -> &[&'static str] {
-        &self.mounted
+    pub fn prefixes(&self) -> Vec<&'static str> {
+        self.mounted.iter().map(|(p, _)| *p).collect()
     }
 
     /// Adds the shared layers and the operational endpoints.
@@ -84,8 +88,22 @@ impl RootRouter {
         max_body_bytes: usize,
         readiness: Readiness,
     ) -> NormalizePath<Router> {
+        let mounted = self.mounted.clone();
         let router = self
             .router
+            .fallback(move |uri: axum::http::Uri| {
+                let format = mounted
+                    .iter()
+                    .find(|(p, _)| uri.path().starts_with(p))
+                    .map(|(_, f)| *f)
+                    .unwrap_or(ErrorFormat::Keystone);
+                async move {
+                    error::render_standalone(
+                        ApiError::not_found("The resource could not be found."),
+                        format,
+                    )
+                }
+            })
             .route("/metrics", get(metrics::metrics_handler))
             .route(
                 "/healthz",
@@ -103,5 +121,111 @@ impl RootRouter {
             .layer(DefaultBodyLimit::max(max_body_bytes))
             .layer(axum::middleware::from_fn(request_id::request_id_middleware));
         NormalizePathLayer::trim_trailing_slash().layer(router)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::{body::Body, http::Request, routing::post};
+    use tower::ServiceExt;
+
+    struct NoTokens;
+
+    #[async_trait::async_trait]
+    impl TokenValidator for NoTokens {
+        async fn validate(&self, _token: &str) -> Result<Arc<AuthContext>, ApiError> {
+            Err(ApiError::unauthorized())
+        }
+    }
+
+    fn app() -> NormalizePath<Router> {
+        let nova = with_error_format(
+            Router::new()
+                .route("/servers", post(|JsonBody(_): JsonBody| async { "ok" }))
+                .route(
+                    "/secret",
+                    axum::routing::get(|_auth: Auth| async { "never" }),
+                ),
+            ErrorFormat::Nova,
+        );
+        let ctx = ApiContext {
+            validator: Arc::new(NoTokens),
+            enforcer: Arc::new(ferrostack_policy::Enforcer::new(true)),
+        };
+        RootRouter::new()
+            .mount("/compute", ErrorFormat::Nova, nova)
+            .finish(ctx, 64, Readiness::default())
+    }
+
+    async fn call(req: Request<Body>) -> (u16, http::HeaderMap, serde_json::Value) {
+        let response = app().oneshot(req).await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            headers,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    #[tokio::test]
+    async fn errors_use_the_service_format_and_carry_request_ids() {
+        let (status, headers, body) = call(
+            Request::get("/compute/nowhere")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 404);
+        assert_eq!(body["itemNotFound"]["code"], 404);
+        assert!(
+            headers[REQUEST_ID_HEADER]
+                .to_str()
+                .unwrap()
+                .starts_with("req-")
+        );
+
+        let (status, _, body) = call(
+            Request::get("/compute/secret/")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            status, 401,
+            "trailing slash is normalised and the route needs a token"
+        );
+        assert_eq!(body["unauthorized"]["code"], 401);
+
+        let big = Request::post("/compute/servers")
+            .header("content-type", "application/json")
+            .body(Body::from(format!("{{\"x\": \"{}\"}}", "a".repeat(100))))
+            .unwrap();
+        let (status, _, body) = call(big).await;
+        assert_eq!(status, 413);
+        assert_eq!(body["overLimit"]["code"], 413);
+
+        let bad = Request::post("/compute/servers")
+            .header("content-type", "application/json")
+            .body(Body::from("{"))
+            .unwrap();
+        let (status, _, body) = call(bad).await;
+        assert_eq!(status, 400);
+        assert!(
+            body["badRequest"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Malformed JSON")
+        );
+    }
+
+    #[tokio::test]
+    async fn healthz_follows_readiness() {
+        let (status, _, _) = call(Request::get("/healthz").body(Body::empty()).unwrap()).await;
+        assert_eq!(status, 503);
     }
 }

@@ -1,7 +1,7 @@
 //! Assembling and running the services of one process.
 
 use anyhow::Context;
-use ferrostack_api::{ApiContext, Readiness, RootRouter};
+use ferrostack_api::{ApiContext, ErrorFormat, Readiness, RootRouter};
 use ferrostack_bus::{InProcessBus, MessageBus};
 use ferrostack_config::Config;
 use ferrostack_identity::Identity;
@@ -129,6 +129,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let app = RootRouter::new()
         .mount(
             "/identity",
+            ErrorFormat::Keystone,
             ferrostack_identity::api::router(identity.clone()),
         )
         .finish(ctx, config.api.max_body_bytes, readiness.clone());

@@ -219,7 +219,11 @@ pub fn test_database_url(name: &str) -> String {
     match std::env::var("FERROSTACK_TEST_DATABASE_URL") {
         Ok(url) if !url.is_empty() => url,
         _ => {
-            let dir = std::env::temp_dir().join(format!("ferrostack-test-{name}-{}-{}", std::process::id(), uuid_like()));
+            let dir = std::env::temp_dir().join(format!(
+                "ferrostack-test-{name}-{}-{}",
+                std::process::id(),
+                uuid_like()
+            ));
             let _ = std::fs::create_dir_all(&dir);
             format!("sqlite://{}", dir.join("test.db").display())
         }

@@ -399,3 +399,366 @@ async fn remove(
     identity.write(vec![Change::delete(&cred)]).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::groups::harness::Harness;
+    use super::{base64_url, generate_secret, parse_expiration};
+    use serde_json::json;
+
+    #[test]
+    fn secrets_and_timestamps() {
+        assert_eq!(base64_url(b"\xfb\xff"), "-_8");
+        assert_eq!(
+            base64_url(b"any carnal pleasure."),
+            "YW55IGNhcm5hbCBwbGVhc3VyZS4"
+        );
+        let s = generate_secret();
+        assert_eq!(s.len(), 86);
+        assert_ne!(s, generate_secret());
+        assert!(parse_expiration("2999-01-02T03:04:05").is_ok());
+        assert!(parse_expiration("2999-01-02T03:04:05.123456Z").is_ok());
+        assert!(parse_expiration("2999-01-02").is_ok());
+        let past = parse_expiration("2000-01-01T00:00:00Z").unwrap_err();
+        assert!(
+            past.message
+                .starts_with("The 'expires_at' must not be before now.")
+        );
+        let bad = parse_expiration("tomorrow").unwrap_err();
+        assert!(bad.message.starts_with("Timestamp not in expected format."));
+    }
+
+    async fn issue(
+        h: &Harness,
+        spec: serde_json::Value,
+    ) -> (u16, Option<String>, serde_json::Value) {
+        let body = json!({"auth": {"identity": {"methods": ["application_credential"], "application_credential": spec}}});
+        let r = h.call("POST", "/auth/tokens", None, Some(body)).await;
+        (r.status, r.headers.get("x-subject-token").cloned(), r.body)
+    }
+
+    #[tokio::test]
+    async fn create_show_list_delete() {
+        let h = Harness::open("app-creds-crud").await;
+        let demo_id = h.user_id("demo");
+        let demo_project = h.project_id("demo");
+        let demo = h.demo().await;
+        let admin = h.admin().await;
+        let base = format!("/users/{demo_id}/application_credentials");
+
+        let r = h.call("POST", &base, Some(&demo), Some(json!({"application_credential": {"name": "monitoring", "description": "for monitoring", "expires_at": "2999-02-27T18:30:59.999999Z"}}))).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let c = r.body["application_credential"].clone();
+        let id = c["id"].as_str().unwrap().to_string();
+        assert_eq!(c["secret"].as_str().unwrap().len(), 86);
+        assert_eq!(
+            (c["name"].as_str(), c["description"].as_str()),
+            (Some("monitoring"), Some("for monitoring"))
+        );
+        assert_eq!(c["project_id"], json!(demo_project));
+        assert_eq!(c["user_id"], json!(demo_id));
+        assert_eq!(c["expires_at"], "2999-02-27T18:30:59.999999");
+        assert_eq!(c["unrestricted"], false);
+        assert_eq!(c["access_rules"], json!([]));
+        let roles: Vec<&str> = c["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert!(
+            roles.contains(&"member") && roles.contains(&"reader"),
+            "{roles:?}"
+        );
+        assert!(
+            c["links"]["self"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("/v3/users/{demo_id}/application_credentials/{id}"))
+        );
+        let stored = h
+            .identity
+            .read()
+            .app_creds
+            .get(&id)
+            .unwrap()
+            .secret_hash
+            .clone();
+        assert!(stored.starts_with("$2"), "only a bcrypt hash is stored");
+
+        let r = h
+            .call("GET", &format!("{base}/{id}"), Some(&demo), None)
+            .await;
+        assert_eq!(r.status, 200);
+        assert!(r.body["application_credential"].get("secret").is_none());
+        assert_eq!(r.body["application_credential"]["id"], json!(id));
+        // The admin may read it; another user may not, even naming themselves in the path.
+        assert_eq!(
+            h.call("GET", &format!("{base}/{id}"), Some(&admin), None)
+                .await
+                .status,
+            200
+        );
+        let admin_id = h.user_id("admin");
+        let r = h
+            .call(
+                "GET",
+                &format!("/users/{admin_id}/application_credentials/{id}"),
+                Some(&demo),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "the owner passes whatever the path says");
+
+        let r = h
+            .call(
+                "POST",
+                &base,
+                Some(&demo),
+                Some(json!({"application_credential": {"name": "monitoring"}})),
+            )
+            .await;
+        assert_eq!(r.status, 409);
+        assert_eq!(
+            r.body["error"]["message"],
+            "Conflict occurred attempting to store application_credential - Duplicate entry found with name monitoring."
+        );
+        let r = h
+            .call(
+                "POST",
+                &base,
+                Some(&demo),
+                Some(
+                    json!({"application_credential": {"name": "r", "roles": [{"name": "reader"}]}}),
+                ),
+            )
+            .await;
+        assert_eq!(r.status, 201);
+        assert_eq!(
+            r.body["application_credential"]["roles"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        let r = h
+            .call(
+                "POST",
+                &base,
+                Some(&demo),
+                Some(
+                    json!({"application_credential": {"name": "a", "roles": [{"name": "admin"}]}}),
+                ),
+            )
+            .await;
+        assert_eq!(r.status, 400);
+        assert_eq!(
+            r.body["error"]["message"],
+            "Invalid application credential: Cannot create an application credential with unassigned role"
+        );
+        let r = h
+            .call(
+                "POST",
+                &base,
+                Some(&demo),
+                Some(json!({"application_credential": {"name": "a", "roles": [{"name": "nope"}]}})),
+            )
+            .await;
+        assert_eq!(r.status, 404);
+        let r = h.call("POST", &base, Some(&demo), Some(json!({"application_credential": {"name": "a", "expires_at": "2001-01-01T00:00:00"}}))).await;
+        assert_eq!(r.status, 400);
+        let r = h.call("POST", &base, Some(&demo), Some(json!({"application_credential": {"name": "a", "access_rules": [{"service": "compute", "path": "/servers", "method": "GET"}]}}))).await;
+        assert_eq!(r.status, 400);
+        let r = h
+            .call(
+                "POST",
+                &base,
+                Some(&demo),
+                Some(json!({"application_credential": {"name": "a", "access_rules": []}})),
+            )
+            .await;
+        assert_eq!(r.status, 201);
+        let r = h
+            .call(
+                "POST",
+                &base,
+                Some(&demo),
+                Some(json!({"application_credential": {"name": "b", "bogus": 1}})),
+            )
+            .await;
+        assert_eq!(r.status, 400);
+        let r = h
+            .call(
+                "POST",
+                &base,
+                Some(&demo),
+                Some(json!({"application_credential": {}})),
+            )
+            .await;
+        assert_eq!(r.status, 400);
+        // Only for oneself: even the admin cannot create one for another user.
+        let r = h
+            .call(
+                "POST",
+                &base,
+                Some(&admin),
+                Some(json!({"application_credential": {"name": "x"}})),
+            )
+            .await;
+        assert_eq!(r.status, 403);
+        // A project-scoped token is required.
+        let system = h
+            .token(&admin_id, ferrostack_fernet::Scope::System("all".into()))
+            .await;
+        let r = h
+            .call(
+                "POST",
+                &format!("/users/{admin_id}/application_credentials"),
+                Some(&system),
+                Some(json!({"application_credential": {"name": "x"}})),
+            )
+            .await;
+        assert_eq!(r.status, 403);
+
+        let r = h.call("GET", &base, Some(&demo), None).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.body["application_credentials"].as_array().unwrap().len(),
+            3
+        );
+        assert!(
+            r.body["application_credentials"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c.get("secret").is_none())
+        );
+        let r = h
+            .call("GET", &format!("{base}?name=monitoring"), Some(&demo), None)
+            .await;
+        assert_eq!(
+            r.body["application_credentials"].as_array().unwrap().len(),
+            1
+        );
+        assert_eq!(
+            h.call(
+                "GET",
+                &format!("/users/{admin_id}/application_credentials"),
+                Some(&demo),
+                None
+            )
+            .await
+            .status,
+            403
+        );
+
+        let r = h
+            .call("DELETE", &format!("{base}/nope"), Some(&demo), None)
+            .await;
+        assert_eq!(
+            (r.status, r.body["error"]["message"].as_str()),
+            (404, Some("Could not find Application Credential: nope."))
+        );
+        assert_eq!(
+            h.call("DELETE", &format!("{base}/{id}"), Some(&demo), None)
+                .await
+                .status,
+            204
+        );
+        assert_eq!(
+            h.call("GET", &format!("{base}/{id}"), Some(&demo), None)
+                .await
+                .status,
+            404
+        );
+    }
+
+    #[tokio::test]
+    async fn authenticating_with_an_application_credential() {
+        let h = Harness::open("app-creds-auth").await;
+        let demo_id = h.user_id("demo");
+        let demo = h.demo().await;
+        let base = format!("/users/{demo_id}/application_credentials");
+        let r = h.call("POST", &base, Some(&demo), Some(json!({"application_credential": {"name": "ci", "secret": "s3cret", "roles": [{"name": "reader"}]}}))).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        assert_eq!(r.body["application_credential"]["secret"], "s3cret");
+        let id = r.body["application_credential"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+
+        assert_eq!(issue(&h, json!({"id": id, "secret": "wrong"})).await.0, 401);
+        let (status, token, body) = issue(&h, json!({"id": id, "secret": "s3cret"})).await;
+        assert_eq!(status, 201, "{body}");
+        let token = token.unwrap();
+        assert_eq!(body["token"]["application_credential"]["id"], json!(id));
+        assert_eq!(body["token"]["application_credential"]["restricted"], true);
+        let ctx = h.identity.validate_token(&token).unwrap();
+        let roles: Vec<&str> = ctx.roles.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(roles, vec!["reader"], "only the delegated roles");
+        // By name, with the user.
+        let (status, _, _) = issue(&h, json!({"name": "ci", "secret": "s3cret", "user": {"name": "demo", "domain": {"id": "default"}}})).await;
+        assert_eq!(status, 201);
+
+        // A restricted credential may not manage credentials.
+        let r = h
+            .call(
+                "POST",
+                &base,
+                Some(&token),
+                Some(json!({"application_credential": {"name": "more"}})),
+            )
+            .await;
+        assert_eq!(r.status, 403);
+        assert_eq!(
+            r.body["error"]["message"],
+            "You are not authorized to perform the requested action: Using method 'application_credential' is not allowed for managing additional application credentials."
+        );
+        assert_eq!(
+            h.call("DELETE", &format!("{base}/{id}"), Some(&token), None)
+                .await
+                .status,
+            403
+        );
+        assert_eq!(
+            h.call("GET", &format!("{base}/{id}"), Some(&token), None)
+                .await
+                .status,
+            200
+        );
+
+        // An unrestricted one may, and what it creates is bound to the same project.
+        let r = h.call("POST", &base, Some(&demo), Some(json!({"application_credential": {"name": "root", "secret": "s", "unrestricted": true}}))).await;
+        let root_id = r.body["application_credential"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (_, root_token, _) = issue(&h, json!({"id": root_id, "secret": "s"})).await;
+        let r = h
+            .call(
+                "POST",
+                &base,
+                Some(&root_token.unwrap()),
+                Some(json!({"application_credential": {"name": "child"}})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        assert_eq!(
+            r.body["application_credential"]["project_id"],
+            json!(h.project_id("demo"))
+        );
+
+        // Deleting the credential invalidates its tokens.
+        assert_eq!(
+            h.call("DELETE", &format!("{base}/{id}"), Some(&demo), None)
+                .await
+                .status,
+            204
+        );
+        assert!(h.identity.validate_token(&token).is_err());
+        assert_eq!(
+            issue(&h, json!({"id": id, "secret": "s3cret"})).await.0,
+            401
+        );
+    }
+}

@@ -849,3 +849,510 @@ async fn remove_endpoint(
     identity.write(vec![Change::delete(&endpoint?)]).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::groups::harness::Harness;
+    use super::check_endpoint_url;
+    use serde_json::json;
+
+    #[test]
+    fn endpoint_urls_are_checked_like_keystone() {
+        assert!(check_endpoint_url("http://h:8774/v2.1/$(project_id)s").is_ok());
+        assert!(check_endpoint_url("http://h/v1/AUTH_$(tenant_id)s/x").is_ok());
+        assert!(check_endpoint_url("http://h/100%%").is_ok());
+        assert!(check_endpoint_url("http://h/$(admin_token)s").is_err());
+        assert!(check_endpoint_url("http://h/$(project_id)d").is_err());
+        assert!(check_endpoint_url("http://h/$(project_id").is_err());
+        assert!(check_endpoint_url("http://h/a%20b").is_err());
+    }
+
+    #[tokio::test]
+    async fn regions_follow_keystone() {
+        let h = Harness::open("catalog-regions").await;
+        let admin = h.admin().await;
+        let demo = h.demo().await;
+        // Anyone authenticated may read regions; only admins write them.
+        let r = h.call("GET", "/regions", Some(&demo), None).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body["regions"][0]["id"], "RegionOne");
+        assert_eq!(
+            h.call("POST", "/regions", Some(&demo), Some(json!({"region": {}})))
+                .await
+                .status,
+            403
+        );
+
+        let r = h
+            .call(
+                "POST",
+                "/regions",
+                Some(&admin),
+                Some(json!({"region": {"id": "East", "description": "east coast"}})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        assert_eq!(
+            r.body["region"],
+            json!({
+                "id": "East", "description": "east coast", "parent_region_id": null,
+                "links": {"self": "http://127.0.0.1:8080/identity/v3/regions/East"}
+            })
+        );
+        let r = h
+            .call(
+                "POST",
+                "/regions",
+                Some(&admin),
+                Some(json!({"region": {"id": "East"}})),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["error"]["message"].as_str()),
+            (
+                409,
+                Some("Conflict occurred attempting to store region - Duplicate ID, East.")
+            )
+        );
+        let r = h
+            .call(
+                "POST",
+                "/regions",
+                Some(&admin),
+                Some(json!({"region": {"id": ""}})),
+            )
+            .await;
+        assert_eq!(r.status, 201);
+        assert_eq!(r.body["region"]["id"].as_str().unwrap().len(), 32);
+        assert_eq!(r.body["region"]["description"], "");
+        let r = h
+            .call(
+                "POST",
+                "/regions",
+                Some(&admin),
+                Some(json!({"region": {"parent_region_id": "nowhere"}})),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["error"]["message"].as_str()),
+            (404, Some("Could not find region: nowhere."))
+        );
+
+        let r = h
+            .call(
+                "PUT",
+                "/regions/East-1",
+                Some(&admin),
+                Some(json!({"region": {"parent_region_id": "East"}})),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["region"]["parent_region_id"].as_str()),
+            (201, Some("East"))
+        );
+        let r = h
+            .call(
+                "PUT",
+                "/regions/East-2",
+                Some(&admin),
+                Some(json!({"region": {"id": "other"}})),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["error"]["message"].as_str()),
+            (
+                400,
+                Some("Conflicting region IDs specified: \"East-2\" != \"other\"")
+            )
+        );
+
+        let r = h
+            .call("GET", "/regions?parent_region_id=East", Some(&admin), None)
+            .await;
+        assert_eq!(r.body["regions"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            h.call("GET", "/regions?foo=bar", Some(&admin), None)
+                .await
+                .status,
+            400
+        );
+        let r = h.call("GET", "/regions/East-1", Some(&demo), None).await;
+        assert_eq!(
+            (r.status, r.body["region"]["id"].as_str()),
+            (200, Some("East-1"))
+        );
+        assert_eq!(
+            h.call("GET", "/regions/nope", Some(&demo), None)
+                .await
+                .status,
+            404
+        );
+
+        let r = h
+            .call(
+                "PATCH",
+                "/regions/East",
+                Some(&admin),
+                Some(json!({"region": {"parent_region_id": "East-1"}})),
+            )
+            .await;
+        assert_eq!(r.status, 400);
+        assert_eq!(
+            r.body["error"]["message"],
+            "The specified parent region East would create a circular region hierarchy."
+        );
+        let r = h
+            .call(
+                "PATCH",
+                "/regions/East",
+                Some(&admin),
+                Some(json!({"region": {"id": "West"}})),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["error"]["message"].as_str()),
+            (400, Some("Cannot change ID"))
+        );
+        let r = h
+            .call(
+                "PATCH",
+                "/regions/East",
+                Some(&admin),
+                Some(json!({"region": {"description": null, "x": 1}})),
+            )
+            .await;
+        assert_eq!(
+            (
+                r.status,
+                r.body["region"]["description"].as_str(),
+                &r.body["region"]["x"]
+            ),
+            (200, Some(""), &json!(1))
+        );
+
+        // A region whose subtree holds an endpoint cannot be deleted; without, the subtree goes.
+        let service_id = h
+            .identity
+            .read()
+            .services
+            .values()
+            .next()
+            .unwrap()
+            .id
+            .clone();
+        let r = h.call("POST", "/endpoints", Some(&admin), Some(json!({"endpoint": {
+            "interface": "public", "service_id": service_id, "url": "http://e1", "region_id": "East-1"}}))).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let endpoint_id = r.body["endpoint"]["id"].as_str().unwrap().to_string();
+        let r = h.call("DELETE", "/regions/East", Some(&admin), None).await;
+        assert_eq!(r.status, 403);
+        assert_eq!(
+            r.body["error"]["message"],
+            "Unable to delete region East because it or its child regions have associated endpoints."
+        );
+        assert_eq!(
+            h.call(
+                "DELETE",
+                &format!("/endpoints/{endpoint_id}"),
+                Some(&admin),
+                None
+            )
+            .await
+            .status,
+            204
+        );
+        assert_eq!(
+            h.call("DELETE", "/regions/East", Some(&demo), None)
+                .await
+                .status,
+            403
+        );
+        assert_eq!(
+            h.call("DELETE", "/regions/East", Some(&admin), None)
+                .await
+                .status,
+            204
+        );
+        assert_eq!(
+            h.call("GET", "/regions/East-1", Some(&admin), None)
+                .await
+                .status,
+            404
+        );
+    }
+
+    #[tokio::test]
+    async fn services_and_endpoints_follow_keystone() {
+        let h = Harness::open("catalog-services").await;
+        let admin = h.admin().await;
+        let demo = h.demo().await;
+        assert_eq!(
+            h.call("GET", "/services", Some(&demo), None).await.status,
+            403
+        );
+        assert_eq!(
+            h.call(
+                "POST",
+                "/services",
+                Some(&admin),
+                Some(json!({"service": {"name": "x"}}))
+            )
+            .await
+            .status,
+            400
+        );
+        let r = h.call("POST", "/services", Some(&admin), Some(json!({"service": {"type": "object-store", "name": "swift", "description": "objects"}}))).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let s = r.body["service"].clone();
+        assert_eq!(
+            (
+                s["type"].as_str(),
+                s["name"].as_str(),
+                s["enabled"].as_bool(),
+                s["description"].as_str()
+            ),
+            (
+                Some("object-store"),
+                Some("swift"),
+                Some(true),
+                Some("objects")
+            )
+        );
+        let sid = s["id"].as_str().unwrap().to_string();
+        let r = h
+            .call("GET", "/services?type=object-store", Some(&admin), None)
+            .await;
+        assert_eq!(r.body["services"].as_array().unwrap().len(), 1);
+        let r = h
+            .call(
+                "PATCH",
+                &format!("/services/{sid}"),
+                Some(&admin),
+                Some(json!({"service": {"enabled": false}})),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["service"]["enabled"].as_bool()),
+            (200, Some(false))
+        );
+        let r = h
+            .call(
+                "PATCH",
+                &format!("/services/{sid}"),
+                Some(&admin),
+                Some(json!({"service": {"enabled": true}})),
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            h.call("GET", "/services/nope", Some(&admin), None)
+                .await
+                .body["error"]["message"],
+            "Could not find service: nope."
+        );
+
+        // Endpoints.
+        let ep = |body: serde_json::Value| json!({"endpoint": body});
+        let r = h
+            .call(
+                "POST",
+                "/endpoints",
+                Some(&admin),
+                Some(ep(
+                    json!({"interface": "public", "service_id": "nope", "url": "http://x"}),
+                )),
+            )
+            .await;
+        assert_eq!(r.status, 400);
+        assert!(
+            r.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Expecting to find endpoint service_id in service table.")
+        );
+        let r = h
+            .call(
+                "POST",
+                "/endpoints",
+                Some(&admin),
+                Some(ep(
+                    json!({"interface": "private", "service_id": sid, "url": "http://x"}),
+                )),
+            )
+            .await;
+        assert_eq!(r.status, 400);
+        let r = h
+            .call(
+                "POST",
+                "/endpoints",
+                Some(&admin),
+                Some(ep(json!({"interface": "public", "service_id": sid}))),
+            )
+            .await;
+        assert_eq!(r.status, 400);
+        let r = h.call("POST", "/endpoints", Some(&admin), Some(ep(json!({"interface": "public", "service_id": sid, "url": "http://x", "region_id": "nope"})))).await;
+        assert!(
+            r.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Expecting to find endpoint region_id in region table.")
+        );
+        let r = h
+            .call(
+                "POST",
+                "/endpoints",
+                Some(&admin),
+                Some(ep(
+                    json!({"interface": "public", "service_id": sid, "url": "http://x/$(secret)s"}),
+                )),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["error"]["message"].as_str()),
+            (
+                400,
+                Some("Cannot create an endpoint with an invalid URL: http://x/$(secret)s.")
+            )
+        );
+        assert_eq!(
+            h.call(
+                "POST",
+                "/endpoints",
+                Some(&demo),
+                Some(ep(
+                    json!({"interface": "public", "service_id": sid, "url": "http://x"})
+                ))
+            )
+            .await
+            .status,
+            403
+        );
+
+        // A legacy `region` is created on the fly.
+        let url = "http://swift:8080/v1/AUTH_$(project_id)s";
+        let r = h.call("POST", "/endpoints", Some(&admin), Some(ep(json!({"interface": "public", "service_id": sid, "url": url, "region": "Legacy"})))).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let e = r.body["endpoint"].clone();
+        assert_eq!(
+            (
+                e["region_id"].as_str(),
+                e["region"].as_str(),
+                e["url"].as_str(),
+                e["enabled"].as_bool()
+            ),
+            (Some("Legacy"), Some("Legacy"), Some(url), Some(true))
+        );
+        let eid = e["id"].as_str().unwrap().to_string();
+        assert!(h.identity.read().regions.contains_key("Legacy"));
+        let r = h.call("POST", "/endpoints", Some(&admin), Some(ep(json!({"interface": "internal", "service_id": sid, "url": "http://swift-int:8080", "region_id": "RegionOne"})))).await;
+        assert_eq!(r.status, 201);
+
+        let r = h
+            .call(
+                "GET",
+                &format!("/endpoints?service_id={sid}"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(r.body["endpoints"].as_array().unwrap().len(), 2);
+        let r = h
+            .call(
+                "GET",
+                &format!("/endpoints?service_id={sid}&interface=internal"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(r.body["endpoints"].as_array().unwrap().len(), 1);
+        let r = h
+            .call("GET", "/endpoints?region_id=Legacy", Some(&admin), None)
+            .await;
+        assert_eq!(r.body["endpoints"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            h.call("GET", "/endpoints?interface=bogus", Some(&admin), None)
+                .await
+                .status,
+            400
+        );
+        assert_eq!(
+            h.call("GET", "/endpoints", Some(&demo), None).await.status,
+            403
+        );
+        let r = h
+            .call("GET", &format!("/endpoints/{eid}"), Some(&admin), None)
+            .await;
+        assert_eq!(r.body["endpoint"]["service_id"], json!(sid));
+
+        // The catalog in tokens follows.
+        let catalog = crate::api::auth::catalog_body(&h.identity);
+        let swift = catalog
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["type"] == "object-store")
+            .unwrap()
+            .clone();
+        assert_eq!(swift["endpoints"].as_array().unwrap().len(), 2);
+
+        let r = h
+            .call(
+                "PATCH",
+                &format!("/endpoints/{eid}"),
+                Some(&admin),
+                Some(ep(json!({"region_id": null, "enabled": false}))),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(
+            r.body["endpoint"]["region_id"].is_null() && r.body["endpoint"]["region"].is_null()
+        );
+        let r = h
+            .call(
+                "PATCH",
+                &format!("/endpoints/{eid}"),
+                Some(&admin),
+                Some(ep(json!({"service_id": "nope"}))),
+            )
+            .await;
+        assert_eq!(r.status, 400);
+        assert_eq!(
+            h.call(
+                "PATCH",
+                "/endpoints/nope",
+                Some(&admin),
+                Some(ep(json!({"enabled": true})))
+            )
+            .await
+            .status,
+            404
+        );
+
+        // Deleting the service deletes its endpoints.
+        assert_eq!(
+            h.call("DELETE", &format!("/services/{sid}"), Some(&admin), None)
+                .await
+                .status,
+            204
+        );
+        assert!(
+            h.identity
+                .read()
+                .endpoints
+                .values()
+                .all(|e| e.service_id != sid)
+        );
+        assert_eq!(
+            h.call("GET", &format!("/endpoints/{eid}"), Some(&admin), None)
+                .await
+                .status,
+            404
+        );
+        assert_eq!(
+            h.call("DELETE", &format!("/services/{sid}"), Some(&admin), None)
+                .await
+                .status,
+            404
+        );
+    }
+}

@@ -97,7 +97,10 @@ async fn list(
 ) -> Result<Json<Value>, ApiError> {
     auth.enforce(
         "identity:list_domains",
-        &json!({"target": {"domain": {"id": auth.domain.as_ref().map(|d| &d.id)}}}),
+        &match &auth.domain {
+            Some(d) => json!({"target": {"domain": {"id": d.id}}}),
+            None => json!({"target": {}}),
+        },
     )?;
     let data = identity.read();
     let mut domains: Vec<&Domain> = data

@@ -447,7 +447,6 @@ async fn user_groups(
 #[cfg(test)]
 pub(crate) mod harness {
     use crate::bootstrap::{BootstrapInput, bootstrap};
-    use crate::model::Target;
     use crate::service::Identity;
     use ferrostack_api::ApiContext;
     use ferrostack_fernet::{Scope, TokenPayload, expires_at_from, random_audit_id};
@@ -473,21 +472,36 @@ pub(crate) mod harness {
 
     impl Harness {
         pub async fn open(name: &str) -> Harness {
-            let dir = std::env::temp_dir().join(format!("ferrostack-identity-{}-{name}-{}", std::process::id(), super::new_id()));
+            let dir = std::env::temp_dir().join(format!(
+                "ferrostack-identity-{}-{name}-{}",
+                std::process::id(),
+                super::new_id()
+            ));
             std::fs::create_dir_all(&dir).unwrap();
             let keys = dir.join("fernet-keys");
             ferrostack_fernet::KeyRepository::setup(&keys).unwrap();
-            let mut config = ferrostack_config::Config { state_dir: dir.clone(), ..Default::default() };
+            let mut config = ferrostack_config::Config {
+                state_dir: dir.clone(),
+                ..Default::default()
+            };
             config.identity.fernet_key_repository = keys;
             config.identity.password_hash_rounds = 4;
             let url = ferrostack_store::test_database_url(&format!("identity-{name}"));
             let store = ferrostack_store::Store::connect(&url, 2).await.unwrap();
-            let identity = Identity::open(config, store, ferrostack_bus::InProcessBus::new()).await.unwrap();
-            let input = BootstrapInput { admin_password: "admin-pw".into(), demo_password: Some("demo-pw".into()) };
+            let identity = Identity::open(config, store, ferrostack_bus::InProcessBus::new())
+                .await
+                .unwrap();
+            let input = BootstrapInput {
+                admin_password: "admin-pw".into(),
+                demo_password: Some("demo-pw".into()),
+            };
             bootstrap(&identity, &input).await.unwrap();
             let mut enforcer = Enforcer::new(true);
             enforcer.register(&crate::default_rules()).unwrap();
-            let ctx = ApiContext { validator: identity.clone(), enforcer: Arc::new(enforcer) };
+            let ctx = ApiContext {
+                validator: identity.clone(),
+                enforcer: Arc::new(enforcer),
+            };
             let router = crate::api::router(identity.clone()).layer(axum::Extension(ctx));
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
@@ -496,11 +510,21 @@ pub(crate) mod harness {
         }
 
         pub fn user_id(&self, name: &str) -> String {
-            self.identity.read().user_by_name("default", name).unwrap().id.clone()
+            self.identity
+                .read()
+                .user_by_name("default", name)
+                .unwrap()
+                .id
+                .clone()
         }
 
         pub fn project_id(&self, name: &str) -> String {
-            self.identity.read().project_by_name("default", name).unwrap().id.clone()
+            self.identity
+                .read()
+                .project_by_name("default", name)
+                .unwrap()
+                .id
+                .clone()
         }
 
         pub fn role_id(&self, name: &str) -> String {
@@ -526,34 +550,41 @@ pub(crate) mod harness {
 
         /// The admin's project-scoped token (admin on the `admin` project).
         pub async fn admin(&self) -> String {
-            self.token(&self.user_id("admin"), Scope::Project(self.project_id("admin"))).await
+            self.token(
+                &self.user_id("admin"),
+                Scope::Project(self.project_id("admin")),
+            )
+            .await
         }
 
         /// The demo user's token (member on the `demo` project).
         pub async fn demo(&self) -> String {
-            self.token(&self.user_id("demo"), Scope::Project(self.project_id("demo"))).await
-        }
-
-        /// Grants `role` on a project to a user directly.
-        pub async fn grant(&self, user_id: &str, project_id: &str, role: &str) {
-            let a = crate::model::Assignment {
-                actor: crate::model::Actor::User(user_id.into()),
-                target: Target::Project(project_id.into()),
-                role_id: self.role_id(role),
-                inherited: false,
-            };
-            self.identity.write(vec![crate::data::Change::put(&a)]).await.unwrap();
+            self.token(
+                &self.user_id("demo"),
+                Scope::Project(self.project_id("demo")),
+            )
+            .await
         }
 
         /// One HTTP/1.1 request (`path` under `/v3`).
-        pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
-            let mut request = format!("{method} /v3{path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+        pub async fn call(
+            &self,
+            method: &str,
+            path: &str,
+            token: Option<&str>,
+            body: Option<Value>,
+        ) -> Reply {
+            let mut request =
+                format!("{method} /v3{path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
             if let Some(t) = token {
                 request.push_str(&format!("X-Auth-Token: {t}\r\n"));
             }
             let text = body.map(|b| b.to_string()).unwrap_or_default();
             if !text.is_empty() {
-                request.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", text.len()));
+                request.push_str(&format!(
+                    "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                    text.len()
+                ));
             }
             request.push_str("\r\n");
             request.push_str(&text);
@@ -570,17 +601,28 @@ pub(crate) mod harness {
             let text = String::from_utf8_lossy(&raw).to_string();
             let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
             let mut lines = head.lines();
-            let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
+            let status = lines
+                .next()
+                .and_then(|l| l.split(' ').nth(1))
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
             let headers: HashMap<String, String> = lines
                 .filter_map(|l| l.split_once(':'))
                 .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
                 .collect();
             let mut payload = rest.to_string();
-            if headers.get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+            if headers
+                .get("transfer-encoding")
+                .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+            {
                 payload = dechunk(rest);
             }
             let body = serde_json::from_str(&payload).unwrap_or(Value::Null);
-            Reply { status, headers, body }
+            Reply {
+                status,
+                headers,
+                body,
+            }
         }
     }
 
@@ -595,5 +637,375 @@ pub(crate) mod harness {
             rest = tail[n..].trim_start_matches("\r\n");
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::harness::Harness;
+    use ferrostack_fernet::Scope;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn group_crud_follows_keystone() {
+        let h = Harness::open("groups-crud").await;
+        let admin = h.admin().await;
+        let demo = h.demo().await;
+        let r = h.call("POST", "/groups", Some(&admin), Some(json!({"group": {"name": " devs ", "description": "Developers", "color": "red"}}))).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let g = &r.body["group"];
+        assert_eq!(g["name"], "devs");
+        assert_eq!(g["domain_id"], "default");
+        assert_eq!(g["description"], "Developers");
+        assert_eq!(g["color"], "red");
+        let id = g["id"].as_str().unwrap().to_string();
+        assert!(
+            g["links"]["self"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("/v3/groups/{id}"))
+        );
+
+        let dup = h
+            .call(
+                "POST",
+                "/groups",
+                Some(&admin),
+                Some(json!({"group": {"name": "devs"}})),
+            )
+            .await;
+        assert_eq!(dup.status, 409);
+        assert_eq!(
+            dup.body["error"]["message"],
+            "Conflict occurred attempting to store group - Duplicate entry found with name devs at domain ID default."
+        );
+        let r = h
+            .call(
+                "POST",
+                "/groups",
+                Some(&admin),
+                Some(json!({"group": {"name": "x", "domain_id": "nowhere"}})),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["error"]["message"].as_str()),
+            (404, Some("Could not find domain: nowhere."))
+        );
+        let r = h
+            .call("POST", "/groups", Some(&admin), Some(json!({"group": {}})))
+            .await;
+        assert_eq!(r.status, 400);
+        assert_eq!(
+            h.call(
+                "POST",
+                "/groups",
+                Some(&demo),
+                Some(json!({"group": {"name": "y"}}))
+            )
+            .await
+            .status,
+            403
+        );
+
+        let r = h
+            .call("GET", &format!("/groups/{id}"), Some(&admin), None)
+            .await;
+        assert_eq!((r.status, &r.body["group"]["id"]), (200, &json!(id)));
+        let r = h.call("GET", "/groups/missing", Some(&admin), None).await;
+        assert_eq!(
+            (r.status, r.body["error"]["message"].as_str()),
+            (404, Some("Could not find group: missing."))
+        );
+        assert_eq!(
+            h.call("GET", &format!("/groups/{id}"), Some(&demo), None)
+                .await
+                .status,
+            403
+        );
+
+        h.call(
+            "POST",
+            "/groups",
+            Some(&admin),
+            Some(json!({"group": {"name": "ops"}})),
+        )
+        .await;
+        let r = h.call("GET", "/groups?name=devs", Some(&admin), None).await;
+        assert_eq!(r.body["groups"].as_array().unwrap().len(), 1);
+        let r = h
+            .call("GET", "/groups?domain_id=default", Some(&admin), None)
+            .await;
+        assert_eq!(r.body["groups"].as_array().unwrap().len(), 2);
+        assert!(
+            r.body["links"]["self"]
+                .as_str()
+                .unwrap()
+                .ends_with("/v3/groups")
+        );
+        assert_eq!(
+            h.call("GET", "/groups", Some(&demo), None).await.status,
+            403
+        );
+
+        let r = h
+            .call(
+                "PATCH",
+                &format!("/groups/{id}"),
+                Some(&admin),
+                Some(json!({"group": {"name": "ops"}})),
+            )
+            .await;
+        assert_eq!(r.status, 409);
+        let r = h
+            .call(
+                "PATCH",
+                &format!("/groups/{id}"),
+                Some(&admin),
+                Some(json!({"group": {"domain_id": "other"}})),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["error"]["message"].as_str()),
+            (400, Some("Cannot change Domain ID"))
+        );
+        let r = h
+            .call(
+                "PATCH",
+                &format!("/groups/{id}"),
+                Some(&admin),
+                Some(json!({"group": {"id": "other"}})),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["error"]["message"].as_str()),
+            (400, Some("Cannot change ID"))
+        );
+        let r = h
+            .call(
+                "PATCH",
+                &format!("/groups/{id}"),
+                Some(&admin),
+                Some(json!({"group": {"name": "devs2", "description": null}})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(
+            (
+                r.body["group"]["name"].as_str(),
+                r.body["group"]["description"].as_str()
+            ),
+            (Some("devs2"), Some(""))
+        );
+
+        assert_eq!(
+            h.call("DELETE", &format!("/groups/{id}"), Some(&demo), None)
+                .await
+                .status,
+            403
+        );
+        assert_eq!(
+            h.call("DELETE", &format!("/groups/{id}"), Some(&admin), None)
+                .await
+                .status,
+            204
+        );
+        assert_eq!(
+            h.call("DELETE", &format!("/groups/{id}"), Some(&admin), None)
+                .await
+                .status,
+            404
+        );
+    }
+
+    #[tokio::test]
+    async fn membership_grants_roles_and_removal_invalidates_tokens() {
+        let h = Harness::open("groups-members").await;
+        let admin = h.admin().await;
+        let demo_id = h.user_id("demo");
+        let r = h
+            .call(
+                "POST",
+                "/groups",
+                Some(&admin),
+                Some(json!({"group": {"name": "team"}})),
+            )
+            .await;
+        let gid = r.body["group"]["id"].as_str().unwrap().to_string();
+        let member_path = format!("/groups/{gid}/users/{demo_id}");
+
+        let r = h.call("GET", &member_path, Some(&admin), None).await;
+        assert_eq!(r.status, 404);
+        assert_eq!(
+            r.body["error"]["message"],
+            format!("User '{demo_id}' not found in group '{gid}'")
+        );
+        assert_eq!(
+            h.call(
+                "PUT",
+                &format!("/groups/{gid}/users/nobody"),
+                Some(&admin),
+                None
+            )
+            .await
+            .status,
+            404
+        );
+        assert_eq!(
+            h.call(
+                "PUT",
+                &format!("/groups/nogroup/users/{demo_id}"),
+                Some(&admin),
+                None
+            )
+            .await
+            .status,
+            404
+        );
+        assert_eq!(
+            h.call("PUT", &member_path, Some(&h.demo().await), None)
+                .await
+                .status,
+            403
+        );
+        assert_eq!(
+            h.call("PUT", &member_path, Some(&admin), None).await.status,
+            204
+        );
+        assert_eq!(
+            h.call("PUT", &member_path, Some(&admin), None).await.status,
+            204
+        );
+        assert_eq!(
+            h.call("GET", &member_path, Some(&admin), None).await.status,
+            204
+        );
+        assert_eq!(
+            h.call("HEAD", &member_path, Some(&admin), None)
+                .await
+                .status,
+            204
+        );
+
+        let r = h
+            .call("GET", &format!("/groups/{gid}/users"), Some(&admin), None)
+            .await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body["users"][0]["id"], json!(demo_id));
+        assert!(r.body["users"][0].get("password_hash").is_none());
+        let r = h
+            .call(
+                "GET",
+                &format!("/groups/{gid}/users?name=nobody"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(r.body["users"].as_array().unwrap().len(), 0);
+
+        // A user may list their own groups.
+        let demo = h.demo().await;
+        let r = h
+            .call(
+                "GET",
+                &format!("/users/{demo_id}/groups"),
+                Some(&demo),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["groups"][0]["id"], json!(gid));
+        assert!(r.body["groups"][0]["membership_expires_at"].is_null());
+        let admin_id = h.user_id("admin");
+        assert_eq!(
+            h.call(
+                "GET",
+                &format!("/users/{admin_id}/groups"),
+                Some(&demo),
+                None
+            )
+            .await
+            .status,
+            403
+        );
+
+        // A role on a project through the group: the demo user can scope there.
+        let r = h
+            .call(
+                "POST",
+                "/projects",
+                Some(&admin),
+                Some(json!({"project": {"name": "team-project"}})),
+            )
+            .await;
+        let pid = r.body["project"]["id"].as_str().unwrap().to_string();
+        let grant = crate::model::Assignment {
+            actor: crate::model::Actor::Group(gid.clone()),
+            target: crate::model::Target::Project(pid.clone()),
+            role_id: h.role_id("member"),
+            inherited: false,
+        };
+        h.identity
+            .write(vec![crate::data::Change::put(&grant)])
+            .await
+            .unwrap();
+        let team_token = h.token(&demo_id, Scope::Project(pid.clone())).await;
+        let ctx = h.identity.validate_token(&team_token).unwrap();
+        assert!(ctx.roles.iter().any(|r| r.name == "member"));
+
+        assert_eq!(
+            h.call("DELETE", &member_path, Some(&admin), None)
+                .await
+                .status,
+            204
+        );
+        assert!(
+            h.identity.validate_token(&team_token).is_err(),
+            "token relying on the group's role must be invalid"
+        );
+        assert!(
+            h.identity.validate_token(&demo).is_err(),
+            "Keystone revokes every token of the removed user"
+        );
+        assert_eq!(
+            h.call("DELETE", &member_path, Some(&admin), None)
+                .await
+                .status,
+            404
+        );
+        assert_eq!(
+            h.call("GET", &member_path, Some(&admin), None).await.status,
+            404
+        );
+        // New tokens work where the user still has a role, and not through the old group.
+        let fresh = h.demo().await;
+        assert!(h.identity.validate_token(&fresh).is_ok());
+        let r = h
+            .call(
+                "GET",
+                &format!("/users/{demo_id}/groups"),
+                Some(&fresh),
+                None,
+            )
+            .await;
+        assert_eq!(r.body["groups"].as_array().unwrap().len(), 0);
+
+        // Deleting the group drops its memberships and assignments.
+        assert_eq!(
+            h.call("PUT", &member_path, Some(&admin), None).await.status,
+            204
+        );
+        assert_eq!(
+            h.call("DELETE", &format!("/groups/{gid}"), Some(&admin), None)
+                .await
+                .status,
+            204
+        );
+        let data = h.identity.read();
+        assert!(data.memberships.values().all(|m| m.group_id != gid));
+        assert!(
+            data.assignments
+                .values()
+                .all(|a| a.actor != crate::model::Actor::Group(gid.clone()))
+        );
     }
 }

@@ -170,3 +170,13 @@ pub fn member<'a>(body: &'a Value, key: &str) -> Result<&'a Value, ApiError> {
         ))
     })
 }
+
+/// A list call's policy target from its filters: only the filters given become keys (a missing
+/// key fails a `%(target.x)s` check, as in Keystone, where a JSON null would match `None`).
+pub fn filter_target(filters: &[(&str, Option<&str>)]) -> Value {
+    let present: serde_json::Map<String, Value> = filters
+        .iter()
+        .filter_map(|(k, v)| v.map(|v| (k.to_string(), json!(v))))
+        .collect();
+    json!({ "target": present })
+}

@@ -1,15 +1,19 @@
 //! `/v3/roles` (with implied roles), `/v3/role_inferences` and the role grants on projects,
 //! domains (with OS-INHERIT) and the system.
 
-use super::{AppState, Pairs, extra_from, links, member, name_matches, new_id, not_found, opt_str, query_value, with_extra};
+use super::{
+    AppState, Pairs, extra_from, links, member, name_matches, new_id, not_found, opt_str,
+    query_value, with_extra,
+};
 use crate::data::{Change, IdentityData};
 use crate::model::*;
 use crate::service::Identity;
 use axum::{
     Json, Router,
     extract::{Path, Query, RawQuery, State},
+    handler::Handler,
     http::{Method, StatusCode},
-    routing::get,
+    routing::{MethodRouter, get},
 };
 use ferrostack_api::{ApiError, Auth, JsonBody, Schema};
 use serde_json::{Map, Value, json};
@@ -22,42 +26,86 @@ pub fn routes() -> Router<Arc<Identity>> {
         .route("/roles/{role_id}/implies", get(list_implied))
         .route(
             "/roles/{role_id}/implies/{implied_role_id}",
-            get(show_implied).head(check_implied).put(create_implied).delete(delete_implied),
+            get(show_implied)
+                .head(check_implied)
+                .put(create_implied)
+                .delete(delete_implied),
         )
         .route("/role_inferences", get(list_inferences))
-        .route("/projects/{project_id}/users/{user_id}/roles", get(list_project_user))
-        .route("/projects/{project_id}/users/{user_id}/roles/{role_id}", get(project_user).put(project_user).delete(project_user))
-        .route("/projects/{project_id}/groups/{group_id}/roles", get(list_project_group))
-        .route("/projects/{project_id}/groups/{group_id}/roles/{role_id}", get(project_group).put(project_group).delete(project_group))
-        .route("/domains/{domain_id}/users/{user_id}/roles", get(list_domain_user))
-        .route("/domains/{domain_id}/users/{user_id}/roles/{role_id}", get(domain_user).put(domain_user).delete(domain_user))
-        .route("/domains/{domain_id}/groups/{group_id}/roles", get(list_domain_group))
-        .route("/domains/{domain_id}/groups/{group_id}/roles/{role_id}", get(domain_group).put(domain_group).delete(domain_group))
-        .route("/OS-INHERIT/domains/{domain_id}/users/{user_id}/roles/inherited_to_projects", get(list_inherited_domain_user))
         .route(
-            "/OS-INHERIT/domains/{domain_id}/users/{user_id}/roles/{role_id}/inherited_to_projects",
-            get(inherited_domain_user).put(inherited_domain_user).delete(inherited_domain_user),
-        )
-        .route("/OS-INHERIT/domains/{domain_id}/groups/{group_id}/roles/inherited_to_projects", get(list_inherited_domain_group))
-        .route(
-            "/OS-INHERIT/domains/{domain_id}/groups/{group_id}/roles/{role_id}/inherited_to_projects",
-            get(inherited_domain_group).put(inherited_domain_group).delete(inherited_domain_group),
+            "/projects/{project_id}/users/{user_id}/roles",
+            get(list_project_user),
         )
         .route(
-            "/OS-INHERIT/projects/{project_id}/users/{user_id}/roles/{role_id}/inherited_to_projects",
-            get(inherited_project_user).put(inherited_project_user).delete(inherited_project_user),
+            "/projects/{project_id}/users/{user_id}/roles/{role_id}",
+            grant_methods(project_user),
         )
         .route(
-            "/OS-INHERIT/projects/{project_id}/groups/{group_id}/roles/{role_id}/inherited_to_projects",
-            get(inherited_project_group).put(inherited_project_group).delete(inherited_project_group),
+            "/projects/{project_id}/groups/{group_id}/roles",
+            get(list_project_group),
+        )
+        .route(
+            "/projects/{project_id}/groups/{group_id}/roles/{role_id}",
+            grant_methods(project_group),
+        )
+        .route(
+            "/domains/{domain_id}/users/{user_id}/roles",
+            get(list_domain_user),
+        )
+        .route(
+            "/domains/{domain_id}/users/{user_id}/roles/{role_id}",
+            grant_methods(domain_user),
+        )
+        .route(
+            "/domains/{domain_id}/groups/{group_id}/roles",
+            get(list_domain_group),
+        )
+        .route(
+            "/domains/{domain_id}/groups/{group_id}/roles/{role_id}",
+            grant_methods(domain_group),
         )
         .route("/system/users/{user_id}/roles", get(list_system_user))
-        .route("/system/users/{user_id}/roles/{role_id}", get(system_user).put(system_user).delete(system_user))
+        .route(
+            "/system/users/{user_id}/roles/{role_id}",
+            grant_methods(system_user),
+        )
         .route("/system/groups/{group_id}/roles", get(list_system_group))
-        .route("/system/groups/{group_id}/roles/{role_id}", get(system_group).put(system_group).delete(system_group))
+        .route(
+            "/system/groups/{group_id}/roles/{role_id}",
+            grant_methods(system_group),
+        )
+        .nest("/OS-INHERIT", inherited_routes())
 }
 
-/// Role names that may never be implied (`[assignment] prohibited_implied_role`, Keystone's default).
+/// `/OS-INHERIT/...`: grants inherited to the projects below a domain or project (Keystone lists
+/// them only for domains).
+fn inherited_routes() -> Router<Arc<Identity>> {
+    const DOMAIN_USER: &str = "/domains/{domain_id}/users/{user_id}/roles";
+    const DOMAIN_GROUP: &str = "/domains/{domain_id}/groups/{group_id}/roles";
+    const PROJECT_USER: &str = "/projects/{project_id}/users/{user_id}/roles";
+    const PROJECT_GROUP: &str = "/projects/{project_id}/groups/{group_id}/roles";
+    let list = |base: &str| format!("{base}/inherited_to_projects");
+    let one = |base: &str| format!("{base}/{{role_id}}/inherited_to_projects");
+    Router::new()
+        .route(&list(DOMAIN_USER), get(list_inherited_domain_user))
+        .route(&one(DOMAIN_USER), grant_methods(inherited_domain_user))
+        .route(&list(DOMAIN_GROUP), get(list_inherited_domain_group))
+        .route(&one(DOMAIN_GROUP), grant_methods(inherited_domain_group))
+        .route(&one(PROJECT_USER), grant_methods(inherited_project_user))
+        .route(&one(PROJECT_GROUP), grant_methods(inherited_project_group))
+}
+
+/// GET/HEAD (check), PUT (grant) and DELETE (revoke) of one grant, all by `handler`.
+fn grant_methods<H, T>(handler: H) -> MethodRouter<Arc<Identity>>
+where
+    H: Handler<T, Arc<Identity>> + Clone,
+    T: 'static,
+{
+    get(handler.clone()).put(handler.clone()).delete(handler)
+}
+
+/// Role names that may never be implied (Keystone's `[assignment] prohibited_implied_role`
+/// default).
 const PROHIBITED_IMPLIED_ROLES: &[&str] = &["admin"];
 
 fn role_schema(create: bool) -> Schema {
@@ -104,13 +152,21 @@ fn role_target(r: &Role) -> Value {
 }
 
 fn find(identity: &Identity, id: &str) -> Result<Role, ApiError> {
-    identity.read().roles.get(id).cloned().ok_or_else(|| not_found("role", id))
+    identity
+        .read()
+        .roles
+        .get(id)
+        .cloned()
+        .ok_or_else(|| not_found("role", id))
 }
 
 /// `{"self": <url with the request's query>, "previous": null, "next": null}`, as Keystone's
 /// `wrap_collection`.
 fn collection_self(identity: &Identity, path: &str, raw_query: Option<&str>) -> Value {
-    let query = raw_query.filter(|q| !q.is_empty()).map(|q| format!("?{q}")).unwrap_or_default();
+    let query = raw_query
+        .filter(|q| !q.is_empty())
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
     json!({"self": format!("{}/v3/{path}{query}", identity.base_url()), "previous": null, "next": null})
 }
 
@@ -126,7 +182,10 @@ fn filter_attrs(query: &[(String, String)], names: &[&str]) -> Value {
 }
 
 fn immutable(r: &Role) -> bool {
-    r.options.get("immutable").and_then(Value::as_bool).unwrap_or(false)
+    r.options
+        .get("immutable")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
 }
 
 fn conflict(name: &str, domain_id: Option<&str>) -> ApiError {
@@ -134,7 +193,9 @@ fn conflict(name: &str, domain_id: Option<&str>) -> ApiError {
         Some(d) => ApiError::conflict(format!(
             "Conflict occurred attempting to store role - Duplicate entry found with name {name} at domain ID {d}."
         )),
-        None => ApiError::conflict(format!("Conflict occurred attempting to store role - Duplicate entry found with name {name}.")),
+        None => ApiError::conflict(format!(
+            "Conflict occurred attempting to store role - Duplicate entry found with name {name}."
+        )),
     }
 }
 
@@ -151,9 +212,18 @@ fn merge_options(options: &mut Map<String, Value>, update: &Map<String, Value>) 
 
 // ---- /roles ----
 
-async fn list(State(identity): AppState, auth: Auth, Query(query): Pairs, RawQuery(raw): RawQuery) -> Result<Json<Value>, ApiError> {
+async fn list(
+    State(identity): AppState,
+    auth: Auth,
+    Query(query): Pairs,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
     let domain_filter = query_value(&query, "domain_id").filter(|d| !d.is_empty());
-    let action = if domain_filter.is_some() { "identity:list_domain_roles" } else { "identity:list_roles" };
+    let action = if domain_filter.is_some() {
+        "identity:list_domain_roles"
+    } else {
+        "identity:list_roles"
+    };
     auth.enforce(action, &filter_attrs(&query, &["name", "domain_id"]))?;
     let data = identity.read();
     let mut roles: Vec<&Role> = data
@@ -165,25 +235,47 @@ async fn list(State(identity): AppState, auth: Auth, Query(query): Pairs, RawQue
         .collect();
     roles.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
     let body: Vec<Value> = roles.into_iter().map(|r| role_json(&identity, r)).collect();
-    Ok(Json(json!({"roles": body, "links": collection_self(&identity, "roles", raw.as_deref())})))
+    Ok(Json(
+        json!({"roles": body, "links": collection_self(&identity, "roles", raw.as_deref())}),
+    ))
 }
 
-async fn show(State(identity): AppState, auth: Auth, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn show(
+    State(identity): AppState,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let found = find(&identity, &id);
     match &found {
-        Ok(r) if r.domain_id.is_some() => auth.enforce("identity:get_domain_role", &json!({"target": {"role": role_target(r)}}))?,
-        Ok(r) => auth.enforce("identity:get_role", &json!({"target": {"role": role_target(r)}}))?,
-        Err(_) => auth.enforce("identity:get_role", &json!({"target": {"role": {"id": id}}}))?,
+        Ok(r) if r.domain_id.is_some() => auth.enforce(
+            "identity:get_domain_role",
+            &json!({"target": {"role": role_target(r)}}),
+        )?,
+        Ok(r) => auth.enforce(
+            "identity:get_role",
+            &json!({"target": {"role": role_target(r)}}),
+        )?,
+        Err(_) => auth.enforce(
+            "identity:get_role",
+            &json!({"target": {"role": {"id": id}}}),
+        )?,
     }
     Ok(Json(json!({"role": role_json(&identity, &found?)})))
 }
 
-async fn create(State(identity): AppState, auth: Auth, JsonBody(body): JsonBody) -> Result<(StatusCode, Json<Value>), ApiError> {
+async fn create(
+    State(identity): AppState,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     CREATE.validate(&body)?;
     let b = member(&body, "role")?;
     let domain_id = opt_str(b, "domain_id");
     if domain_id.is_some() {
-        auth.enforce("identity:create_domain_role", &json!({"target": {"role": b}}))?;
+        auth.enforce(
+            "identity:create_domain_role",
+            &json!({"target": {"role": b}}),
+        )?;
     } else {
         auth.enforce("identity:create_role", &json!({}))?;
     }
@@ -206,42 +298,75 @@ async fn create(State(identity): AppState, auth: Auth, JsonBody(body): JsonBody)
         {
             return Err(not_found("domain", d));
         }
-        if data.roles.values().any(|r| r.name == role.name && r.domain_id == role.domain_id) {
+        if data
+            .roles
+            .values()
+            .any(|r| r.name == role.name && r.domain_id == role.domain_id)
+        {
             return Err(conflict(&role.name, role.domain_id.as_deref()));
         }
     }
     identity.write(vec![Change::put(&role)]).await?;
-    Ok((StatusCode::CREATED, Json(json!({"role": role_json(&identity, &role)}))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"role": role_json(&identity, &role)})),
+    ))
 }
 
-async fn update(State(identity): AppState, auth: Auth, Path(id): Path<String>, JsonBody(body): JsonBody) -> Result<Json<Value>, ApiError> {
+async fn update(
+    State(identity): AppState,
+    auth: Auth,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
     let found = find(&identity, &id);
     match &found {
-        Ok(r) if r.domain_id.is_some() => auth.enforce("identity:update_domain_role", &json!({"target": {"role": role_target(r)}}))?,
-        Ok(r) => auth.enforce("identity:update_role", &json!({"target": {"role": role_target(r)}}))?,
-        Err(_) => auth.enforce("identity:update_role", &json!({"target": {"role": {"id": id}}}))?,
+        Ok(r) if r.domain_id.is_some() => auth.enforce(
+            "identity:update_domain_role",
+            &json!({"target": {"role": role_target(r)}}),
+        )?,
+        Ok(r) => auth.enforce(
+            "identity:update_role",
+            &json!({"target": {"role": role_target(r)}}),
+        )?,
+        Err(_) => auth.enforce(
+            "identity:update_role",
+            &json!({"target": {"role": {"id": id}}}),
+        )?,
     }
     let mut role = found?;
     UPDATE.validate(&body)?;
     let b = member(&body, "role")?;
-    if b.get("id").is_some_and(|v| !v.is_null() && v.as_str() != Some(id.as_str())) {
+    if b.get("id")
+        .is_some_and(|v| !v.is_null() && v.as_str() != Some(id.as_str()))
+    {
         return Err(ApiError::bad_request("Cannot change ID"));
     }
     if immutable(&role) {
         // Only `{"options": {"immutable": false|null}}` may touch an immutable role.
         let unlocks = b.as_object().is_some_and(|m| m.len() == 1)
-            && b.get("options").and_then(|o| o.get("immutable")).is_some_and(|v| v.is_null() || *v == json!(false));
+            && b.get("options")
+                .and_then(|o| o.get("immutable"))
+                .is_some_and(|v| v.is_null() || *v == json!(false));
         if !unlocks {
             return Err(ApiError::forbidden(format!(
                 "Unable to update immutable role resource: `{id}. Set resource option \"immutable\" to false first."
             )));
         }
     }
-    if b.get("domain_id").is_some_and(|d| d.as_str() != role.domain_id.as_deref()) {
-        return Err(ApiError::bad_request("Update of `domain_id` is not allowed."));
+    if b.get("domain_id")
+        .is_some_and(|d| d.as_str() != role.domain_id.as_deref())
+    {
+        return Err(ApiError::bad_request(
+            "Update of `domain_id` is not allowed.",
+        ));
     }
     if let Some(name) = b.get("name").and_then(Value::as_str) {
-        let taken = identity.read().roles.values().any(|r| r.id != role.id && r.name == name && r.domain_id == role.domain_id);
+        let taken = identity
+            .read()
+            .roles
+            .values()
+            .any(|r| r.id != role.id && r.name == name && r.domain_id == role.domain_id);
         if taken {
             return Err(conflict(name, b.get("domain_id").and_then(Value::as_str)));
         }
@@ -260,12 +385,25 @@ async fn update(State(identity): AppState, auth: Auth, Path(id): Path<String>, J
 
 /// Deletes a role with its grants and implication rules; application credentials of users who
 /// held it directly on a project go too (Keystone's `REMOVE_APP_CREDS_FOR_USER`).
-async fn remove(State(identity): AppState, auth: Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn remove(
+    State(identity): AppState,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let found = find(&identity, &id);
     match &found {
-        Ok(r) if r.domain_id.is_some() => auth.enforce("identity:delete_domain_role", &json!({"target": {"role": role_target(r)}}))?,
-        Ok(r) => auth.enforce("identity:delete_role", &json!({"target": {"role": role_target(r)}}))?,
-        Err(_) => auth.enforce("identity:delete_role", &json!({"target": {"role": {"id": id}}}))?,
+        Ok(r) if r.domain_id.is_some() => auth.enforce(
+            "identity:delete_domain_role",
+            &json!({"target": {"role": role_target(r)}}),
+        )?,
+        Ok(r) => auth.enforce(
+            "identity:delete_role",
+            &json!({"target": {"role": role_target(r)}}),
+        )?,
+        Err(_) => auth.enforce(
+            "identity:delete_role",
+            &json!({"target": {"role": {"id": id}}}),
+        )?,
     }
     let role = found?;
     if immutable(&role) {
@@ -281,10 +419,17 @@ async fn remove(State(identity): AppState, auth: Auth, Path(id): Path<String>) -
 /// Everything deleting `role` removes.
 fn role_deletion(data: &IdentityData, role: &Role) -> Vec<Change> {
     let mut changes = vec![Change::delete(role)];
-    let grants: Vec<&Assignment> = data.assignments.values().filter(|a| a.role_id == role.id).collect();
+    let grants: Vec<&Assignment> = data
+        .assignments
+        .values()
+        .filter(|a| a.role_id == role.id)
+        .collect();
     changes.extend(grants.iter().map(|a| Change::delete(*a)));
     changes.extend(
-        data.implied.values().filter(|r| r.prior_role_id == role.id || r.implied_role_id == role.id).map(Change::delete),
+        data.implied
+            .values()
+            .filter(|r| r.prior_role_id == role.id || r.implied_role_id == role.id)
+            .map(Change::delete),
     );
     let holders: Vec<(&str, &str)> = grants
         .iter()
@@ -310,7 +455,12 @@ fn prior_role_json(identity: &Identity, r: &Role) -> Value {
 
 /// The policy target of the implied-role calls (Keystone's `prior_role` / `implied_role`).
 fn inference_target(data: &IdentityData, prior: &str, implied: Option<&str>) -> Value {
-    let role = |id: &str| data.roles.get(id).map(role_target).unwrap_or_else(|| json!({"id": id}));
+    let role = |id: &str| {
+        data.roles
+            .get(id)
+            .map(role_target)
+            .unwrap_or_else(|| json!({"id": id}))
+    };
     let mut target = json!({"prior_role": role(prior)});
     let mut top = json!({"prior_role_id": prior});
     if let Some(i) = implied {
@@ -330,8 +480,14 @@ fn would_cycle(data: &IdentityData, prior: &str, implied: &str) -> bool {
 /// Keystone's checks on a new implication (`RoleManager.create_implied_role`) plus a refusal of
 /// cycles; every refusal is Keystone's `InvalidImpliedRole` (403).
 fn check_new_implication(data: &IdentityData, prior: &str, implied: &str) -> Result<(), ApiError> {
-    let prior_role = data.roles.get(prior).ok_or_else(|| not_found("role", prior))?;
-    let implied_role = data.roles.get(implied).ok_or_else(|| not_found("role", implied))?;
+    let prior_role = data
+        .roles
+        .get(prior)
+        .ok_or_else(|| not_found("role", prior))?;
+    let implied_role = data
+        .roles
+        .get(implied)
+        .ok_or_else(|| not_found("role", implied))?;
     let invalid = || ApiError::forbidden(format!("{implied} cannot be an implied roles."));
     if PROHIBITED_IMPLIED_ROLES.contains(&implied_role.name.as_str()) {
         return Err(invalid());
@@ -343,8 +499,14 @@ fn check_new_implication(data: &IdentityData, prior: &str, implied: &str) -> Res
     if would_cycle(data, prior, implied) {
         return Err(invalid());
     }
-    if data.implied.values().any(|r| r.prior_role_id == prior && r.implied_role_id == implied) {
-        return Err(ApiError::conflict("Conflict occurred attempting to store implied_role - Duplicate entry."));
+    if data
+        .implied
+        .values()
+        .any(|r| r.prior_role_id == prior && r.implied_role_id == implied)
+    {
+        return Err(ApiError::conflict(
+            "Conflict occurred attempting to store implied_role - Duplicate entry.",
+        ));
     }
     Ok(())
 }
@@ -352,50 +514,98 @@ fn check_new_implication(data: &IdentityData, prior: &str, implied: &str) -> Res
 /// `{"role_inference": {"prior_role": ..., "implies": <implied>}, "links": ...}` for one rule.
 fn inference_json(identity: &Identity, prior: &str, implied: &str) -> Result<Value, ApiError> {
     let data = identity.read();
-    if !data.implied.values().any(|r| r.prior_role_id == prior && r.implied_role_id == implied) {
-        return Err(ApiError::not_found(format!("{prior} does not imply {implied}.")));
+    if !data
+        .implied
+        .values()
+        .any(|r| r.prior_role_id == prior && r.implied_role_id == implied)
+    {
+        return Err(ApiError::not_found(format!(
+            "{prior} does not imply {implied}."
+        )));
     }
-    let implied_role = data.roles.get(implied).ok_or_else(|| not_found("role", implied))?;
-    let prior_role = data.roles.get(prior).ok_or_else(|| not_found("role", prior))?;
+    let implied_role = data
+        .roles
+        .get(implied)
+        .ok_or_else(|| not_found("role", implied))?;
+    let prior_role = data
+        .roles
+        .get(prior)
+        .ok_or_else(|| not_found("role", prior))?;
     Ok(json!({
         "role_inference": {"prior_role": prior_role_json(identity, prior_role), "implies": prior_role_json(identity, implied_role)},
         "links": links(identity, &format!("roles/{prior}/implies/{implied}")),
     }))
 }
 
-async fn list_implied(State(identity): AppState, auth: Auth, Path(prior): Path<String>) -> Result<Json<Value>, ApiError> {
-    auth.enforce("identity:list_implied_roles", &inference_target(&identity.read(), &prior, None))?;
+async fn list_implied(
+    State(identity): AppState,
+    auth: Auth,
+    Path(prior): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    auth.enforce(
+        "identity:list_implied_roles",
+        &inference_target(&identity.read(), &prior, None),
+    )?;
     let data = identity.read();
-    let prior_role = data.roles.get(&prior).ok_or_else(|| not_found("role", &prior))?;
-    let mut implied: Vec<&Role> =
-        data.implied.values().filter(|r| r.prior_role_id == prior).filter_map(|r| data.roles.get(&r.implied_role_id)).collect();
+    let prior_role = data
+        .roles
+        .get(&prior)
+        .ok_or_else(|| not_found("role", &prior))?;
+    let mut implied: Vec<&Role> = data
+        .implied
+        .values()
+        .filter(|r| r.prior_role_id == prior)
+        .filter_map(|r| data.roles.get(&r.implied_role_id))
+        .collect();
     implied.sort_by(|a, b| a.name.cmp(&b.name));
-    let implies: Vec<Value> = implied.into_iter().map(|r| prior_role_json(&identity, r)).collect();
+    let implies: Vec<Value> = implied
+        .into_iter()
+        .map(|r| prior_role_json(&identity, r))
+        .collect();
     Ok(Json(json!({
         "role_inference": {"prior_role": prior_role_json(&identity, prior_role), "implies": implies},
         "links": links(&identity, &format!("roles/{prior}/implies")),
     })))
 }
 
-async fn show_implied(State(identity): AppState, auth: Auth, Path((prior, implied)): Path<(String, String)>) -> Result<Json<Value>, ApiError> {
-    auth.enforce("identity:get_implied_role", &inference_target(&identity.read(), &prior, Some(&implied)))?;
+async fn show_implied(
+    State(identity): AppState,
+    auth: Auth,
+    Path((prior, implied)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    auth.enforce(
+        "identity:get_implied_role",
+        &inference_target(&identity.read(), &prior, Some(&implied)),
+    )?;
     {
         let data = identity.read();
-        data.roles.get(&prior).ok_or_else(|| not_found("role", &prior))?;
-        data.roles.get(&implied).ok_or_else(|| not_found("role", &implied))?;
+        data.roles
+            .get(&prior)
+            .ok_or_else(|| not_found("role", &prior))?;
+        data.roles
+            .get(&implied)
+            .ok_or_else(|| not_found("role", &implied))?;
     }
     Ok(Json(inference_json(&identity, &prior, &implied)?))
 }
 
 /// `HEAD /roles/{prior}/implies/{implied}`: 204 (not 200) as Keystone answers.
-async fn check_implied(State(identity): AppState, auth: Auth, Path((prior, implied)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
+async fn check_implied(
+    State(identity): AppState,
+    auth: Auth,
+    Path((prior, implied)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
     let target = inference_target(&identity.read(), &prior, Some(&implied));
     auth.enforce("identity:check_implied_role", &target)?;
     auth.enforce("identity:get_implied_role", &target)?;
     {
         let data = identity.read();
-        data.roles.get(&prior).ok_or_else(|| not_found("role", &prior))?;
-        data.roles.get(&implied).ok_or_else(|| not_found("role", &implied))?;
+        data.roles
+            .get(&prior)
+            .ok_or_else(|| not_found("role", &prior))?;
+        data.roles
+            .get(&implied)
+            .ok_or_else(|| not_found("role", &implied))?;
     }
     inference_json(&identity, &prior, &implied)?;
     Ok(StatusCode::NO_CONTENT)
@@ -406,19 +616,39 @@ async fn create_implied(
     auth: Auth,
     Path((prior, implied)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    auth.enforce("identity:create_implied_role", &inference_target(&identity.read(), &prior, Some(&implied)))?;
+    auth.enforce(
+        "identity:create_implied_role",
+        &inference_target(&identity.read(), &prior, Some(&implied)),
+    )?;
     check_new_implication(&identity.read(), &prior, &implied)?;
-    let rule = ImpliedRole { prior_role_id: prior.clone(), implied_role_id: implied.clone() };
+    let rule = ImpliedRole {
+        prior_role_id: prior.clone(),
+        implied_role_id: implied.clone(),
+    };
     identity.write(vec![Change::put(&rule)]).await?;
-    Ok((StatusCode::CREATED, Json(inference_json(&identity, &prior, &implied)?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(inference_json(&identity, &prior, &implied)?),
+    ))
 }
 
-async fn delete_implied(State(identity): AppState, auth: Auth, Path((prior, implied)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
-    auth.enforce("identity:delete_implied_role", &inference_target(&identity.read(), &prior, Some(&implied)))?;
+async fn delete_implied(
+    State(identity): AppState,
+    auth: Auth,
+    Path((prior, implied)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    auth.enforce(
+        "identity:delete_implied_role",
+        &inference_target(&identity.read(), &prior, Some(&implied)),
+    )?;
     let rule = {
         let data = identity.read();
-        data.roles.get(&prior).ok_or_else(|| not_found("role", &prior))?;
-        data.roles.get(&implied).ok_or_else(|| not_found("role", &implied))?;
+        data.roles
+            .get(&prior)
+            .ok_or_else(|| not_found("role", &prior))?;
+        data.roles
+            .get(&implied)
+            .ok_or_else(|| not_found("role", &implied))?;
         data.implied
             .values()
             .find(|r| r.prior_role_id == prior && r.implied_role_id == implied)
@@ -433,7 +663,11 @@ async fn delete_implied(State(identity): AppState, auth: Auth, Path((prior, impl
 async fn list_inferences(State(identity): AppState, auth: Auth) -> Result<Json<Value>, ApiError> {
     auth.enforce("identity:list_role_inference_rules", &json!({}))?;
     let data = identity.read();
-    let mut priors: Vec<&Role> = data.implied.values().filter_map(|r| data.roles.get(&r.prior_role_id)).collect();
+    let mut priors: Vec<&Role> = data
+        .implied
+        .values()
+        .filter_map(|r| data.roles.get(&r.prior_role_id))
+        .collect();
     priors.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
     priors.dedup_by(|a, b| a.id == b.id);
     let inferences: Vec<Value> = priors
@@ -446,7 +680,10 @@ async fn list_inferences(State(identity): AppState, auth: Auth) -> Result<Json<V
                 .filter_map(|r| data.roles.get(&r.implied_role_id))
                 .collect();
             implied.sort_by(|a, b| a.name.cmp(&b.name));
-            let implies: Vec<Value> = implied.into_iter().map(|r| prior_role_json(&identity, r)).collect();
+            let implies: Vec<Value> = implied
+                .into_iter()
+                .map(|r| prior_role_json(&identity, r))
+                .collect();
             json!({"prior_role": prior_role_json(&identity, prior), "implies": implies})
         })
         .collect();
@@ -475,11 +712,21 @@ impl GrantOp {
 fn grant_action(op: GrantOp, actor: &Actor, target: &Target) -> &'static str {
     match (target, actor, op) {
         (Target::System, Actor::User(_), GrantOp::Check) => "identity:check_system_grant_for_user",
-        (Target::System, Actor::User(_), GrantOp::Create) => "identity:create_system_grant_for_user",
-        (Target::System, Actor::User(_), GrantOp::Revoke) => "identity:revoke_system_grant_for_user",
-        (Target::System, Actor::Group(_), GrantOp::Check) => "identity:check_system_grant_for_group",
-        (Target::System, Actor::Group(_), GrantOp::Create) => "identity:create_system_grant_for_group",
-        (Target::System, Actor::Group(_), GrantOp::Revoke) => "identity:revoke_system_grant_for_group",
+        (Target::System, Actor::User(_), GrantOp::Create) => {
+            "identity:create_system_grant_for_user"
+        }
+        (Target::System, Actor::User(_), GrantOp::Revoke) => {
+            "identity:revoke_system_grant_for_user"
+        }
+        (Target::System, Actor::Group(_), GrantOp::Check) => {
+            "identity:check_system_grant_for_group"
+        }
+        (Target::System, Actor::Group(_), GrantOp::Create) => {
+            "identity:create_system_grant_for_group"
+        }
+        (Target::System, Actor::Group(_), GrantOp::Revoke) => {
+            "identity:revoke_system_grant_for_group"
+        }
         (_, _, GrantOp::Check) => "identity:check_grant",
         (_, _, GrantOp::Create) => "identity:create_grant",
         (_, _, GrantOp::Revoke) => "identity:revoke_grant",
@@ -489,33 +736,54 @@ fn grant_action(op: GrantOp, actor: &Actor, target: &Target) -> &'static str {
 /// Keystone's grant policy target: `target.role`, `target.user`/`target.group` and
 /// `target.project`/`target.domain` (each `{}` when it does not exist), with the path arguments
 /// at the top level.
-fn grant_target(data: &IdentityData, actor: &Actor, target: &Target, role_id: Option<&str>) -> Value {
+fn grant_target(
+    data: &IdentityData,
+    actor: &Actor,
+    target: &Target,
+    role_id: Option<&str>,
+) -> Value {
     let mut t = Map::new();
     let mut top = Map::new();
     if let Some(r) = role_id {
-        t.insert("role".into(), data.roles.get(r).map(role_target).unwrap_or_else(|| json!({})));
+        t.insert(
+            "role".into(),
+            data.roles
+                .get(r)
+                .map(role_target)
+                .unwrap_or_else(|| json!({})),
+        );
         top.insert("role_id".into(), json!(r));
     }
     match actor {
         Actor::User(u) => {
-            let user = data.users.get(u).map(|u| json!({"id": u.id, "name": u.name, "domain_id": u.domain_id, "enabled": u.enabled}));
+            let user = data.users.get(u).map(|u| {
+                json!({"id": u.id, "name": u.name, "domain_id": u.domain_id, "enabled": u.enabled})
+            });
             t.insert("user".into(), user.unwrap_or_else(|| json!({})));
             top.insert("user_id".into(), json!(u));
         }
         Actor::Group(g) => {
-            let group = data.groups.get(g).map(|g| json!({"id": g.id, "name": g.name, "domain_id": g.domain_id}));
+            let group = data
+                .groups
+                .get(g)
+                .map(|g| json!({"id": g.id, "name": g.name, "domain_id": g.domain_id}));
             t.insert("group".into(), group.unwrap_or_else(|| json!({})));
             top.insert("group_id".into(), json!(g));
         }
     }
     match target {
         Target::Project(p) => {
-            let project = data.projects.get(p).map(|p| json!({"id": p.id, "name": p.name, "domain_id": p.domain_id, "parent_id": p.parent_id}));
+            let project = data.projects.get(p).map(|p| {
+                json!({"id": p.id, "name": p.name, "domain_id": p.domain_id, "parent_id": p.parent_id})
+            });
             t.insert("project".into(), project.unwrap_or_else(|| json!({})));
             top.insert("project_id".into(), json!(p));
         }
         Target::Domain(d) => {
-            let domain = data.domains.get(d).map(|d| json!({"id": d.id, "name": d.name, "enabled": d.enabled}));
+            let domain = data
+                .domains
+                .get(d)
+                .map(|d| json!({"id": d.id, "name": d.name, "enabled": d.enabled}));
             t.insert("domain".into(), domain.unwrap_or_else(|| json!({})));
             top.insert("domain_id".into(), json!(d));
         }
@@ -526,7 +794,12 @@ fn grant_target(data: &IdentityData, actor: &Actor, target: &Target, role_id: Op
 }
 
 /// Checks that the actor (404), target (404) exist, in Keystone's order.
-fn check_actor_and_target(data: &IdentityData, actor: &Actor, target: &Target, actor_must_exist: bool) -> Result<(), ApiError> {
+fn check_actor_and_target(
+    data: &IdentityData,
+    actor: &Actor,
+    target: &Target,
+    actor_must_exist: bool,
+) -> Result<(), ApiError> {
     if actor_must_exist {
         match actor {
             Actor::User(u) if !data.users.contains_key(u) => return Err(not_found("user", u)),
@@ -560,18 +833,26 @@ fn assignment_not_found(a: &Assignment) -> ApiError {
 /// tolerates a vanished actor, as Keystone), a domain-specific role is granted only within its
 /// domain and never on the system, and a checked or revoked grant exists.
 fn validate_grant(data: &IdentityData, a: &Assignment, op: GrantOp) -> Result<(), ApiError> {
-    let role = data.roles.get(&a.role_id).ok_or_else(|| not_found("role", &a.role_id))?;
+    let role = data
+        .roles
+        .get(&a.role_id)
+        .ok_or_else(|| not_found("role", &a.role_id))?;
     check_actor_and_target(data, &a.actor, &a.target, op != GrantOp::Revoke)?;
     if op == GrantOp::Create {
         match (&a.target, &role.domain_id) {
-            (Target::Project(p), Some(rd)) if data.projects.get(p).is_some_and(|p| &p.domain_id != rd) => {
+            (Target::Project(p), Some(rd))
+                if data.projects.get(p).is_some_and(|p| &p.domain_id != rd) =>
+            {
                 return Err(ApiError::forbidden(format!(
                     "Project {p} must be in the same domain as the role {} being assigned.",
                     a.role_id
                 )));
             }
             (Target::Domain(d), Some(rd)) if d != rd => {
-                return Err(ApiError::forbidden(format!("Domain {d} must be the domain of the role {} being assigned.", a.role_id)));
+                return Err(ApiError::forbidden(format!(
+                    "Domain {d} must be the domain of the role {} being assigned.",
+                    a.role_id
+                )));
             }
             (Target::System, Some(_)) => {
                 return Err(ApiError::bad_request(format!(
@@ -588,10 +869,23 @@ fn validate_grant(data: &IdentityData, a: &Assignment, op: GrantOp) -> Result<()
 }
 
 /// Check (GET/HEAD), create (PUT) or revoke (DELETE) one grant; 204 in every case.
-async fn grant(identity: &Identity, auth: &Auth, method: &Method, assignment: Assignment) -> Result<StatusCode, ApiError> {
+async fn grant(
+    identity: &Identity,
+    auth: &Auth,
+    method: &Method,
+    assignment: Assignment,
+) -> Result<StatusCode, ApiError> {
     let op = GrantOp::of(method);
-    let policy = grant_target(&identity.read(), &assignment.actor, &assignment.target, Some(&assignment.role_id));
-    auth.enforce(grant_action(op, &assignment.actor, &assignment.target), &policy)?;
+    let policy = grant_target(
+        &identity.read(),
+        &assignment.actor,
+        &assignment.target,
+        Some(&assignment.role_id),
+    );
+    auth.enforce(
+        grant_action(op, &assignment.actor, &assignment.target),
+        &policy,
+    )?;
     let exists = {
         let data = identity.read();
         validate_grant(&data, &assignment, op)?;
@@ -623,7 +917,10 @@ async fn list_grants(
         (Target::System, Actor::Group(_)) => "identity:list_system_grants_for_group",
         _ => "identity:list_grants",
     };
-    auth.enforce(action, &grant_target(&identity.read(), &actor, &target, None))?;
+    auth.enforce(
+        action,
+        &grant_target(&identity.read(), &actor, &target, None),
+    )?;
     let data = identity.read();
     check_actor_and_target(&data, &actor, &target, true)?;
     let mut roles: Vec<&Role> = data
@@ -634,92 +931,915 @@ async fn list_grants(
         .collect();
     roles.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
     let body: Vec<Value> = roles.into_iter().map(|r| role_json(identity, r)).collect();
-    Ok(Json(json!({"roles": body, "links": collection_self(identity, path, raw_query)})))
+    Ok(Json(
+        json!({"roles": body, "links": collection_self(identity, path, raw_query)}),
+    ))
 }
 
 fn assignment(actor: Actor, target: Target, role_id: String, inherited: bool) -> Assignment {
-    Assignment { actor, target, role_id, inherited }
+    Assignment {
+        actor,
+        target,
+        role_id,
+        inherited,
+    }
 }
 
 type Ids2 = Path<(String, String)>;
 type Ids3 = Path<(String, String, String)>;
 
-async fn project_user(State(identity): AppState, auth: Auth, method: Method, Path((p, u, r)): Ids3) -> Result<StatusCode, ApiError> {
-    grant(&identity, &auth, &method, assignment(Actor::User(u), Target::Project(p), r, false)).await
+async fn project_user(
+    State(identity): AppState,
+    auth: Auth,
+    method: Method,
+    Path((p, u, r)): Ids3,
+) -> Result<StatusCode, ApiError> {
+    grant(
+        &identity,
+        &auth,
+        &method,
+        assignment(Actor::User(u), Target::Project(p), r, false),
+    )
+    .await
 }
 
-async fn project_group(State(identity): AppState, auth: Auth, method: Method, Path((p, g, r)): Ids3) -> Result<StatusCode, ApiError> {
-    grant(&identity, &auth, &method, assignment(Actor::Group(g), Target::Project(p), r, false)).await
+async fn project_group(
+    State(identity): AppState,
+    auth: Auth,
+    method: Method,
+    Path((p, g, r)): Ids3,
+) -> Result<StatusCode, ApiError> {
+    grant(
+        &identity,
+        &auth,
+        &method,
+        assignment(Actor::Group(g), Target::Project(p), r, false),
+    )
+    .await
 }
 
-async fn domain_user(State(identity): AppState, auth: Auth, method: Method, Path((d, u, r)): Ids3) -> Result<StatusCode, ApiError> {
-    grant(&identity, &auth, &method, assignment(Actor::User(u), Target::Domain(d), r, false)).await
+async fn domain_user(
+    State(identity): AppState,
+    auth: Auth,
+    method: Method,
+    Path((d, u, r)): Ids3,
+) -> Result<StatusCode, ApiError> {
+    grant(
+        &identity,
+        &auth,
+        &method,
+        assignment(Actor::User(u), Target::Domain(d), r, false),
+    )
+    .await
 }
 
-async fn domain_group(State(identity): AppState, auth: Auth, method: Method, Path((d, g, r)): Ids3) -> Result<StatusCode, ApiError> {
-    grant(&identity, &auth, &method, assignment(Actor::Group(g), Target::Domain(d), r, false)).await
+async fn domain_group(
+    State(identity): AppState,
+    auth: Auth,
+    method: Method,
+    Path((d, g, r)): Ids3,
+) -> Result<StatusCode, ApiError> {
+    grant(
+        &identity,
+        &auth,
+        &method,
+        assignment(Actor::Group(g), Target::Domain(d), r, false),
+    )
+    .await
 }
 
-async fn inherited_project_user(State(identity): AppState, auth: Auth, method: Method, Path((p, u, r)): Ids3) -> Result<StatusCode, ApiError> {
-    grant(&identity, &auth, &method, assignment(Actor::User(u), Target::Project(p), r, true)).await
+async fn inherited_project_user(
+    State(identity): AppState,
+    auth: Auth,
+    method: Method,
+    Path((p, u, r)): Ids3,
+) -> Result<StatusCode, ApiError> {
+    grant(
+        &identity,
+        &auth,
+        &method,
+        assignment(Actor::User(u), Target::Project(p), r, true),
+    )
+    .await
 }
 
-async fn inherited_project_group(State(identity): AppState, auth: Auth, method: Method, Path((p, g, r)): Ids3) -> Result<StatusCode, ApiError> {
-    grant(&identity, &auth, &method, assignment(Actor::Group(g), Target::Project(p), r, true)).await
+async fn inherited_project_group(
+    State(identity): AppState,
+    auth: Auth,
+    method: Method,
+    Path((p, g, r)): Ids3,
+) -> Result<StatusCode, ApiError> {
+    grant(
+        &identity,
+        &auth,
+        &method,
+        assignment(Actor::Group(g), Target::Project(p), r, true),
+    )
+    .await
 }
 
-async fn inherited_domain_user(State(identity): AppState, auth: Auth, method: Method, Path((d, u, r)): Ids3) -> Result<StatusCode, ApiError> {
-    grant(&identity, &auth, &method, assignment(Actor::User(u), Target::Domain(d), r, true)).await
+async fn inherited_domain_user(
+    State(identity): AppState,
+    auth: Auth,
+    method: Method,
+    Path((d, u, r)): Ids3,
+) -> Result<StatusCode, ApiError> {
+    grant(
+        &identity,
+        &auth,
+        &method,
+        assignment(Actor::User(u), Target::Domain(d), r, true),
+    )
+    .await
 }
 
-async fn inherited_domain_group(State(identity): AppState, auth: Auth, method: Method, Path((d, g, r)): Ids3) -> Result<StatusCode, ApiError> {
-    grant(&identity, &auth, &method, assignment(Actor::Group(g), Target::Domain(d), r, true)).await
+async fn inherited_domain_group(
+    State(identity): AppState,
+    auth: Auth,
+    method: Method,
+    Path((d, g, r)): Ids3,
+) -> Result<StatusCode, ApiError> {
+    grant(
+        &identity,
+        &auth,
+        &method,
+        assignment(Actor::Group(g), Target::Domain(d), r, true),
+    )
+    .await
 }
 
-async fn system_user(State(identity): AppState, auth: Auth, method: Method, Path((u, r)): Ids2) -> Result<StatusCode, ApiError> {
-    grant(&identity, &auth, &method, assignment(Actor::User(u), Target::System, r, false)).await
+async fn system_user(
+    State(identity): AppState,
+    auth: Auth,
+    method: Method,
+    Path((u, r)): Ids2,
+) -> Result<StatusCode, ApiError> {
+    grant(
+        &identity,
+        &auth,
+        &method,
+        assignment(Actor::User(u), Target::System, r, false),
+    )
+    .await
 }
 
-async fn system_group(State(identity): AppState, auth: Auth, method: Method, Path((g, r)): Ids2) -> Result<StatusCode, ApiError> {
-    grant(&identity, &auth, &method, assignment(Actor::Group(g), Target::System, r, false)).await
+async fn system_group(
+    State(identity): AppState,
+    auth: Auth,
+    method: Method,
+    Path((g, r)): Ids2,
+) -> Result<StatusCode, ApiError> {
+    grant(
+        &identity,
+        &auth,
+        &method,
+        assignment(Actor::Group(g), Target::System, r, false),
+    )
+    .await
 }
 
-async fn list_project_user(State(identity): AppState, auth: Auth, Path((p, u)): Ids2, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
+async fn list_project_user(
+    State(identity): AppState,
+    auth: Auth,
+    Path((p, u)): Ids2,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
     let path = format!("projects/{p}/users/{u}/roles");
-    list_grants(&identity, &auth, Actor::User(u), Target::Project(p), false, &path, q.as_deref()).await
+    list_grants(
+        &identity,
+        &auth,
+        Actor::User(u),
+        Target::Project(p),
+        false,
+        &path,
+        q.as_deref(),
+    )
+    .await
 }
 
-async fn list_project_group(State(identity): AppState, auth: Auth, Path((p, g)): Ids2, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
+async fn list_project_group(
+    State(identity): AppState,
+    auth: Auth,
+    Path((p, g)): Ids2,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
     let path = format!("projects/{p}/groups/{g}/roles");
-    list_grants(&identity, &auth, Actor::Group(g), Target::Project(p), false, &path, q.as_deref()).await
+    list_grants(
+        &identity,
+        &auth,
+        Actor::Group(g),
+        Target::Project(p),
+        false,
+        &path,
+        q.as_deref(),
+    )
+    .await
 }
 
-async fn list_domain_user(State(identity): AppState, auth: Auth, Path((d, u)): Ids2, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
+async fn list_domain_user(
+    State(identity): AppState,
+    auth: Auth,
+    Path((d, u)): Ids2,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
     let path = format!("domains/{d}/users/{u}/roles");
-    list_grants(&identity, &auth, Actor::User(u), Target::Domain(d), false, &path, q.as_deref()).await
+    list_grants(
+        &identity,
+        &auth,
+        Actor::User(u),
+        Target::Domain(d),
+        false,
+        &path,
+        q.as_deref(),
+    )
+    .await
 }
 
-async fn list_domain_group(State(identity): AppState, auth: Auth, Path((d, g)): Ids2, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
+async fn list_domain_group(
+    State(identity): AppState,
+    auth: Auth,
+    Path((d, g)): Ids2,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
     let path = format!("domains/{d}/groups/{g}/roles");
-    list_grants(&identity, &auth, Actor::Group(g), Target::Domain(d), false, &path, q.as_deref()).await
+    list_grants(
+        &identity,
+        &auth,
+        Actor::Group(g),
+        Target::Domain(d),
+        false,
+        &path,
+        q.as_deref(),
+    )
+    .await
 }
 
-async fn list_inherited_domain_user(State(identity): AppState, auth: Auth, Path((d, u)): Ids2, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
+async fn list_inherited_domain_user(
+    State(identity): AppState,
+    auth: Auth,
+    Path((d, u)): Ids2,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
     let path = format!("OS-INHERIT/domains/{d}/users/{u}/roles/inherited_to_projects");
-    list_grants(&identity, &auth, Actor::User(u), Target::Domain(d), true, &path, q.as_deref()).await
+    list_grants(
+        &identity,
+        &auth,
+        Actor::User(u),
+        Target::Domain(d),
+        true,
+        &path,
+        q.as_deref(),
+    )
+    .await
 }
 
-async fn list_inherited_domain_group(State(identity): AppState, auth: Auth, Path((d, g)): Ids2, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
+async fn list_inherited_domain_group(
+    State(identity): AppState,
+    auth: Auth,
+    Path((d, g)): Ids2,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
     let path = format!("OS-INHERIT/domains/{d}/groups/{g}/roles/inherited_to_projects");
-    list_grants(&identity, &auth, Actor::Group(g), Target::Domain(d), true, &path, q.as_deref()).await
+    list_grants(
+        &identity,
+        &auth,
+        Actor::Group(g),
+        Target::Domain(d),
+        true,
+        &path,
+        q.as_deref(),
+    )
+    .await
 }
 
-async fn list_system_user(State(identity): AppState, auth: Auth, Path(u): Path<String>, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
+async fn list_system_user(
+    State(identity): AppState,
+    auth: Auth,
+    Path(u): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
     let path = format!("system/users/{u}/roles");
-    list_grants(&identity, &auth, Actor::User(u), Target::System, false, &path, q.as_deref()).await
+    list_grants(
+        &identity,
+        &auth,
+        Actor::User(u),
+        Target::System,
+        false,
+        &path,
+        q.as_deref(),
+    )
+    .await
 }
 
-async fn list_system_group(State(identity): AppState, auth: Auth, Path(g): Path<String>, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
+async fn list_system_group(
+    State(identity): AppState,
+    auth: Auth,
+    Path(g): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
     let path = format!("system/groups/{g}/roles");
-    list_grants(&identity, &auth, Actor::Group(g), Target::System, false, &path, q.as_deref()).await
+    list_grants(
+        &identity,
+        &auth,
+        Actor::Group(g),
+        Target::System,
+        false,
+        &path,
+        q.as_deref(),
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn role(id: &str, domain: Option<&str>) -> Role {
+        Role {
+            id: id.into(),
+            name: id.into(),
+            domain_id: domain.map(String::from),
+            description: None,
+            options: Map::new(),
+            extra: Map::new(),
+        }
+    }
+
+    fn user(id: &str, domain: &str) -> User {
+        User {
+            id: id.into(),
+            name: id.into(),
+            domain_id: domain.into(),
+            enabled: true,
+            default_project_id: None,
+            description: None,
+            extra: Map::new(),
+            options: Map::new(),
+            password_hash: None,
+            password_created_at: None,
+            password_expires_at: None,
+            password_history: vec![],
+            failed_auth_count: 0,
+            failed_auth_at: None,
+            created_at: None,
+            last_active_at: None,
+        }
+    }
+
+    fn project(id: &str, domain: &str) -> Project {
+        Project {
+            id: id.into(),
+            name: id.into(),
+            domain_id: domain.into(),
+            parent_id: None,
+            description: String::new(),
+            enabled: true,
+            tags: vec![],
+            options: Map::new(),
+            extra: Map::new(),
+        }
+    }
+
+    fn domain(id: &str) -> Domain {
+        Domain {
+            id: id.into(),
+            name: id.into(),
+            description: String::new(),
+            enabled: true,
+            tags: vec![],
+            options: Map::new(),
+            extra: Map::new(),
+        }
+    }
+
+    fn imply(d: &mut IdentityData, prior: &str, implied: &str) {
+        let rule = ImpliedRole {
+            prior_role_id: prior.into(),
+            implied_role_id: implied.into(),
+        };
+        d.implied.insert(rule.key(), rule);
+    }
+
+    fn data() -> IdentityData {
+        let mut d = IdentityData::default();
+        for r in ["admin", "member", "reader", "other"] {
+            d.roles.insert(r.into(), role(r, None));
+        }
+        d.roles.insert("d1role".into(), role("d1role", Some("d1")));
+        imply(&mut d, "admin", "member");
+        imply(&mut d, "member", "reader");
+        for id in ["d1", "d2"] {
+            d.domains.insert(id.into(), domain(id));
+        }
+        d.projects.insert("p1".into(), project("p1", "d1"));
+        d.projects.insert("p2".into(), project("p2", "d2"));
+        d.users.insert("u".into(), user("u", "d1"));
+        d
+    }
+
+    fn grant(d: &mut IdentityData, a: &Assignment) {
+        d.assignments.insert(a.key(), a.clone());
+    }
+
+    fn on_project(user: &str, project: &str, role: &str) -> Assignment {
+        Assignment {
+            actor: Actor::User(user.into()),
+            target: Target::Project(project.into()),
+            role_id: role.into(),
+            inherited: false,
+        }
+    }
+
+    #[test]
+    fn cycles_are_detected_transitively() {
+        let d = data();
+        assert!(
+            would_cycle(&d, "reader", "admin"),
+            "admin implies member implies reader"
+        );
+        assert!(would_cycle(&d, "member", "admin"));
+        assert!(would_cycle(&d, "other", "other"), "a role implying itself");
+        assert!(
+            !would_cycle(&d, "admin", "reader"),
+            "a shortcut is no cycle"
+        );
+        assert!(!would_cycle(&d, "other", "member"));
+    }
+
+    #[test]
+    fn new_implications_follow_keystones_rules() {
+        let d = data();
+        let status = |r: Result<(), ApiError>| r.unwrap_err().status.as_u16();
+        let err = check_new_implication(&d, "reader", "admin").unwrap_err();
+        assert_eq!(
+            err.status.as_u16(),
+            403,
+            "admin is a prohibited implied role"
+        );
+        assert_eq!(err.message, "admin cannot be an implied roles.");
+        assert_eq!(
+            status(check_new_implication(&d, "reader", "member")),
+            403,
+            "cycle"
+        );
+        assert_eq!(
+            status(check_new_implication(&d, "other", "d1role")),
+            403,
+            "global implying domain-specific"
+        );
+        assert!(
+            check_new_implication(&d, "d1role", "other").is_ok(),
+            "a domain role may imply a global one"
+        );
+        assert_eq!(
+            status(check_new_implication(&d, "admin", "member")),
+            409,
+            "duplicate rule"
+        );
+        let missing = check_new_implication(&d, "nope", "member").unwrap_err();
+        assert_eq!(
+            (missing.status.as_u16(), missing.message.as_ref()),
+            (404, "Could not find role: nope.")
+        );
+        assert!(check_new_implication(&d, "other", "reader").is_ok());
+    }
+
+    #[test]
+    fn grants_check_entities_in_keystones_order() {
+        let mut d = data();
+        let msg = |r: Result<(), ApiError>| {
+            let e = r.unwrap_err();
+            (e.status.as_u16(), e.message.to_string())
+        };
+        let a = on_project("ghost", "nowhere", "nothing");
+        assert_eq!(
+            msg(validate_grant(&d, &a, GrantOp::Create)),
+            (404, "Could not find role: nothing.".into())
+        );
+        let a = on_project("ghost", "nowhere", "member");
+        assert_eq!(
+            msg(validate_grant(&d, &a, GrantOp::Create)),
+            (404, "Could not find user: ghost.".into())
+        );
+        let a = on_project("u", "nowhere", "member");
+        assert_eq!(
+            msg(validate_grant(&d, &a, GrantOp::Create)),
+            (404, "Could not find project: nowhere.".into())
+        );
+        let g = Assignment {
+            actor: Actor::Group("g".into()),
+            target: Target::Domain("d1".into()),
+            role_id: "member".into(),
+            inherited: true,
+        };
+        assert_eq!(
+            msg(validate_grant(&d, &g, GrantOp::Check)),
+            (404, "Could not find group: g.".into())
+        );
+
+        // Checks and revocations need the grant; a revocation tolerates a vanished user.
+        let a = on_project("u", "p1", "member");
+        let none = (404, "Could not find role assignment with role: member, user or group: u, project, domain, or system: p1.".to_string());
+        assert_eq!(msg(validate_grant(&d, &a, GrantOp::Check)), none);
+        assert!(validate_grant(&d, &a, GrantOp::Create).is_ok());
+        grant(&mut d, &a);
+        assert!(validate_grant(&d, &a, GrantOp::Check).is_ok());
+        let orphan = on_project("gone", "p1", "member");
+        grant(&mut d, &orphan);
+        assert!(validate_grant(&d, &orphan, GrantOp::Revoke).is_ok());
+        assert_eq!(msg(validate_grant(&d, &orphan, GrantOp::Check)).0, 404);
+        // Inherited and direct grants are distinct.
+        let inherited = Assignment {
+            inherited: true,
+            ..a.clone()
+        };
+        assert_eq!(msg(validate_grant(&d, &inherited, GrantOp::Revoke)).0, 404);
+    }
+
+    #[test]
+    fn domain_specific_roles_stay_in_their_domain() {
+        let d = data();
+        assert!(validate_grant(&d, &on_project("u", "p1", "d1role"), GrantOp::Create).is_ok());
+        let e = validate_grant(&d, &on_project("u", "p2", "d1role"), GrantOp::Create).unwrap_err();
+        assert_eq!(e.status.as_u16(), 403);
+        assert_eq!(
+            e.message,
+            "Project p2 must be in the same domain as the role d1role being assigned."
+        );
+        let on_domain = |dom: &str| Assignment {
+            actor: Actor::User("u".into()),
+            target: Target::Domain(dom.into()),
+            role_id: "d1role".into(),
+            inherited: false,
+        };
+        assert!(validate_grant(&d, &on_domain("d1"), GrantOp::Create).is_ok());
+        assert_eq!(
+            validate_grant(&d, &on_domain("d2"), GrantOp::Create)
+                .unwrap_err()
+                .status
+                .as_u16(),
+            403
+        );
+        let system = Assignment {
+            target: Target::System,
+            ..on_domain("d1")
+        };
+        let e = validate_grant(&d, &system, GrantOp::Create).unwrap_err();
+        assert_eq!(e.status.as_u16(), 400);
+        assert_eq!(
+            e.message,
+            "Role d1role is a domain-specific role. Unable to use a domain-specific role in a system assignment."
+        );
+        let global = Assignment {
+            role_id: "reader".into(),
+            ..system
+        };
+        assert!(validate_grant(&d, &global, GrantOp::Create).is_ok());
+        let missing = validate_grant(&d, &global, GrantOp::Revoke).unwrap_err();
+        assert!(
+            missing
+                .message
+                .ends_with("project, domain, or system: system."),
+            "{}",
+            missing.message
+        );
+    }
+
+    #[test]
+    fn grant_policy_target_has_keystones_keys() {
+        let d = data();
+        let t = grant_target(
+            &d,
+            &Actor::User("u".into()),
+            &Target::Project("p1".into()),
+            Some("member"),
+        );
+        assert_eq!(t["target"]["user"]["domain_id"], "d1");
+        assert_eq!(t["target"]["project"]["domain_id"], "d1");
+        assert_eq!(
+            t["target"]["role"]["domain_id"],
+            Value::Null,
+            "global roles have a null domain"
+        );
+        assert_eq!(t["target"]["role"]["name"], "member");
+        assert_eq!(
+            (
+                t["user_id"].as_str(),
+                t["project_id"].as_str(),
+                t["role_id"].as_str()
+            ),
+            (Some("u"), Some("p1"), Some("member"))
+        );
+        let t = grant_target(
+            &d,
+            &Actor::Group("g".into()),
+            &Target::Domain("d2".into()),
+            Some("d1role"),
+        );
+        assert_eq!(
+            t["target"]["group"],
+            json!({}),
+            "a missing entity is an empty target"
+        );
+        assert_eq!(t["target"]["domain"]["id"], "d2");
+        assert_eq!(t["target"]["role"]["domain_id"], "d1");
+        assert_eq!(
+            grant_action(GrantOp::Revoke, &Actor::Group("g".into()), &Target::System),
+            "identity:revoke_system_grant_for_group"
+        );
+        assert_eq!(
+            grant_action(
+                GrantOp::Check,
+                &Actor::User("u".into()),
+                &Target::Domain("d".into())
+            ),
+            "identity:check_grant"
+        );
+    }
+
+    #[test]
+    fn deleting_a_role_takes_its_grants_rules_and_app_creds() {
+        let mut d = data();
+        grant(&mut d, &on_project("u", "p1", "member"));
+        grant(&mut d, &on_project("u", "p1", "reader"));
+        let cred = |id: &str, project: &str| AppCred {
+            id: id.into(),
+            name: id.into(),
+            description: None,
+            user_id: "u".into(),
+            project_id: project.into(),
+            secret_hash: String::new(),
+            expires_at: None,
+            unrestricted: false,
+            role_ids: vec![],
+        };
+        d.app_creds.insert("c1".into(), cred("c1", "p1"));
+        d.app_creds.insert("c2".into(), cred("c2", "p2"));
+        let member = d.roles["member"].clone();
+        let changes = role_deletion(&d, &member);
+        d.apply_changes(&changes);
+        assert!(!d.roles.contains_key("member"));
+        assert_eq!(d.assignments.len(), 1, "only the reader grant is left");
+        assert!(
+            d.implied
+                .values()
+                .all(|r| r.prior_role_id != "member" && r.implied_role_id != "member")
+        );
+        assert_eq!(
+            d.implied.len(),
+            0,
+            "admin->member and member->reader both went"
+        );
+        assert!(!d.app_creds.contains_key("c1") && d.app_creds.contains_key("c2"));
+    }
+
+    /// The CLI's flow over HTTP: role create and lookup, grant, check, list, assignment listing
+    /// with names, implied roles, revoke.
+    #[tokio::test]
+    async fn roles_and_grants_over_http() {
+        let h = crate::api::groups::harness::Harness::open("roles-http").await;
+        let admin = h.admin().await;
+        let demo_user = h.user_id("demo");
+        let demo_project = h.project_id("demo");
+
+        let r = h
+            .call(
+                "POST",
+                "/roles",
+                Some(&admin),
+                Some(json!({"role": {"name": "member2"}})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let role_id = r.body["role"]["id"].as_str().unwrap().to_string();
+        assert_eq!(r.body["role"]["domain_id"], Value::Null);
+        assert_eq!(r.body["role"]["options"], json!({}));
+        let r = h
+            .call(
+                "POST",
+                "/roles",
+                Some(&admin),
+                Some(json!({"role": {"name": "member2"}})),
+            )
+            .await;
+        assert_eq!(r.status, 409);
+        assert_eq!(
+            h.call("GET", "/roles/member2", Some(&admin), None)
+                .await
+                .status,
+            404
+        );
+        let r = h
+            .call("GET", "/roles?name=member2", Some(&admin), None)
+            .await;
+        assert_eq!(r.body["roles"].as_array().unwrap().len(), 1);
+        assert!(
+            r.body["links"]["self"]
+                .as_str()
+                .unwrap()
+                .ends_with("/v3/roles?name=member2")
+        );
+
+        let grant = format!("/projects/{demo_project}/users/{demo_user}/roles/{role_id}");
+        let demo = h.demo().await;
+        assert_eq!(
+            h.call("PUT", &grant, Some(&demo), None).await.status,
+            403,
+            "a member may not grant"
+        );
+        assert_eq!(h.call("HEAD", &grant, Some(&admin), None).await.status, 404);
+        assert_eq!(h.call("PUT", &grant, Some(&admin), None).await.status, 204);
+        assert_eq!(
+            h.call("PUT", &grant, Some(&admin), None).await.status,
+            204,
+            "granting twice is fine"
+        );
+        assert_eq!(h.call("HEAD", &grant, Some(&admin), None).await.status, 204);
+        assert_eq!(h.call("GET", &grant, Some(&admin), None).await.status, 204);
+        let r = h
+            .call(
+                "GET",
+                &format!("/projects/{demo_project}/users/{demo_user}/roles"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert!(
+            r.body["roles"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["id"] == role_id.as_str()),
+            "{}",
+            r.body
+        );
+        let r = h
+            .call(
+                "PUT",
+                &format!("/projects/{demo_project}/users/{demo_user}/roles/nope"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["error"]["message"].as_str()),
+            (404, Some("Could not find role: nope."))
+        );
+
+        let r = h
+            .call(
+                "GET",
+                &format!("/role_assignments?include_names=True&user.id={demo_user}"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let ours = r.body["role_assignments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["role"]["id"] == role_id.as_str())
+            .unwrap()
+            .clone();
+        assert_eq!(ours["role"]["name"], "member2");
+        assert_eq!(ours["user"]["name"], "demo");
+        assert_eq!(ours["user"]["domain"]["name"], "Default");
+        assert_eq!(ours["scope"]["project"]["name"], "demo");
+        assert!(
+            ours["links"]["assignment"]
+                .as_str()
+                .unwrap()
+                .ends_with(&grant)
+        );
+        let r = h
+            .call(
+                "GET",
+                "/role_assignments?effective&group.id=x",
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 400);
+
+        // member2 implies reader; reader may not imply admin.
+        let reader = h.role_id("reader");
+        let rule = format!("/roles/{role_id}/implies/{reader}");
+        let r = h.call("PUT", &rule, Some(&admin), None).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        assert_eq!(r.body["role_inference"]["prior_role"]["name"], "member2");
+        assert_eq!(r.body["role_inference"]["implies"]["id"], reader.as_str());
+        assert_eq!(h.call("HEAD", &rule, Some(&admin), None).await.status, 204);
+        let r = h
+            .call(
+                "PUT",
+                &format!("/roles/{reader}/implies/{}", h.role_id("admin")),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 403);
+        let r = h.call("GET", "/role_inferences", Some(&admin), None).await;
+        assert!(
+            r.body["role_inferences"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|i| i["prior_role"]["id"] == role_id.as_str())
+        );
+
+        // Inherited to the projects of the default domain, and on the system.
+        let base = format!("/OS-INHERIT/domains/default/users/{demo_user}/roles");
+        let inherited = format!("{base}/{reader}/inherited_to_projects");
+        assert_eq!(
+            h.call("PUT", &inherited, Some(&admin), None).await.status,
+            204
+        );
+        assert_eq!(
+            h.call("HEAD", &inherited, Some(&admin), None).await.status,
+            204
+        );
+        let r = h
+            .call(
+                "GET",
+                &format!("{base}/inherited_to_projects"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(r.body["roles"][0]["id"], reader.as_str(), "{}", r.body);
+        let query = format!(
+            "/role_assignments?effective&user.id={demo_user}&scope.project.id={demo_project}"
+        );
+        let r = h.call("GET", &query, Some(&admin), None).await;
+        let via_domain = r.body["role_assignments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| {
+                a["links"]["assignment"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with(&inherited)
+                    && a["scope"]["OS-INHERIT:inherited_to"] == "projects"
+            });
+        assert!(via_domain, "{}", r.body);
+        assert_eq!(
+            h.call("DELETE", &inherited, Some(&admin), None)
+                .await
+                .status,
+            204
+        );
+        let system = format!("/system/users/{demo_user}/roles/{reader}");
+        assert_eq!(h.call("PUT", &system, Some(&admin), None).await.status, 204);
+        let r = h
+            .call(
+                "GET",
+                &format!("/system/users/{demo_user}/roles"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(r.body["roles"][0]["name"], "reader");
+        let r = h
+            .call(
+                "GET",
+                "/role_assignments?scope.system=all",
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert!(
+            r.body["role_assignments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|a| a["scope"]["system"]["all"] == true)
+        );
+        assert_eq!(
+            h.call("DELETE", &system, Some(&admin), None).await.status,
+            204
+        );
+        assert_eq!(h.call("GET", &system, Some(&admin), None).await.status, 404);
+
+        assert_eq!(
+            h.call("DELETE", &grant, Some(&admin), None).await.status,
+            204
+        );
+        assert_eq!(
+            h.call("DELETE", &grant, Some(&admin), None).await.status,
+            404
+        );
+        assert_eq!(
+            h.call("DELETE", &format!("/roles/{role_id}"), Some(&admin), None)
+                .await
+                .status,
+            204
+        );
+        assert_eq!(
+            h.call("GET", &rule, Some(&admin), None).await.status,
+            404,
+            "the rule went with the role"
+        );
+    }
 }

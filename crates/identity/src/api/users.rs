@@ -178,7 +178,7 @@ async fn list(
     let domain_filter = query_value(&query, "domain_id").map(String::from);
     auth.enforce(
         "identity:list_users",
-        &json!({"target": {"domain_id": domain_filter}}),
+        &super::filter_target(&[("domain_id", domain_filter.as_deref())]),
     )?;
     let data = identity.read();
     let mut users: Vec<&User> = data

@@ -1,0 +1,295 @@
+#!/usr/bin/env bash
+# Tempest API tests against Ferrostack: `scripts/tempest.sh identity` (make tempest-identity).
+#
+# Usage: scripts/tempest.sh [options] SERVICE        (SERVICE: identity)
+#   --start            start a private Ferrostack (temp state dir, free port) and stop it at the
+#                      end, as tests/e2e do; implied when FERROSTACK_BIN is set. Without it the
+#                      cloud started by `make up` is used (FERROSTACK_CONFIG, default
+#                      /etc/ferrostack/ferrostack.toml).
+#   --strict           exit 1 when a test fails (default: failures are reported, exit 0)
+#   --serial           run the tests one at a time (default: --concurrency 2, falling back to
+#                      --serial when the concurrent run produces no results)
+#   --concurrency N    workers for the concurrent run (default 2)
+#   --regex RE         test selection (default '^tempest\.api\.<service>')
+#   --exclude-regex RE tests to leave out
+#   --retry-failed     rerun the failing tests serially afterwards, to tell concurrency flakes
+#                      from real failures (the summary is of the rerun's merged view)
+#
+# Environment: FERROSTACK_VENV (default /opt/ferrostack/venv; tempest is pip-installed into it
+# when missing), FERROSTACK_BIN (binary for --start; default: build the debug binary),
+# TEMPEST_WORKSPACE (default ~/.cache/ferrostack/tempest-SERVICE), TEMPEST_API_EXTENSIONS
+# (identity extensions to advertise, default OS-INHERIT), TEMPEST_SECURITY_COMPLIANCE (0/1;
+# --start only: start the cloud with devstack's security compliance settings, default 1).
+#
+# Output in the workspace: etc/tempest.conf, tempest.log (every request/response),
+# run.log, results.subunit, results.csv, failing.txt, summary.txt, ferrostack.log (--start).
+source "$(dirname "$0")/lib.sh"
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+
+START=0 STRICT=0 SERIAL=0 RETRY=0 CONCURRENCY=2 REGEX="" EXCLUDE="" SERVICE=""
+[[ -n ${FERROSTACK_BIN:-} ]] && START=1
+while (($#)); do
+  case $1 in
+    --start) START=1 ;;
+    --strict) STRICT=1 ;;
+    --serial) SERIAL=1 ;;
+    --retry-failed) RETRY=1 ;;
+    --concurrency) CONCURRENCY=$2; shift ;;
+    --concurrency=*) CONCURRENCY=${1#*=} ;;
+    --regex) REGEX=$2; shift ;;
+    --regex=*) REGEX=${1#*=} ;;
+    --exclude-regex) EXCLUDE=$2; shift ;;
+    --exclude-regex=*) EXCLUDE=${1#*=} ;;
+    -h | --help) sed -n '2,/^source/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -*) die "unknown option $1 (see --help)" ;;
+    *) [[ -z $SERVICE ]] || die "one service at a time"; SERVICE=$1 ;;
+  esac
+  shift
+done
+SERVICE=${SERVICE:-identity}
+case $SERVICE in
+  identity) ;;
+  *) die "no Tempest setup for '$SERVICE' yet (only identity is built)" ;;
+esac
+REGEX=${REGEX:-"^tempest\.api\.$SERVICE"}
+WORKSPACE=${TEMPEST_WORKSPACE:-$HOME/.cache/ferrostack/tempest-$SERVICE}
+PY=$FERROSTACK_VENV/bin/python
+TEMPEST=$FERROSTACK_VENV/bin/tempest
+STESTR=$FERROSTACK_VENV/bin/stestr
+
+# --- Tempest ------------------------------------------------------------------------------
+if [[ ! -x $TEMPEST || ! -x $STESTR ]]; then
+  ensure_apt_packages
+  [[ -x $FERROSTACK_VENV/bin/pip ]] || python3 -m venv "$FERROSTACK_VENV"
+  step "Installing tempest into $FERROSTACK_VENV"
+  "$FERROSTACK_VENV/bin/pip" install -q tempest
+fi
+note "$("$TEMPEST" --version 2>/dev/null | head -n1)"
+
+# Reads keys from `ferrostack config show` (TOML) as shell assignments.
+read_config() {  # BIN
+  FERROSTACK_CONFIG=$CONFIG_FILE "$1" config show | "$PY" -c '
+import sys, tomllib, shlex
+c = tomllib.loads(sys.stdin.read()); i = c.get("identity", {})
+for k, v in {"PUBLIC_URL": c["api"]["public_url"].rstrip("/"), "CLOUD_STATE_DIR": c["state_dir"],
+             "REGION": c.get("bootstrap", {}).get("region", "RegionOne"),
+             "LOCKOUT_ATTEMPTS": i.get("lockout_failure_attempts", 0),
+             "LOCKOUT_DURATION": i.get("lockout_duration", 0),
+             "UNIQUE_LAST": i.get("unique_last_password_count", 0),
+             "MIN_AGE": i.get("minimum_password_age", 0),
+             "PASSWORD_REGEX": i.get("password_regex", "")}.items():
+    print(f"{k}={shlex.quote(str(v))}")'
+}
+
+# --- The cloud ----------------------------------------------------------------------------
+CLOUD_PID="" RUN_ROOT=""
+stop_cloud() {
+  if [[ -n $CLOUD_PID ]] && kill -0 "$CLOUD_PID" 2>/dev/null; then
+    kill -TERM "$CLOUD_PID"
+    for _ in $(seq 1 150); do kill -0 "$CLOUD_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$CLOUD_PID" 2>/dev/null && kill -KILL "$CLOUD_PID"
+    wait "$CLOUD_PID" 2>/dev/null || true
+  fi
+  CLOUD_PID=""
+  if [[ -n $RUN_ROOT && -d $RUN_ROOT ]]; then
+    [[ -f $RUN_ROOT/ferrostack.log ]] && cp "$RUN_ROOT/ferrostack.log" "$WORKSPACE/ferrostack.log" 2>/dev/null
+    rm -rf "$RUN_ROOT"
+  fi
+}
+trap stop_cloud EXIT
+trap 'exit 130' INT TERM
+
+mkdir -p "$WORKSPACE"
+if ((START)); then
+  if [[ -z ${FERROSTACK_BIN:-} ]]; then
+    ensure_rust
+    step "Building ferrostack (debug)"
+    (cd "$REPO" && cargo build -p ferrostack --quiet)
+    FERROSTACK_BIN=$CARGO_TARGET_DIR/debug/ferrostack
+  fi
+  [[ -x $FERROSTACK_BIN ]] || die "FERROSTACK_BIN=$FERROSTACK_BIN is not an executable"
+  RUN_ROOT=$(mktemp -d /tmp/ferrostack-tempest-XXXXXX)
+  PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  CONFIG_FILE=$RUN_ROOT/ferrostack.toml
+  {
+    printf 'state_dir = "%s"\n[api]\nlisten = "127.0.0.1:%s"\npublic_url = "http://127.0.0.1:%s"\n' \
+      "$RUN_ROOT/state" "$PORT" "$PORT"
+    printf '[identity]\npassword_hash_rounds = 4\n'
+    if [[ ${TEMPEST_SECURITY_COMPLIANCE:-1} == 1 ]]; then
+      # devstack's defaults when KEYSTONE_SECURITY_COMPLIANCE_ENABLED=True
+      printf 'lockout_failure_attempts = 2\nlockout_duration = 10\nunique_last_password_count = 2\n'
+    fi
+  } >"$CONFIG_FILE"
+  step "Starting a private ferrostack on 127.0.0.1:$PORT ($FERROSTACK_BIN)"
+  # Its own process group, so that Ctrl-C reaches this script's trap and not the server first.
+  FERROSTACK_CONFIG=$CONFIG_FILE setsid "$FERROSTACK_BIN" up >"$RUN_ROOT/ferrostack.log" 2>&1 &
+  CLOUD_PID=$!
+  eval "$(read_config "$FERROSTACK_BIN")"
+  for _ in $(seq 1 300); do
+    kill -0 "$CLOUD_PID" 2>/dev/null || { tail -n 30 "$RUN_ROOT/ferrostack.log" >&2; die "ferrostack exited"; }
+    curl -fsS -o /dev/null "$PUBLIC_URL/healthz" 2>/dev/null && break
+    sleep 0.2
+  done
+  wait_ready "$PUBLIC_URL/healthz" 1 || { tail -n 30 "$RUN_ROOT/ferrostack.log" >&2; die "ferrostack did not become ready"; }
+else
+  BIN=$(command -v ferrostack || true)
+  [[ -n $BIN ]] || die "ferrostack is not installed: run make up first, or use --start / FERROSTACK_BIN"
+  eval "$(read_config "$BIN")"
+  wait_ready "$PUBLIC_URL/healthz" 2 ||
+    die "no cloud answers at $PUBLIC_URL (config $CONFIG_FILE): run make up first, or use --start"
+fi
+[[ -r $CLOUD_STATE_DIR/admin-password ]] || die "cannot read $CLOUD_STATE_DIR/admin-password"
+ADMIN_PASSWORD=$(<"$CLOUD_STATE_DIR/admin-password")
+note "cloud at $PUBLIC_URL (state $CLOUD_STATE_DIR)"
+
+# --- Workspace and tempest.conf -----------------------------------------------------------
+if [[ ! -f $WORKSPACE/.stestr.conf ]]; then
+  step "Creating the Tempest workspace $WORKSPACE"
+  # Not registered in ~/.tempest/workspace.yaml (names there are global); the script cds into it.
+  wsfile=$(mktemp)
+  if [[ -z $(ls -A "$WORKSPACE") ]]; then
+    (cd /tmp && "$TEMPEST" init --workspace-path "$wsfile" "$WORKSPACE" >/dev/null)
+  else  # `tempest init` wants an empty directory: build it aside, then move it in
+    tmpws=$(mktemp -d -u /tmp/tempest-ws-XXXXXX)
+    (cd /tmp && "$TEMPEST" init --workspace-path "$wsfile" "$tmpws" >/dev/null)
+    cp -a "$tmpws/." "$WORKSPACE/" && rm -rf "$tmpws"
+    sed -i "s#$tmpws#$WORKSPACE#g" "$WORKSPACE/.stestr.conf"
+  fi
+  rm -f "$wsfile"
+fi
+mkdir -p "$WORKSPACE/etc"
+
+SECURITY_COMPLIANCE=false
+((LOCKOUT_ATTEMPTS > 0 || UNIQUE_LAST > 0 || MIN_AGE > 0)) && SECURITY_COMPLIANCE=true
+cat >"$WORKSPACE/etc/tempest.conf" <<CONF
+# Written by scripts/tempest.sh for $PUBLIC_URL; rewritten on every run.
+[DEFAULT]
+debug = true
+log_file = tempest.log
+log_dir = $WORKSPACE
+
+[oslo_concurrency]
+lock_path = $WORKSPACE/tempest_lock
+
+[auth]
+admin_username = admin
+admin_password = $ADMIN_PASSWORD
+admin_project_name = admin
+admin_domain_name = Default
+use_dynamic_credentials = true
+create_isolated_networks = false
+
+[identity]
+uri_v3 = $PUBLIC_URL/identity/v3
+auth_version = v3
+region = $REGION
+v3_endpoint_type = public
+admin_role = admin
+default_domain_id = default
+user_lockout_failure_attempts = $LOCKOUT_ATTEMPTS
+user_lockout_duration = $LOCKOUT_DURATION
+user_unique_last_password_count = $UNIQUE_LAST
+user_minimum_password_age = $MIN_AGE
+
+[identity-feature-enabled]
+# Options this Tempest does not know (federation, oauth1, ...) are ignored by oslo.config;
+# they are kept so the file says what Ferrostack offers.
+api_v2 = false
+api_v3 = true
+api_extensions = ${TEMPEST_API_EXTENSIONS:-OS-INHERIT}
+trust = false
+federation = false
+oauth1 = false
+external_idp = false
+application_credentials = true
+access_rules = false
+project_tags = true
+security_compliance = $SECURITY_COMPLIANCE
+immutable_user_source = false
+domain_specific_drivers = false
+
+[service_available]
+nova = false
+glance = false
+neutron = false
+cinder = false
+swift = false
+heat = false
+horizon = false
+placement = false
+
+[validation]
+run_validation = false
+CONF
+chmod 0600 "$WORKSPACE/etc/tempest.conf"
+
+# --- Run ----------------------------------------------------------------------------------
+cd "$WORKSPACE"
+rm -f tempest.log run.log results*.subunit results.csv failing*.txt summary.txt
+run_args=(--regex "$REGEX")
+[[ -n $EXCLUDE ]] && run_args+=(--exclude-regex "$EXCLUDE")
+
+next_run() { cat .stestr/next-stream 2>/dev/null || echo 0; }
+results_count() {  # tests recorded by a run that started as run number $1 (0 when there is none)
+  (($(next_run) > $1)) || { echo 0; return; }
+  "$STESTR" last --subunit 2>/dev/null | "$FERROSTACK_VENV/bin/subunit-ls" 2>/dev/null | wc -l
+}
+
+# Tempest's own output (with every traceback) goes to run.log; the terminal gets one line a test.
+tempest_run() {
+  local rc
+  set +e
+  "$TEMPEST" run "$@" 2>&1 | tee -a run.log |
+    grep --line-buffered -E '^\{[0-9]+\} |^Ran: |^ - (Passed|Failed|Skipped)'
+  rc=${PIPESTATUS[0]}
+  set -e
+  return "$rc"
+}
+
+run_rc=0 first=$(next_run)
+if ((SERIAL)); then
+  step "tempest run --regex '$REGEX' --serial"
+  tempest_run "${run_args[@]}" --serial || run_rc=$?
+else
+  step "tempest run --regex '$REGEX' --concurrency $CONCURRENCY"
+  tempest_run "${run_args[@]}" --concurrency "$CONCURRENCY" || run_rc=$?
+  if [[ $(results_count "$first") == 0 ]]; then
+    step "The concurrent run recorded no results (exit $run_rc); retrying with --serial"
+    run_rc=0
+    tempest_run "${run_args[@]}" --serial || run_rc=$?
+  fi
+fi
+cloud_alive() {
+  if [[ -n $RUN_ROOT ]]; then kill -0 "$CLOUD_PID" 2>/dev/null; else wait_ready "$PUBLIC_URL/healthz" 2; fi
+}
+if ! cloud_alive; then
+  printf '\033[31mwarning:\033[0m the cloud at %s went away during the run; failures with\n' "$PUBLIC_URL" >&2
+  printf '    "Connection refused" come from that, not from the API (log: %s).\n' \
+    "${RUN_ROOT:+$WORKSPACE/ferrostack.log}${RUN_ROOT:-$LOG_FILE}" >&2
+  [[ -n $RUN_ROOT ]] && tail -n 3 "$RUN_ROOT/ferrostack.log" >&2
+fi
+[[ $(results_count "$first") != 0 ]] || { tail -n 20 run.log >&2; die "tempest recorded no results (exit $run_rc); see $WORKSPACE/run.log"; }
+"$STESTR" last --subunit >results.subunit 2>/dev/null || true
+"$PY" "$REPO/tempest/summarize.py" results.subunit --failing failing.txt >/dev/null
+
+streams=(results.subunit)
+if ((RETRY)) && [[ -s failing.txt ]] && cloud_alive; then
+  step "Rerunning the $(wc -l <failing.txt) failing tests (or classes) serially"
+  sed 's/[].()[]/\\&/g; s/^/^/' failing.txt >failing-regex.txt
+  tempest_run --serial --include-list failing-regex.txt || true
+  "$STESTR" last --subunit >results-rerun.subunit 2>/dev/null || true
+  streams+=(results-rerun.subunit)  # its results replace the first run's
+fi
+
+echo
+"$PY" "$REPO/tempest/summarize.py" "${streams[@]}" --log tempest.log --csv results.csv --failing failing.txt |
+  tee summary.txt
+echo
+note "workspace $WORKSPACE: summary.txt, results.csv, results.subunit, failing.txt,"
+note "run.log (tempest output, tracebacks), tempest.log (requests and responses)${RUN_ROOT:+, ferrostack.log}"
+note "rerun one test: cd $WORKSPACE && $TEMPEST run --serial --regex 'TEST_ID'"
+
+if ((STRICT)) && [[ -s failing.txt ]]; then
+  exit 1
+fi
+exit 0
