@@ -131,7 +131,7 @@ async fn list(
     let domain_filter = query_value(&query, "domain_id");
     auth.enforce(
         "identity:list_projects",
-        &super::filter_target(&[("domain_id", domain_filter.as_deref())]),
+        &super::filter_target(&[("domain_id", domain_filter)]),
     )?;
     let parent = query_value(&query, "parent_id");
     if query_value(&query, "is_domain").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
