@@ -17,6 +17,7 @@ ROUNDS=${BENCH_ROUNDS:-12} # Keystone's default bcrypt cost
 KEYSTONE_WORKERS=${BENCH_KEYSTONE_WORKERS:-2}
 WRITE_DOCS=${BENCH_WRITE_DOCS:-1}
 KEEP=${BENCH_KEEP:-0}
+QUIET_WAIT=${BENCH_QUIET_WAIT:-120} # seconds to wait for other work on the machine to stop
 KEYSTONE_VENV=${KEYSTONE_VENV:-$HOME/.cache/ferrostack/keystone-venv}
 KEYSTONE_PIP_SPEC=${KEYSTONE_PIP_SPEC:-keystone}
 LUA_DIR=$ROOT/bench/identity
@@ -95,6 +96,29 @@ memory_json() {
     "$rss" "$hwm" "$pss" "${#pids[@]}" "${pids[*]}"
 }
 
+# CPU use of the whole machine over one second, in percent (other sessions' builds skew numbers).
+cpu_busy() {
+  local a b
+  a=($(head -1 /proc/stat))
+  sleep 1
+  b=($(head -1 /proc/stat))
+  local idle=$((b[4] + b[5] - a[4] - a[5])) total=0 i
+  for ((i = 1; i < ${#a[@]}; i++)); do total=$((total + b[i] - a[i])); done
+  echo $((100 * (total - idle) / (total ? total : 1)))
+}
+
+# Waits (up to $QUIET_WAIT seconds) until the machine is nearly idle before a measurement;
+# prints the busy percentage it settled for.
+wait_quiet() {
+  local busy i
+  for ((i = 0; i < QUIET_WAIT; i += 1)); do
+    busy=$(cpu_busy)
+    ((busy <= 10)) && break
+  done
+  ((busy <= 10)) || note "warning: the machine is ${busy}% busy with other work; numbers will be low" >&2
+  echo "$busy"
+}
+
 # One measured wrk run after a warm-up with the same parameters.
 # run_wrk SYSTEM OP CONNECTIONS DURATION URL
 run_wrk() {
@@ -105,13 +129,12 @@ run_wrk() {
   password) script=issue_password.lua ;;
   esac
   out=$RESULTS/$system/$op.json
+  echo "$(wait_quiet)" >"$RESULTS/$system/$op.background"
   BENCH_JSON=$WORK/warmup.json wrk -t"$THREADS" -c"$conns" -d"$WARMUP" --timeout "$WRK_TIMEOUT" \
     -s "$LUA_DIR/$script" "$url" >/dev/null
   BENCH_JSON=$out wrk -t"$THREADS" -c"$conns" -d"$duration" --timeout "$WRK_TIMEOUT" --latency \
     -s "$LUA_DIR/$script" "$url" >"$RESULTS/$system/$op.wrk.txt"
-  python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); e = sum(r["errors"].values())
-print(f"    {sys.argv[2]:<10} {sys.argv[3]:<9} {r[\"rps\"]:>10.1f}/s  p50 {r[\"p50_ms\"]:8.2f} ms  p99 {r[\"p99_ms\"]:8.2f} ms  {r[\"requests\"]} requests, {e} failed")' \
-    "$out" "$system" "$op"
+  python3 "$LUA_DIR/report.py" --line "$out" "$system" "$op"
 }
 
 # Measures one system whose identity v3 API is at $2 and whose server process is $3.

@@ -57,7 +57,7 @@ cat <<MSG
 
 Ferrostack is running.
   openstack --os-cloud ferrostack token issue          # admin
-  openstack --os-cloud ferrostack-demo project list     # not allowed: demo is a member
+  openstack --os-cloud ferrostack-demo project list --my-projects   # demo, a member of project demo
   openstack --os-cloud ferrostack catalog list
   export OS_CLOUD=ferrostack                             # to drop --os-cloud
 Logs: $LOG_FILE    Config: $CONFIG_FILE    Stop: make down

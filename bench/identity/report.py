@@ -6,7 +6,8 @@ Reads the directory scripts/bench-identity.sh filled:
   {keystone,ferrostack}/{op}.json        one wrk run each (bench/identity/common.lua's done())
   {keystone,ferrostack}/memory.json      RSS / peak RSS / PSS of the server's processes
 
-Usage: python3 report.py RESULTS_DIR            prints the results section
+Usage: python3 report.py --line RUN_JSON SYSTEM OP  prints one run's numbers
+       python3 report.py RESULTS_DIR            prints the results section
        python3 report.py RESULTS_DIR --doc FILE also writes docs/benchmarks.md (whole file)
 Standard library only, so any python3 runs it.
 """
@@ -136,6 +137,20 @@ def render(results: Path) -> tuple[str, list[str]]:
         for op, _ in OPS
         if errors(runs[s][op])
     ]
+    busy = {
+        f"{s} {op}": int((results / s / f"{op}.background").read_text())
+        for s in SYSTEMS
+        for op, _ in OPS
+        if (results / s / f"{op}.background").exists()
+    }
+    noisy = {k: v for k, v in busy.items() if v > 10}
+    if noisy:
+        out.append("")
+        out.append(
+            "**Caution:** other work kept the machine busy before some runs (CPU busy %: "
+            + ", ".join(f"{k} {v}%" for k, v in noisy.items())
+            + "); those numbers are low."
+        )
     out.append("")
     if bad:
         out.append("Failed requests (non-2xx answers, socket errors, or wrk time-outs): "
@@ -206,6 +221,13 @@ configs, logs and raw wrk results).
 
 
 def main() -> None:
+    if sys.argv[1] == "--line":  # one run, one line: --line RUN_JSON SYSTEM OP
+        r = load(Path(sys.argv[2]))
+        print(
+            f"    {sys.argv[3]:<10} {sys.argv[4]:<9} {r['rps']:>10.1f}/s  p50 {r['p50_ms']:8.2f} ms"
+            f"  p99 {r['p99_ms']:8.2f} ms  {r['requests']} requests, {errors(r)} failed"
+        )
+        return
     results = Path(sys.argv[1])
     body, summary = render(results)
     print(body)

@@ -124,22 +124,60 @@ pub struct ApiContext {
     pub enforcer: Arc<Enforcer>,
 }
 
+/// Whether the current request went through a policy decision (set by [`Auth::enforce`],
+/// [`Auth::allows`] and [`Public`]). The root middleware refuses to answer a successful response
+/// to a request that never got one, so no route is open by accident.
+#[derive(Clone, Default)]
+pub struct PolicyCheck(Arc<std::sync::atomic::AtomicBool>);
+
+impl PolicyCheck {
+    /// Records that a policy decision was made.
+    pub fn mark(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    /// Whether a policy decision was made.
+    pub fn done(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Declares a route public on purpose (version discovery, token issue, ...): extracting it
+/// counts as the route's policy decision.
+pub struct Public;
+
+impl<S: Send + Sync> FromRequestParts<S> for Public {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(check) = parts.extensions.get::<PolicyCheck>() {
+            check.mark();
+        }
+        Ok(Public)
+    }
+}
+
 /// The authenticated caller; extracting it answers 401 when the token is missing or invalid.
 #[derive(Clone)]
 pub struct Auth {
     /// The caller.
     pub ctx: Arc<AuthContext>,
     enforcer: Arc<Enforcer>,
+    check: PolicyCheck,
 }
 
 impl Auth {
     /// Builds an `Auth` directly (tests, internal calls).
     pub fn new(ctx: Arc<AuthContext>, enforcer: Arc<Enforcer>) -> Self {
-        Auth { ctx, enforcer }
+        Auth {
+            ctx,
+            enforcer,
+            check: PolicyCheck::default(),
+        }
     }
 
     /// Checks `action` against `target`; 403 when denied.
     pub fn enforce(&self, action: &str, target: &Value) -> Result<(), ApiError> {
+        self.check.mark();
         self.enforcer
             .enforce(action, target, &self.ctx.creds)
             .map_err(|e| {
@@ -150,6 +188,7 @@ impl Auth {
 
     /// Whether `action` would be allowed on `target` (for filtering lists).
     pub fn allows(&self, action: &str, target: &Value) -> bool {
+        self.check.mark();
         self.enforcer.authorize(action, target, &self.ctx.creds)
     }
 }
@@ -168,6 +207,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
         if let Some(auth) = parts.extensions.get::<Auth>() {
             return Ok(auth.clone());
         }
+        let check = parts
+            .extensions
+            .get::<PolicyCheck>()
+            .cloned()
+            .unwrap_or_default();
         let api = parts
             .extensions
             .get::<ApiContext>()
@@ -183,6 +227,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
         let auth = Auth {
             ctx,
             enforcer: api.enforcer,
+            check,
         };
         parts.extensions.insert(auth.clone());
         Ok(auth)

@@ -15,7 +15,7 @@ pub mod pagination;
 pub mod request_id;
 pub mod validation;
 
-pub use auth::{ApiContext, Auth, AuthContext, NamedRef, TokenValidator};
+pub use auth::{ApiContext, Auth, AuthContext, NamedRef, PolicyCheck, Public, TokenValidator};
 pub use error::{ApiError, ErrorFormat, with_error_format};
 pub use microversion::{MicroversionSpec, Version, with_microversions};
 pub use pagination::{PageRequest, next_link};
@@ -104,10 +104,10 @@ impl RootRouter {
                     )
                 }
             })
-            .route("/metrics", get(metrics::metrics_handler))
+            .route("/metrics", get(|_: Public| metrics::metrics_handler()))
             .route(
                 "/healthz",
-                get(move || {
+                get(move |_: Public| {
                     let ready = readiness.get();
                     async move {
                         match ready {
@@ -142,7 +142,14 @@ mod tests {
     fn app() -> NormalizePath<Router> {
         let nova = with_error_format(
             Router::new()
-                .route("/servers", post(|JsonBody(_): JsonBody| async { "ok" }))
+                .route(
+                    "/servers",
+                    post(|_: Public, JsonBody(_): JsonBody| async { "ok" }),
+                )
+                .route(
+                    "/open",
+                    axum::routing::get(|| async { "forgot the policy" }),
+                )
                 .route(
                     "/secret",
                     axum::routing::get(|_auth: Auth| async { "never" }),
@@ -221,6 +228,12 @@ mod tests {
                 .unwrap()
                 .contains("Malformed JSON")
         );
+    }
+
+    #[tokio::test]
+    async fn a_route_without_a_policy_decision_is_refused() {
+        let (status, _, _) = call(Request::get("/compute/open").body(Body::empty()).unwrap()).await;
+        assert_eq!(status, 500);
     }
 
     #[tokio::test]

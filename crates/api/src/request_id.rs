@@ -1,5 +1,6 @@
 //! `x-openstack-request-id`: one id per request, on the response and in every log line.
 
+use axum::response::IntoResponse;
 use axum::{
     extract::{MatchedPath, Request},
     http::HeaderValue,
@@ -35,9 +36,17 @@ pub async fn request_id_middleware(mut request: Request, next: Next) -> Response
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| path.clone());
     request.extensions_mut().insert(id.clone());
+    let check = crate::auth::PolicyCheck::default();
+    request.extensions_mut().insert(check.clone());
     let span = tracing::info_span!("request", request_id = %id.0, %method, path = %path);
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
+    if (response.status().is_success() || response.status().is_redirection()) && !check.done() {
+        span.in_scope(|| {
+            tracing::error!("BUG: {method} {path} answered without a policy decision; refusing")
+        });
+        response = crate::ApiError::internal("route without a policy decision").into_response();
+    }
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     span.in_scope(|| {

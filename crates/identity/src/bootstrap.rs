@@ -238,7 +238,7 @@ pub async fn bootstrap(identity: &Identity, input: &BootstrapInput) -> Result<()
         }
     }
     for (user, password) in new_users {
-        let user = crate::api::users::set_password(identity, user, &password).await?;
+        let user = crate::api::users::set_password(identity, user, &password, false).await?;
         changes.insert(0, Change::put(&user));
     }
     identity.write(changes).await?;

@@ -55,6 +55,17 @@ stored!(Service, "identity_services", |s| s.id.clone());
 stored!(Endpoint, "identity_endpoints", |s| s.id.clone());
 stored!(AppCred, "identity_app_creds", |s| s.id.clone(), "user_id" => s.user_id.clone(), "name" => s.name.clone());
 stored!(Revocation, "identity_revocations", |s| s.id.clone());
+stored!(Credential, "identity_credentials", |s| s.id.clone());
+stored!(PolicyBlob, "identity_policies", |s| s.id.clone());
+stored!(EndpointGroup, "identity_endpoint_groups", |s| s.id.clone());
+stored!(ProjectEndpoint, "identity_project_endpoints", |s| s.key());
+stored!(
+    ProjectEndpointGroup,
+    "identity_project_endpoint_groups",
+    |s| s.key()
+);
+stored!(DomainConfigOption, "identity_domain_configs", |s| s.key());
+stored!(Consumer, "identity_oauth1_consumers", |s| s.id.clone());
 
 /// One row written or deleted.
 #[derive(Debug, Clone)]
@@ -103,6 +114,13 @@ pub struct IdentityData {
     pub endpoints: HashMap<String, Endpoint>,
     pub app_creds: HashMap<String, AppCred>,
     pub revocations: HashMap<String, Revocation>,
+    pub credentials: HashMap<String, Credential>,
+    pub policies: HashMap<String, PolicyBlob>,
+    pub endpoint_groups: HashMap<String, EndpointGroup>,
+    pub project_endpoints: HashMap<String, ProjectEndpoint>,
+    pub project_endpoint_groups: HashMap<String, ProjectEndpointGroup>,
+    pub domain_configs: HashMap<String, DomainConfigOption>,
+    pub consumers: HashMap<String, Consumer>,
 }
 
 fn apply_to<T: DeserializeOwned>(
@@ -139,6 +157,13 @@ impl IdentityData {
             Endpoint::TABLE => apply_to(&mut self.endpoints, id, doc),
             AppCred::TABLE => apply_to(&mut self.app_creds, id, doc),
             Revocation::TABLE => apply_to(&mut self.revocations, id, doc),
+            Credential::TABLE => apply_to(&mut self.credentials, id, doc),
+            PolicyBlob::TABLE => apply_to(&mut self.policies, id, doc),
+            EndpointGroup::TABLE => apply_to(&mut self.endpoint_groups, id, doc),
+            ProjectEndpoint::TABLE => apply_to(&mut self.project_endpoints, id, doc),
+            ProjectEndpointGroup::TABLE => apply_to(&mut self.project_endpoint_groups, id, doc),
+            DomainConfigOption::TABLE => apply_to(&mut self.domain_configs, id, doc),
+            Consumer::TABLE => apply_to(&mut self.consumers, id, doc),
             other => Err(format!("unknown identity table {other}")),
         }
     }
@@ -173,7 +198,7 @@ impl IdentityData {
     }
 }
 
-const TABLES: [&str; 13] = [
+const TABLES: [&str; 20] = [
     Domain::TABLE,
     Project::TABLE,
     User::TABLE,
@@ -187,6 +212,13 @@ const TABLES: [&str; 13] = [
     Endpoint::TABLE,
     AppCred::TABLE,
     Revocation::TABLE,
+    Credential::TABLE,
+    PolicyBlob::TABLE,
+    EndpointGroup::TABLE,
+    ProjectEndpoint::TABLE,
+    ProjectEndpointGroup::TABLE,
+    DomainConfigOption::TABLE,
+    Consumer::TABLE,
 ];
 
 /// Commits `changes` in one transaction. A unique-constraint violation is a

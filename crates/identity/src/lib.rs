@@ -19,11 +19,18 @@ pub use service::Identity;
 use ferrostack_store::Migration;
 
 /// The identity service's migrations.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../migrations/0001_init.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../migrations/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "extensions",
+        sql: include_str!("../migrations/0002_extensions.sql"),
+    },
+];
 
 /// Every default policy rule of the identity service.
 pub fn default_rules() -> Vec<ferrostack_policy::RuleDefault> {

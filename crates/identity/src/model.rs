@@ -245,3 +245,100 @@ pub struct Revocation {
     /// Unix seconds; events older than the longest token lifetime are purged.
     pub revoked_at: f64,
 }
+
+/// A credential of the generic store (`/v3/credentials`). The blob is kept only encrypted with
+/// the credential key repository, as Keystone's `encrypted_blob` and `key_hash` columns.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Credential {
+    pub id: String,
+    pub user_id: String,
+    #[serde(default)]
+    pub project_id: Option<String>,
+    #[serde(rename = "type")]
+    pub cred_type: String,
+    /// Fernet token of the blob (for `ec2`, of the blob's JSON encoding, as Keystone).
+    pub encrypted_blob: String,
+    /// SHA-1 of the primary key that encrypted the blob (Keystone's `key_hash`).
+    pub key_hash: String,
+    #[serde(default)]
+    pub extra: Map<String, Value>,
+}
+
+/// A legacy policy blob (`/v3/policies`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PolicyBlob {
+    pub id: String,
+    pub blob: String,
+    #[serde(rename = "type")]
+    pub policy_type: String,
+    #[serde(default)]
+    pub extra: Map<String, Value>,
+}
+
+/// An OS-EP-FILTER endpoint group: endpoints whose attributes equal every filter.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EndpointGroup {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub filters: Map<String, Value>,
+}
+
+/// An OS-EP-FILTER association of one endpoint with one project.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct ProjectEndpoint {
+    pub endpoint_id: String,
+    pub project_id: String,
+}
+
+impl ProjectEndpoint {
+    /// Row id.
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.endpoint_id, self.project_id)
+    }
+}
+
+/// An OS-EP-FILTER association of one endpoint group with one project.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct ProjectEndpointGroup {
+    pub endpoint_group_id: String,
+    pub project_id: String,
+}
+
+impl ProjectEndpointGroup {
+    /// Row id.
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.endpoint_group_id, self.project_id)
+    }
+}
+
+/// One option of a domain's configuration (`/v3/domains/{domain_id}/config`). Sensitive options
+/// (`ldap.password`) are stored but never shown, as Keystone's `sensitive_config` table.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DomainConfigOption {
+    pub domain_id: String,
+    pub group: String,
+    pub option: String,
+    pub value: Value,
+    #[serde(default)]
+    pub sensitive: bool,
+}
+
+impl DomainConfigOption {
+    /// Row id.
+    pub fn key(&self) -> String {
+        format!("{}|{}|{}", self.domain_id, self.group, self.option)
+    }
+}
+
+/// An OS-OAUTH1 consumer; its secret is shown once, at creation, and kept only as a SHA-256.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Consumer {
+    pub id: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub secret_hash: String,
+    #[serde(default)]
+    pub extra: Map<String, Value>,
+}

@@ -12,7 +12,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use ferrostack_api::{ApiError, Auth, AuthContext, JsonBody, Schema};
+use ferrostack_api::{ApiError, Auth, AuthContext, JsonBody, Public, Schema};
 use ferrostack_fernet::{Scope, TokenPayload, expires_at_from, random_audit_id};
 use serde_json::{Value, json};
 use std::sync::{Arc, LazyLock};
@@ -148,7 +148,9 @@ async fn password_method(identity: &Identity, spec: &Value) -> Result<Authentica
 
 fn token_method(identity: &Identity, spec: &Value) -> Result<Authenticated, ApiError> {
     let token = spec["id"].as_str().unwrap_or_default();
-    let ctx = identity.validate_token(token)?;
+    let ctx = identity
+        .validate_token(token)
+        .map_err(|_| ApiError::not_found("Could not find token."))?;
     if ctx.application_credential.is_some() {
         return Err(ApiError::forbidden(
             "Application credentials cannot request a token rescope.",
@@ -331,6 +333,7 @@ fn resolve_scope(
 
 /// `POST /v3/auth/tokens`
 async fn issue(
+    _: Public,
     State(identity): AppState,
     Query(query): Pairs,
     JsonBody(body): JsonBody,
@@ -416,13 +419,9 @@ async fn validate(
     Query(query): Pairs,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let subject = subject(&identity, &headers);
-    let target = subject
-        .as_ref()
-        .map(|s| token_target(s))
-        .unwrap_or(json!({"target": {"token": {}}}));
-    auth.enforce("identity:validate_token", &target)?;
-    let subject = subject?;
+    // As Keystone: an invalid subject token is a 404 before any policy decision.
+    let subject = subject(&identity, &headers)?;
+    auth.enforce("identity:validate_token", &token_target(&subject))?;
     let with_catalog = !query_bool(&query, "nocatalog").unwrap_or(false);
     let mut response = Json(token_body(&identity, &subject, with_catalog)).into_response();
     response.headers_mut().insert(
@@ -438,13 +437,9 @@ async fn check(
     auth: Auth,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let subject = subject(&identity, &headers);
-    let target = subject
-        .as_ref()
-        .map(|s| token_target(s))
-        .unwrap_or(json!({"target": {"token": {}}}));
-    auth.enforce("identity:check_token", &target)?;
-    subject?;
+    // As Keystone: an invalid subject token is a 404 before any policy decision.
+    let subject = subject(&identity, &headers)?;
+    auth.enforce("identity:check_token", &token_target(&subject))?;
     Ok(StatusCode::OK)
 }
 
@@ -454,15 +449,9 @@ async fn revoke(
     auth: Auth,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let subject = subject(&identity, &headers);
-    let target = subject
-        .as_ref()
-        .map(|s| token_target(s))
-        .unwrap_or(json!({"target": {"token": {}}}));
-    auth.enforce("identity:revoke_token", &target)?;
-    let subject = subject?;
-    let now = ferrostack_store::now_rfc3339();
-    let _ = now;
+    // As Keystone: an invalid subject token is a 404 before any policy decision.
+    let subject = subject(&identity, &headers)?;
+    auth.enforce("identity:revoke_token", &token_target(&subject))?;
     let event = Revocation {
         id: new_id(),
         audit_id: subject.audit_ids.first().cloned(),

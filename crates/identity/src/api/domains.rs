@@ -184,7 +184,13 @@ async fn update(
     let mut domain = find(&identity, &id)?;
     auth.enforce("identity:update_domain", &target(&domain))?;
     UPDATE.validate(&body)?;
-    let b = member(&body, "domain")?;
+    apply_update(&mut domain, member(&body, "domain")?);
+    identity.write(vec![Change::put(&domain)]).await?;
+    Ok(Json(json!({"domain": domain_json(&identity, &domain)})))
+}
+
+/// Applies the attributes of an update body (already validated) to a domain.
+pub(super) fn apply_update(domain: &mut Domain, b: &Value) {
     if let Some(name) = b.get("name").and_then(Value::as_str) {
         domain.name = name.to_string();
     }
@@ -201,8 +207,6 @@ async fn update(
         domain.options.extend(v.clone());
     }
     domain.extra.extend(extra_from(b, CORE));
-    identity.write(vec![Change::put(&domain)]).await?;
-    Ok(Json(json!({"domain": domain_json(&identity, &domain)})))
 }
 
 /// Deletes a disabled domain with everything in it (projects, users, groups, their assignments).
@@ -213,14 +217,25 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let domain = find(&identity, &id)?;
     auth.enforce("identity:delete_domain", &target(&domain))?;
+    let changes = delete_changes(&identity, &domain)?;
+    identity.write(changes).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The changes that delete a disabled domain and everything in it (403 while it is enabled).
+pub(super) fn delete_changes(
+    identity: &Identity,
+    domain: &Domain,
+) -> Result<Vec<Change>, ApiError> {
     if domain.enabled {
         return Err(ApiError::forbidden(
             "Cannot delete a domain that is enabled, please disable it first.",
         ));
     }
+    let id = domain.id.clone();
     let changes = {
         let data = identity.read();
-        let mut changes = vec![Change::delete(&domain)];
+        let mut changes = vec![Change::delete(domain)];
         let projects: Vec<&Project> = data
             .projects
             .values()
@@ -265,6 +280,5 @@ async fn remove(
         changes.extend(groups.into_iter().map(Change::delete));
         changes
     };
-    identity.write(changes).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(changes)
 }

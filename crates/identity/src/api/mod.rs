@@ -18,7 +18,7 @@ use axum::{
     response::IntoResponse,
     routing::get,
 };
-use ferrostack_api::{ApiError, ErrorFormat, with_error_format};
+use ferrostack_api::{ApiError, ErrorFormat, Public, with_error_format};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -59,14 +59,14 @@ fn version_body(identity: &Identity) -> Value {
     })
 }
 
-async fn versions(State(identity): AppState) -> impl IntoResponse {
+async fn versions(_: Public, State(identity): AppState) -> impl IntoResponse {
     (
         StatusCode::MULTIPLE_CHOICES,
         Json(json!({"versions": {"values": [version_body(&identity)]}})),
     )
 }
 
-async fn version(State(identity): AppState) -> impl IntoResponse {
+async fn version(_: Public, State(identity): AppState) -> impl IntoResponse {
     Json(json!({"version": version_body(&identity)}))
 }
 

@@ -91,6 +91,24 @@ pub fn project_json(identity: &Identity, p: &Project) -> Value {
     )
 }
 
+/// Keystone's project-form JSON of a domain (a project acting as a domain).
+fn domain_project_json(identity: &Identity, d: &Domain) -> Value {
+    json!({
+        "id": d.id, "name": d.name, "domain_id": null, "description": d.description,
+        "enabled": d.enabled, "parent_id": null, "is_domain": true, "tags": d.tags,
+        "options": d.options, "links": links(identity, &format!("projects/{}", d.id)),
+    })
+}
+
+fn domain_target(d: &Domain) -> Value {
+    json!({"target": {"project": {"id": d.id, "name": d.name, "domain_id": null}}})
+}
+
+/// The domain `id` when it is addressed through the projects API.
+fn domain_as_project(identity: &Identity, id: &str) -> Option<Domain> {
+    identity.read().domains.get(id).cloned()
+}
+
 /// The policy target of a project.
 pub fn target(p: &Project) -> Value {
     json!({"target": {"project": {"id": p.id, "domain_id": p.domain_id, "name": p.name}}})
@@ -135,8 +153,19 @@ async fn list(
     )?;
     let parent = query_value(&query, "parent_id");
     if query_value(&query, "is_domain").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        let data = identity.read();
+        let mut domains: Vec<&Domain> = data
+            .domains
+            .values()
+            .filter(|d| name_matches(&query, &d.name) && enabled_matches(&query, d.enabled))
+            .collect();
+        domains.sort_by(|a, b| a.name.cmp(&b.name));
+        let body: Vec<Value> = domains
+            .into_iter()
+            .map(|d| domain_project_json(&identity, d))
+            .collect();
         return Ok(Json(
-            json!({"projects": [], "links": collection_links(&identity, "projects")}),
+            json!({"projects": body, "links": collection_links(&identity, "projects")}),
         ));
     }
     let data = identity.read();
@@ -173,6 +202,12 @@ async fn show(
     Path(id): Path<String>,
     Query(query): Pairs,
 ) -> Result<Json<Value>, ApiError> {
+    if let Some(domain) = domain_as_project(&identity, &id) {
+        auth.enforce("identity:get_project", &domain_target(&domain))?;
+        return Ok(Json(
+            json!({"project": domain_project_json(&identity, &domain)}),
+        ));
+    }
     let found = find(&identity, &id);
     let t = found
         .as_ref()
@@ -242,9 +277,7 @@ async fn create(
     CREATE.validate(&body)?;
     let b = member(&body, "project")?;
     if b.get("is_domain").and_then(Value::as_bool) == Some(true) {
-        return Err(ApiError::bad_request(
-            "Projects acting as domains are not supported; create a domain instead.",
-        ));
+        return create_domain_project(&identity, &auth, b).await;
     }
     let parent_id = b.get("parent_id").and_then(Value::as_str).map(String::from);
     let (domain_id, parent_id) = {
@@ -327,6 +360,35 @@ async fn update(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
+    if let Some(mut domain) = domain_as_project(&identity, &id) {
+        auth.enforce("identity:update_project", &domain_target(&domain))?;
+        UPDATE.validate(&body)?;
+        let b = member(&body, "project")?;
+        if b.get("is_domain").and_then(Value::as_bool) == Some(false) {
+            return Err(ApiError::bad_request(
+                "Update of `is_domain` is not allowed.",
+            ));
+        }
+        if let Some(name) = b.get("name").and_then(Value::as_str)
+            && name != domain.name
+            && identity.read().domain_by_name(name).is_some()
+        {
+            return Err(ApiError::conflict(format!(
+                "Conflict occurred attempting to store project - Duplicate entry found with name {name}."
+            )));
+        }
+        let mut fields = b.clone();
+        if let Some(map) = fields.as_object_mut() {
+            map.retain(|k, _| {
+                ["name", "description", "enabled", "tags", "options"].contains(&k.as_str())
+            });
+        }
+        super::domains::apply_update(&mut domain, &fields);
+        identity.write(vec![Change::put(&domain)]).await?;
+        return Ok(Json(
+            json!({"project": domain_project_json(&identity, &domain)}),
+        ));
+    }
     let mut project = find(&identity, &id)?;
     auth.enforce("identity:update_project", &target(&project))?;
     UPDATE.validate(&body)?;
@@ -388,6 +450,12 @@ async fn remove(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    if let Some(domain) = domain_as_project(&identity, &id) {
+        auth.enforce("identity:delete_project", &domain_target(&domain))?;
+        let changes = super::domains::delete_changes(&identity, &domain)?;
+        identity.write(changes).await?;
+        return Ok(StatusCode::NO_CONTENT);
+    }
     let project = find(&identity, &id)?;
     auth.enforce("identity:delete_project", &target(&project))?;
     let changes = {
@@ -462,7 +530,7 @@ async fn add_tag(
     State(identity): AppState,
     auth: Auth,
     Path((id, tag)): Path<(String, String)>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let mut project = find(&identity, &id)?;
     auth.enforce("identity:create_project_tag", &target(&project))?;
     if tag.is_empty() || tag.len() > 255 || tag.contains(',') || tag.contains('/') {
@@ -474,10 +542,15 @@ async fn add_tag(
         if project.tags.len() >= 80 {
             return Err(ApiError::bad_request("A project may have at most 80 tags."));
         }
-        project.tags.push(tag);
+        project.tags.push(tag.clone());
         identity.write(vec![Change::put(&project)]).await?;
     }
-    Ok((StatusCode::CREATED, Json(json!({"tags": project.tags}))))
+    // Keystone answers 201 with an empty body and the tag's URL.
+    let location = format!("{}/v3/projects/{id}/tags/{tag}", identity.base_url());
+    Ok(axum::response::IntoResponse::into_response((
+        StatusCode::CREATED,
+        [(axum::http::header::LOCATION, location)],
+    )))
 }
 
 async fn check_tag(
@@ -506,4 +579,49 @@ async fn delete_tag(
     project.tags.retain(|t| *t != tag);
     identity.write(vec![Change::put(&project)]).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v3/projects` with `is_domain: true`: creates a domain, answered in project form.
+async fn create_domain_project(
+    identity: &Identity,
+    auth: &Auth,
+    b: &Value,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if b.get("domain_id").is_some_and(|d| !d.is_null())
+        || b.get("parent_id").is_some_and(|p| !p.is_null())
+    {
+        return Err(ApiError::bad_request(
+            "Invalid input: a project acting as a domain cannot have a domain_id or a parent_id.",
+        ));
+    }
+    let domain = Domain {
+        id: new_id(),
+        name: b["name"].as_str().unwrap_or_default().to_string(),
+        description: b
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        enabled: b.get("enabled").and_then(Value::as_bool).unwrap_or(true),
+        tags: serde_json::from_value(b.get("tags").cloned().unwrap_or(json!([])))
+            .unwrap_or_default(),
+        options: b
+            .get("options")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
+        extra: serde_json::Map::new(),
+    };
+    auth.enforce("identity:create_project", &domain_target(&domain))?;
+    if identity.read().domain_by_name(&domain.name).is_some() {
+        return Err(ApiError::conflict(format!(
+            "Conflict occurred attempting to store project - Duplicate entry found with name {}.",
+            domain.name
+        )));
+    }
+    identity.write(vec![Change::put(&domain)]).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"project": domain_project_json(identity, &domain)})),
+    ))
 }

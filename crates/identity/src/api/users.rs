@@ -15,7 +15,7 @@ use axum::{
     http::StatusCode,
     routing::{get, post},
 };
-use ferrostack_api::{ApiError, Auth, JsonBody, Schema};
+use ferrostack_api::{ApiError, Auth, JsonBody, Public, Schema};
 use serde_json::{Value, json};
 use std::sync::{Arc, LazyLock};
 
@@ -130,15 +130,19 @@ pub async fn reset_failed_auth(identity: &Identity, user_id: &str) {
     }
 }
 
-/// Sets a new password: hash, history, expiry; returns the updated user.
+/// Sets a new password: hash, history, expiry; returns the updated user. The history rule
+/// applies to a user's own change (`self_service`), not to an administrator's reset, as Keystone.
 pub async fn set_password(
     identity: &Identity,
     mut user: User,
     new: &str,
+    self_service: bool,
 ) -> Result<User, ApiError> {
     let config = &identity.config().identity;
     password::check_complexity(new, config)?;
-    password::check_history(&user, new, config).await?;
+    if self_service {
+        password::check_history(&user, new, config).await?;
+    }
     let now = chrono::Utc::now();
     if let Some(old) = user.password_hash.take() {
         user.password_history.insert(0, old);
@@ -269,7 +273,7 @@ async fn create(
         }
     }
     if let Some(pw) = b.get("password").and_then(Value::as_str) {
-        user = set_password(&identity, user, pw).await?;
+        user = set_password(&identity, user, pw, false).await?;
     }
     identity.write(vec![Change::put(&user)]).await?;
     Ok((
@@ -320,7 +324,7 @@ async fn update(
     }
     user.extra.extend(extra_from(b, CORE));
     if let Some(pw) = b.get("password").and_then(Value::as_str) {
-        user = set_password(&identity, user, pw).await?;
+        user = set_password(&identity, user, pw, false).await?;
         changes.push(revoke_user_tokens(&user.id));
     }
     changes.insert(0, Change::put(&user));
@@ -365,6 +369,7 @@ async fn remove(
 /// `POST /v3/users/{id}/password`: self-service change, authenticated by the original password
 /// (no token needed, so a user with an expired password can change it).
 async fn change_password(
+    _: Public,
     State(identity): AppState,
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
@@ -395,7 +400,7 @@ async fn change_password(
         return Err(ApiError::unauthorized());
     }
     password::check_minimum_age(&user, config, now)?;
-    let user = set_password(&identity, user, new).await?;
+    let user = set_password(&identity, user, new, true).await?;
     identity
         .write(vec![Change::put(&user), revoke_user_tokens(&user.id)])
         .await?;
