@@ -21,3 +21,8 @@ fi
 
 step "End-to-end tests (real openstack CLI)"
 scripts/e2e.sh
+
+if [[ -n ${FERROSTACK_TEST_DATABASE_URL:-} ]]; then
+  step "End-to-end smoke on PostgreSQL (same code paths, other store)"
+  FERROSTACK_E2E_DATABASE_URL=$FERROSTACK_TEST_DATABASE_URL scripts/e2e.sh -k "lifecycle or assignments or revoked or application"
+fi

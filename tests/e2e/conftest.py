@@ -1,6 +1,7 @@
 """E2E fixtures: a freshly started Ferrostack (own state dir, free port) and the real CLI."""
 import json
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -13,6 +14,15 @@ import yaml
 
 BINARY = os.environ.get("FERROSTACK_BIN", "ferrostack")
 OPENSTACK = os.environ.get("OPENSTACK_CLI", "openstack")
+
+
+def fresh_database(server_url):
+    """With a PostgreSQL URL, creates an empty database on that server and returns its URL."""
+    if not server_url:
+        return None
+    name = "fse2e_" + uuid.uuid4().hex[:12]
+    subprocess.run(["psql", server_url, "-qc", f"CREATE DATABASE {name}"], check=True)
+    return server_url.rsplit("/", 1)[0] + "/" + name
 
 
 def free_port():
@@ -31,11 +41,17 @@ class Cloud:
         self.state = os.path.join(root, "state")
         self.config = os.path.join(root, "ferrostack.toml")
         self.clouds_yaml = os.path.join(root, "clouds.yaml")
+        database = fresh_database(os.environ.get("FERROSTACK_E2E_DATABASE_URL"))
         with open(self.config, "w") as f:
             f.write(
                 f'state_dir = "{self.state}"\n[api]\nlisten = "127.0.0.1:{self.port}"\n'
                 f'public_url = "{self.url}"\n[identity]\npassword_hash_rounds = 4\n'
+                # Debug logs: the log-secrecy test must hold at the most verbose level.
+                f'[log]\nlevel = "debug"\n'
             )
+            if database:
+                f.write(f'[database]\nurl = "{database}"\n')
+        self.log_path = os.path.join(root, "ferrostack.log")
         self.log = open(os.path.join(root, "ferrostack.log"), "w")
         env = dict(os.environ, FERROSTACK_CONFIG=self.config)
         self.proc = subprocess.Popen([BINARY, "up"], stdout=self.log, stderr=subprocess.STDOUT, env=env)
@@ -111,7 +127,11 @@ class Cloud:
         try:
             with urllib.request.urlopen(req, timeout=30) as r:
                 raw = r.read()
-                return r.status, r.headers, json.loads(raw) if raw else None
+                try:
+                    parsed = json.loads(raw) if raw else None
+                except ValueError:
+                    parsed = raw.decode(errors="replace")
+                return r.status, r.headers, parsed
         except urllib.error.HTTPError as e:
             raw = e.read()
             try:
@@ -145,6 +165,8 @@ def cloud():
     c = Cloud(root)
     yield c
     c.stop()
+    if not os.environ.get("FERROSTACK_KEEP_E2E"):
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
