@@ -165,10 +165,7 @@ fn ensure_keys(dir: &FsPath) -> std::io::Result<()> {
 /// Loads the credential keys, creating the repository on first use.
 pub fn load_keys(dir: &FsPath) -> Result<CredentialKeys, ApiError> {
     ensure_keys(dir).map_err(|e| {
-        ApiError::internal(format!(
-            "credential key repository {}: {e}",
-            dir.display()
-        ))
+        ApiError::internal(format!("credential key repository {}: {e}", dir.display()))
     })?;
     let keys = ferrostack_fernet::KeyRepository::load(dir).map_err(ApiError::internal)?;
     let fernets = keys
@@ -512,10 +509,7 @@ async fn remove(
 
 /// The deletions Keystone makes when a user is deleted (`delete_credentials_for_user`), for the
 /// user removal to include in its write.
-pub fn changes_for_deleted_user(
-    data: &crate::data::IdentityData,
-    user_id: &str,
-) -> Vec<Change> {
+pub fn changes_for_deleted_user(data: &crate::data::IdentityData, user_id: &str) -> Vec<Change> {
     data.credentials
         .values()
         .filter(|c| c.user_id == user_id)
@@ -533,4 +527,365 @@ pub fn changes_for_deleted_project(
         .filter(|c| c.project_id.as_deref() == Some(project_id))
         .map(Change::delete)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::groups::harness::Harness;
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn sha256_hex(s: &str) -> String {
+        hex(&Sha256::digest(s.as_bytes()))
+    }
+
+    #[tokio::test]
+    async fn ec2_credentials_follow_keystone() {
+        let h = Harness::open("credentials-ec2").await;
+        let admin = h.admin().await;
+        let admin_id = h.user_id("admin");
+        let project = h.project_id("demo");
+        let blob = r#"{"access": "AKIA-1", "secret": "s3cr3t"}"#;
+        let r = h
+            .call(
+                "POST",
+                "/credentials",
+                Some(&admin),
+                Some(json!({"credential": {"user_id": admin_id, "project_id": project, "type": "ec2", "blob": blob}})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let c = &r.body["credential"];
+        let id = sha256_hex("AKIA-1");
+        assert_eq!(c["id"], json!(id));
+        assert_eq!(c["blob"], json!(blob));
+        assert_eq!(c["type"], "ec2");
+        assert_eq!(c["project_id"], json!(project));
+        assert_eq!(c["user_id"], json!(admin_id));
+        assert!(
+            c["links"]["self"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("/v3/credentials/{id}"))
+        );
+
+        // At rest: a Fernet token under the key created on first use, never the blob.
+        let stored = h.identity.read().credentials[&id].clone();
+        assert!(!stored.encrypted_blob.contains("AKIA"));
+        let dir = h.identity.config().state_dir.join("credential-keys");
+        let key = std::fs::read_to_string(dir.join("0")).unwrap();
+        assert_eq!(
+            std::fs::metadata(dir.join("0"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+        assert_eq!(stored.key_hash, hex(&Sha1::digest(key.as_bytes())));
+        let plain = fernet::Fernet::new(&key)
+            .unwrap()
+            .decrypt(&stored.encrypted_blob)
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(plain).unwrap(),
+            Value::String(blob.into()).to_string()
+        );
+
+        let dup = h
+            .call(
+                "POST",
+                "/credentials",
+                Some(&admin),
+                Some(json!({"credential": {"user_id": admin_id, "project_id": project, "type": "ec2", "blob": blob}})),
+            )
+            .await;
+        assert_eq!(
+            (dup.status, dup.body["error"]["message"].as_str()),
+            (409, Some(format!("Conflict occurred attempting to store credential - Duplicate entry found with ID {id}.").as_str()))
+        );
+        for (body, message) in [
+            (
+                json!({"user_id": admin_id, "type": "ec2", "blob": blob}),
+                None,
+            ),
+            (
+                json!({"user_id": admin_id, "project_id": project, "type": "ec2", "blob": "{oops"}),
+                Some("Invalid blob in credential"),
+            ),
+            (
+                json!({"user_id": admin_id, "project_id": project, "type": "ec2", "blob": "{\"secret\": \"x\"}"}),
+                Some(
+                    "Expecting to find access in credential. The server could not comply with the request since it is \
+                     either malformed or otherwise incorrect. The client is assumed to be in error.",
+                ),
+            ),
+            (
+                json!({"user_id": admin_id, "project_id": project, "type": "ec2", "blob": "[]"}),
+                Some(
+                    "Expecting to find blob in credential. The server could not comply with the request since it is \
+                     either malformed or otherwise incorrect. The client is assumed to be in error.",
+                ),
+            ),
+            (
+                json!({"user_id": admin_id, "type": "cert", "blob": 5}),
+                None,
+            ),
+        ] {
+            let r = h
+                .call(
+                    "POST",
+                    "/credentials",
+                    Some(&admin),
+                    Some(json!({ "credential": body })),
+                )
+                .await;
+            assert_eq!(r.status, 400, "{body}: {}", r.body);
+            if let Some(m) = message {
+                assert_eq!(r.body["error"]["message"], m);
+            }
+        }
+
+        // Update: a new access key keeps the id; the blob's scope keys cannot change.
+        let other_project = h.project_id("admin");
+        let new_blob = r#"{"access": "AKIA-2", "secret": "other"}"#;
+        let r = h
+            .call(
+                "PATCH",
+                &format!("/credentials/{id}"),
+                Some(&admin),
+                Some(json!({"credential": {"blob": new_blob, "project_id": other_project, "type": "ec2"}})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["credential"]["id"], json!(id));
+        assert_eq!(r.body["credential"]["blob"], json!(new_blob));
+        assert_eq!(r.body["credential"]["project_id"], json!(other_project));
+        let r = h
+            .call("GET", &format!("/credentials/{id}"), Some(&admin), None)
+            .await;
+        assert_eq!(
+            (r.status, &r.body["credential"]["blob"]),
+            (200, &json!(new_blob))
+        );
+        let r = h
+            .call(
+                "PATCH",
+                &format!("/credentials/{id}"),
+                Some(&admin),
+                Some(json!({"credential": {"blob": r#"{"access": "a", "trust_id": "t"}"#}})),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["error"]["message"].as_str()),
+            (400, Some("trust_id can not be updated for credential"))
+        );
+        let r = h
+            .call(
+                "PATCH",
+                &format!("/credentials/{id}"),
+                Some(&admin),
+                Some(json!({"credential": {"blob": new_blob, "id": "other"}})),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["error"]["message"].as_str()),
+            (400, Some("Cannot change ID"))
+        );
+        let r = h
+            .call(
+                "PATCH",
+                &format!("/credentials/{id}"),
+                Some(&admin),
+                Some(json!({"credential": {}})),
+            )
+            .await;
+        assert_eq!(r.status, 400);
+
+        // Survives a reload from the store.
+        let data = crate::data::IdentityData::load(&h.identity.store)
+            .await
+            .unwrap();
+        assert_eq!(data.credentials[&id].project_id, Some(other_project));
+
+        assert_eq!(
+            h.call("DELETE", &format!("/credentials/{id}"), Some(&admin), None)
+                .await
+                .status,
+            204
+        );
+        let r = h
+            .call("GET", &format!("/credentials/{id}"), Some(&admin), None)
+            .await;
+        assert_eq!(
+            (r.status, r.body["error"]["message"].as_str()),
+            (
+                404,
+                Some(format!("Could not find credential: {id}.").as_str())
+            )
+        );
+        assert_eq!(
+            h.call("DELETE", &format!("/credentials/{id}"), Some(&admin), None)
+                .await
+                .status,
+            404
+        );
+    }
+
+    #[tokio::test]
+    async fn owners_see_and_manage_only_their_credentials() {
+        let h = Harness::open("credentials-owners").await;
+        let admin = h.admin().await;
+        let demo = h.demo().await;
+        let (admin_id, demo_id) = (h.user_id("admin"), h.user_id("demo"));
+        let create = |token: String, user: String, kind: &'static str| {
+            let h = &h;
+            async move {
+                h.call(
+                    "POST",
+                    "/credentials",
+                    Some(&token),
+                    Some(json!({"credential": {"user_id": user, "type": kind, "blob": "opaque", "color": "red"}})),
+                )
+                .await
+            }
+        };
+        let mine = create(demo.clone(), demo_id.clone(), "totp").await;
+        assert_eq!(mine.status, 201, "{}", mine.body);
+        assert_eq!(mine.body["credential"]["color"], "red");
+        assert_eq!(mine.body["credential"]["blob"], "opaque");
+        assert!(mine.body["credential"]["project_id"].is_null());
+        let mine_id = mine.body["credential"]["id"].as_str().unwrap().to_string();
+        assert_eq!(mine_id.len(), 32);
+        assert_eq!(
+            create(demo.clone(), admin_id.clone(), "totp").await.status,
+            403
+        );
+        let theirs = create(admin.clone(), admin_id.clone(), "cert").await;
+        assert_eq!(theirs.status, 201);
+        let theirs_id = theirs.body["credential"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+
+        let ids = |r: &super::super::groups::harness::Reply| -> Vec<String> {
+            r.body["credentials"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let r = h.call("GET", "/credentials", Some(&demo), None).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(ids(&r), vec![mine_id.clone()]);
+        assert!(
+            r.body["links"]["self"]
+                .as_str()
+                .unwrap()
+                .ends_with("/v3/credentials")
+        );
+        let r = h.call("GET", "/credentials", Some(&admin), None).await;
+        assert_eq!(ids(&r).len(), 2);
+        let r = h
+            .call(
+                "GET",
+                &format!("/credentials?user_id={admin_id}"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(ids(&r), vec![theirs_id.clone()]);
+        let r = h
+            .call("GET", "/credentials?type=totp", Some(&admin), None)
+            .await;
+        assert_eq!(ids(&r), vec![mine_id.clone()]);
+
+        assert_eq!(
+            h.call("GET", &format!("/credentials/{mine_id}"), Some(&demo), None)
+                .await
+                .status,
+            200
+        );
+        assert_eq!(
+            h.call(
+                "GET",
+                &format!("/credentials/{theirs_id}"),
+                Some(&demo),
+                None
+            )
+            .await
+            .status,
+            403
+        );
+        // An unknown credential is not revealed to those who could not read it.
+        assert_eq!(
+            h.call("GET", "/credentials/nothing", Some(&demo), None)
+                .await
+                .status,
+            403
+        );
+        // The owner may not hand the credential to someone else.
+        let r = h
+            .call(
+                "PATCH",
+                &format!("/credentials/{mine_id}"),
+                Some(&demo),
+                Some(json!({"credential": {"user_id": admin_id}})),
+            )
+            .await;
+        assert_eq!(r.status, 403);
+        let r = h
+            .call(
+                "PATCH",
+                &format!("/credentials/{mine_id}"),
+                Some(&demo),
+                Some(json!({"credential": {"blob": "new", "size": 2}})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(
+            (
+                &r.body["credential"]["blob"],
+                &r.body["credential"]["color"],
+                &r.body["credential"]["size"]
+            ),
+            (&json!("new"), &json!("red"), &json!(2))
+        );
+        // Becoming ec2 needs a project.
+        let r = h
+            .call(
+                "PATCH",
+                &format!("/credentials/{mine_id}"),
+                Some(&demo),
+                Some(json!({"credential": {"type": "ec2"}})),
+            )
+            .await;
+        assert_eq!(r.status, 400);
+        assert_eq!(
+            h.call(
+                "DELETE",
+                &format!("/credentials/{theirs_id}"),
+                Some(&demo),
+                None
+            )
+            .await
+            .status,
+            403
+        );
+        assert_eq!(
+            h.call(
+                "DELETE",
+                &format!("/credentials/{mine_id}"),
+                Some(&demo),
+                None
+            )
+            .await
+            .status,
+            204
+        );
+        let data = h.identity.read();
+        assert_eq!(changes_for_deleted_user(&data, &admin_id).len(), 1);
+        assert!(changes_for_deleted_project(&data, "none").is_empty());
+    }
 }

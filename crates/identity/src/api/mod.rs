@@ -4,8 +4,13 @@ mod app_creds;
 mod assignments;
 mod auth;
 mod catalog;
+pub mod credentials;
+pub mod domain_config;
 mod domains;
+pub mod endpoint_filter;
 mod groups;
+mod legacy_policies;
+mod oauth1;
 mod projects;
 mod roles;
 pub(crate) mod users;
@@ -40,7 +45,12 @@ pub fn router(identity: Arc<Identity>) -> Router {
         .merge(roles::routes())
         .merge(assignments::routes())
         .merge(catalog::routes())
-        .merge(app_creds::routes());
+        .merge(app_creds::routes())
+        .merge(credentials::routes())
+        .merge(legacy_policies::routes())
+        .merge(endpoint_filter::routes())
+        .merge(domain_config::routes())
+        .merge(oauth1::routes());
     let router = Router::new()
         .route("/", get(versions))
         .nest("/v3", v3)
