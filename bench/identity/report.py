@@ -138,16 +138,17 @@ def render(results: Path) -> tuple[str, list[str]]:
         if errors(runs[s][op])
     ]
     busy = {
-        f"{s} {op}": int((results / s / f"{op}.background").read_text())
+        f"{s} {op}": int((results / s / f"{op}.foreign").read_text())
         for s in SYSTEMS
         for op, _ in OPS
-        if (results / s / f"{op}.background").exists()
+        if (results / s / f"{op}.foreign").exists()
     }
     noisy = {k: v for k, v in busy.items() if v > 10}
     if noisy:
         out.append("")
         out.append(
-            "**Caution:** other work kept the machine busy before some runs (CPU busy %: "
+            "**Caution:** other work on the machine took CPU during some runs (share of the "
+            "machine's CPU used by neither the server nor wrk: "
             + ", ".join(f"{k} {v}%" for k, v in noisy.items())
             + "); those numbers are low."
         )

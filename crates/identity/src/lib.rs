@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod bootstrap;
+pub mod cascade;
 pub mod data;
 pub mod model;
 pub mod password;

@@ -500,12 +500,7 @@ async fn remove_service(
     let changes = {
         let data = identity.read();
         let mut changes = vec![Change::delete(&service)];
-        changes.extend(
-            data.endpoints
-                .values()
-                .filter(|e| e.service_id == id)
-                .map(Change::delete),
-        );
+        changes.extend(crate::cascade::service(&data, &id));
         changes
     };
     identity.write(changes).await?;
@@ -846,7 +841,10 @@ async fn remove_endpoint(
         .map(|e| json!({"target": {"endpoint": {"id": e.id, "service_id": e.service_id}}}))
         .unwrap_or_else(|_| json!({}));
     auth.enforce("identity:delete_endpoint", &t)?;
-    identity.write(vec![Change::delete(&endpoint?)]).await?;
+    let endpoint = endpoint?;
+    let mut changes = vec![Change::delete(&endpoint)];
+    changes.extend(crate::cascade::endpoint(&identity.read(), &endpoint.id));
+    identity.write(changes).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -702,3 +702,373 @@ pub fn changes_for_deleted_domain(data: &IdentityData, domain_id: &str) -> Vec<C
         .map(Change::delete)
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::groups::harness::Harness;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn defaults_follow_keystone_conf() {
+        let h = Harness::open("domain-config-defaults").await;
+        let admin = h.admin().await;
+        let r = h
+            .call("GET", "/domains/config/default", Some(&admin), None)
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(
+            r.body["config"]["identity"],
+            json!({"driver": "sql", "list_limit": null})
+        );
+        assert_eq!(r.body["config"]["ldap"].as_object().unwrap().len(), 49);
+        assert_eq!(r.body["config"]["ldap"]["url"], "ldap://localhost");
+        assert_eq!(r.body["config"]["ldap"]["pool_retry_delay"], json!(0.1));
+        assert!(r.body["config"]["ldap"].get("password").is_none());
+        let r = h
+            .call("GET", "/domains/config/ldap/default", Some(&admin), None)
+            .await;
+        assert_eq!(
+            r.body["config"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .collect::<Vec<_>>(),
+            vec!["ldap"]
+        );
+        let r = h
+            .call(
+                "GET",
+                "/domains/config/ldap/user_tree_dn/default",
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (r.status, &r.body["config"]),
+            (200, &json!({"user_tree_dn": null}))
+        );
+        for (path, message) in [
+            (
+                "/domains/config/ldap/password/default",
+                "Invalid domain specific configuration: Reading the default for option password in group ldap is not supported.",
+            ),
+            (
+                "/domains/config/ldap/color/default",
+                "Invalid domain specific configuration: Option color in group ldap is not supported for domain specific configurations.",
+            ),
+            (
+                "/domains/config/assignment/default",
+                "Invalid domain specific configuration: Group assignment is not supported for domain specific configurations.",
+            ),
+        ] {
+            let r = h.call("GET", path, Some(&admin), None).await;
+            assert_eq!(
+                (r.status, r.body["error"]["message"].as_str()),
+                (403, Some(message)),
+                "{path}"
+            );
+        }
+        assert_eq!(
+            h.call(
+                "GET",
+                "/domains/config/default",
+                Some(&h.demo().await),
+                None
+            )
+            .await
+            .status,
+            403
+        );
+    }
+
+    #[tokio::test]
+    async fn domain_config_crud_as_tempest_does() {
+        let h = Harness::open("domain-config-crud").await;
+        let admin = h.admin().await;
+        let demo = h.demo().await;
+        let r = h
+            .call(
+                "POST",
+                "/domains",
+                Some(&admin),
+                Some(json!({"domain": {"name": "ldapland"}})),
+            )
+            .await;
+        let did = r.body["domain"]["id"].as_str().unwrap().to_string();
+        let base = format!("/domains/{did}/config");
+        let custom = json!({
+            "identity": {"driver": "ldap"},
+            "ldap": {"url": "ldap://myldap.com:389/", "user_tree_dn": "ou=Users,dc=my_new_root,dc=org"},
+        });
+        let r = h.call("GET", &base, Some(&admin), None).await;
+        assert_eq!(
+            (r.status, r.body["error"]["message"].as_str()),
+            (
+                404,
+                Some(
+                    format!("Could not find any options in domain configuration for domain {did}.")
+                        .as_str()
+                )
+            )
+        );
+        assert_eq!(
+            h.call("PUT", &base, Some(&demo), Some(json!({"config": custom})))
+                .await
+                .status,
+            403
+        );
+        let r = h
+            .call("PUT", &base, Some(&admin), Some(json!({"config": {}})))
+            .await;
+        assert_eq!(
+            (r.status, r.body["error"]["message"].as_str()),
+            (
+                403,
+                Some("Invalid domain specific configuration: No options specified.")
+            )
+        );
+        let r = h
+            .call(
+                "PUT",
+                &base,
+                Some(&admin),
+                Some(json!({"config": {"ldap": "x"}})),
+            )
+            .await;
+        assert_eq!(r.status, 403);
+        let r = h
+            .call(
+                "PUT",
+                "/domains/nope/config",
+                Some(&admin),
+                Some(json!({"config": custom})),
+            )
+            .await;
+        assert_eq!(r.status, 404);
+
+        // With the sensitive password, which is stored but never shown.
+        let mut with_password = custom.clone();
+        with_password["ldap"]["password"] = json!("hunter2");
+        let r = h
+            .call(
+                "PUT",
+                &base,
+                Some(&admin),
+                Some(json!({"config": with_password})),
+            )
+            .await;
+        assert_eq!((r.status, &r.body["config"]), (201, &custom));
+        let r = h
+            .call("PUT", &base, Some(&admin), Some(json!({"config": custom})))
+            .await;
+        assert_eq!((r.status, &r.body["config"]), (200, &custom));
+        assert!(
+            h.identity
+                .read()
+                .domain_configs
+                .values()
+                .all(|o| o.option != "password")
+        );
+        let r = h.call("GET", &base, Some(&admin), None).await;
+        assert_eq!((r.status, &r.body["config"]), (200, &custom));
+        let r = h
+            .call("GET", &format!("{base}/ldap"), Some(&admin), None)
+            .await;
+        assert_eq!(r.body["config"], json!({"ldap": custom["ldap"]}));
+        let r = h
+            .call("GET", &format!("{base}/ldap/url"), Some(&admin), None)
+            .await;
+        assert_eq!(r.body["config"], json!({"url": "ldap://myldap.com:389/"}));
+        assert_eq!(h.call("GET", &base, Some(&demo), None).await.status, 403);
+        let r = h
+            .call("GET", &format!("{base}/ldap/use_tls"), Some(&admin), None)
+            .await;
+        assert_eq!(
+            (r.status, r.body["error"]["message"].as_str()),
+            (404, Some(format!("Could not find option use_tls in group ldap in domain configuration for domain {did}.").as_str()))
+        );
+        let r = h
+            .call("GET", "/domains/nope/config/ldap", Some(&admin), None)
+            .await;
+        assert_eq!(
+            (r.status, r.body["error"]["message"].as_str()),
+            (
+                404,
+                Some("Could not find group ldap in domain configuration for domain nope.")
+            )
+        );
+
+        // PATCH the whole config, a group (adding an option), an option.
+        let r = h
+            .call(
+                "PATCH",
+                &base,
+                Some(&admin),
+                Some(json!({"config": {"ldap": {"url": "ldap://new"}}})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["config"]["ldap"]["url"], "ldap://new");
+        assert_eq!(r.body["config"]["identity"]["driver"], "ldap");
+        let r = h
+            .call(
+                "PATCH",
+                &format!("{base}/identity"),
+                Some(&admin),
+                Some(json!({"config": {"identity": {"driver": "d2", "list_limit": 42}}})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(
+            r.body["config"]["identity"],
+            json!({"driver": "d2", "list_limit": 42})
+        );
+        let r = h
+            .call(
+                "PATCH",
+                &format!("{base}/identity/driver"),
+                Some(&admin),
+                Some(json!({"config": {"driver": "d3"}})),
+            )
+            .await;
+        assert_eq!(
+            (r.status, &r.body["config"]["identity"]["driver"]),
+            (200, &json!("d3"))
+        );
+        for (path, body, status, message) in [
+            (
+                format!("{base}/identity"),
+                json!({"config": {"ldap": {"url": "u"}}}),
+                403,
+                "Invalid domain specific configuration: request to update group identity, but config provided contains group ldap instead.",
+            ),
+            (
+                format!("{base}/identity"),
+                json!({"config": {"identity": {"driver": "x"}, "ldap": {"url": "u"}}}),
+                403,
+                "Invalid domain specific configuration: Trying to update group identity, so that, and only that, group must be specified in the config.",
+            ),
+            (
+                format!("{base}/identity/driver"),
+                json!({"config": {"list_limit": 3}}),
+                403,
+                "Invalid domain specific configuration: Trying to update option driver in group identity, but config provided contains option list_limit instead.",
+            ),
+            (
+                format!("{base}/ldap/use_tls"),
+                json!({"config": {"use_tls": true}}),
+                404,
+                "Could not find option use_tls in group ldap in domain configuration for domain {did}.",
+            ),
+        ] {
+            let r = h.call("PATCH", &path, Some(&admin), Some(body)).await;
+            assert_eq!(
+                (r.status, r.body["error"]["message"].as_str().unwrap()),
+                (status, message.replace("{did}", &did).as_str()),
+                "{path}"
+            );
+        }
+
+        // DELETE an option, a group, everything.
+        assert_eq!(
+            h.call(
+                "DELETE",
+                &format!("{base}/identity/driver"),
+                Some(&admin),
+                None
+            )
+            .await
+            .status,
+            204
+        );
+        assert_eq!(
+            h.call(
+                "GET",
+                &format!("{base}/identity/driver"),
+                Some(&admin),
+                None
+            )
+            .await
+            .status,
+            404
+        );
+        assert_eq!(
+            h.call(
+                "DELETE",
+                &format!("{base}/identity/driver"),
+                Some(&admin),
+                None
+            )
+            .await
+            .status,
+            404
+        );
+        assert_eq!(
+            h.call("DELETE", &format!("{base}/identity"), Some(&admin), None)
+                .await
+                .status,
+            204
+        );
+        let r = h
+            .call("GET", &format!("{base}/identity"), Some(&admin), None)
+            .await;
+        assert_eq!(r.status, 404);
+        assert_eq!(h.call("DELETE", &base, Some(&demo), None).await.status, 403);
+        assert_eq!(
+            h.call("DELETE", &base, Some(&admin), None).await.status,
+            204
+        );
+        assert_eq!(h.call("GET", &base, Some(&admin), None).await.status, 404);
+        assert!(h.identity.read().domain_configs.is_empty());
+        assert_eq!(
+            h.call("DELETE", &base, Some(&admin), None).await.status,
+            204
+        );
+    }
+
+    #[tokio::test]
+    async fn security_compliance_is_readable_by_anyone_for_the_default_domain() {
+        let h = Harness::open("domain-config-security").await;
+        let demo = h.demo().await;
+        let r = h
+            .call(
+                "GET",
+                "/domains/default/config/security_compliance",
+                Some(&demo),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(
+            r.body["config"],
+            json!({"security_compliance": {"password_regex": null, "password_regex_description": null}})
+        );
+        let r = h
+            .call(
+                "GET",
+                "/domains/default/config/security_compliance/password_regex",
+                Some(&demo),
+                None,
+            )
+            .await;
+        assert_eq!(r.body["config"], json!({"password_regex": null}));
+        let r = h
+            .call(
+                "GET",
+                "/domains/default/config/security_compliance/lockout_duration",
+                Some(&demo),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 403);
+        let r = h
+            .call(
+                "GET",
+                "/domains/other/config/security_compliance",
+                Some(&demo),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 403);
+    }
+}

@@ -232,53 +232,7 @@ pub(super) fn delete_changes(
             "Cannot delete a domain that is enabled, please disable it first.",
         ));
     }
-    let id = domain.id.clone();
-    let changes = {
-        let data = identity.read();
-        let mut changes = vec![Change::delete(domain)];
-        let projects: Vec<&Project> = data
-            .projects
-            .values()
-            .filter(|p| p.domain_id == id)
-            .collect();
-        let users: Vec<&User> = data.users.values().filter(|u| u.domain_id == id).collect();
-        let groups: Vec<&Group> = data.groups.values().filter(|g| g.domain_id == id).collect();
-        for a in data.assignments.values() {
-            let hit = match (&a.actor, &a.target) {
-                (_, Target::Domain(d)) if *d == id => true,
-                (_, Target::Project(p)) if projects.iter().any(|x| &x.id == p) => true,
-                (Actor::User(u), _) if users.iter().any(|x| &x.id == u) => true,
-                (Actor::Group(g), _) if groups.iter().any(|x| &x.id == g) => true,
-                _ => false,
-            };
-            if hit {
-                changes.push(Change::delete(a));
-            }
-        }
-        for m in data.memberships.values() {
-            if users.iter().any(|u| u.id == m.user_id) || groups.iter().any(|g| g.id == m.group_id)
-            {
-                changes.push(Change::delete(m));
-            }
-        }
-        for c in data
-            .app_creds
-            .values()
-            .filter(|c| users.iter().any(|u| u.id == c.user_id))
-        {
-            changes.push(Change::delete(c));
-        }
-        for r in data
-            .roles
-            .values()
-            .filter(|r| r.domain_id.as_deref() == Some(&id))
-        {
-            changes.push(Change::delete(r));
-        }
-        changes.extend(projects.into_iter().map(Change::delete));
-        changes.extend(users.into_iter().map(Change::delete));
-        changes.extend(groups.into_iter().map(Change::delete));
-        changes
-    };
+    let mut changes = vec![Change::delete(domain)];
+    changes.extend(crate::cascade::domain(&identity.read(), &domain.id));
     Ok(changes)
 }

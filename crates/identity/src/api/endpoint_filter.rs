@@ -680,3 +680,430 @@ pub fn changes_for_deleted_endpoint(data: &IdentityData, endpoint_id: &str) -> V
         .map(Change::delete)
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::groups::harness::{Harness, Reply};
+    use serde_json::{Value, json};
+
+    fn ids(r: &Reply, key: &str) -> Vec<String> {
+        let mut ids: Vec<String> = r.body[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}", r.body))
+            .iter()
+            .map(|v| v["id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    async fn create(h: &Harness, token: &str, path: &str, body: Value, key: &str) -> String {
+        let r = h.call("POST", path, Some(token), Some(body)).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.body[key]["id"].as_str().unwrap().to_string()
+    }
+
+    #[tokio::test]
+    async fn endpoint_groups_crud_and_associations() {
+        let h = Harness::open("ep-filter-groups").await;
+        let admin = h.admin().await;
+        let demo = h.demo().await;
+        let svc = create(
+            &h,
+            &admin,
+            "/services",
+            json!({"service": {"type": "widget", "name": "w"}}),
+            "service",
+        )
+        .await;
+        let other_svc = create(
+            &h,
+            &admin,
+            "/services",
+            json!({"service": {"type": "gadget"}}),
+            "service",
+        )
+        .await;
+        let public = create(
+            &h,
+            &admin,
+            "/endpoints",
+            json!({"endpoint": {"service_id": svc, "interface": "public", "url": "http://w/pub"}}),
+            "endpoint",
+        )
+        .await;
+        let internal = create(&h, &admin, "/endpoints",
+            json!({"endpoint": {"service_id": svc, "interface": "internal", "url": "http://w/int"}}), "endpoint").await;
+        let gadget = create(&h, &admin, "/endpoints",
+            json!({"endpoint": {"service_id": other_svc, "interface": "public", "url": "http://g"}}), "endpoint").await;
+
+        let groups = "/OS-EP-FILTER/endpoint_groups";
+        let r = h
+            .call("POST", groups, Some(&admin), Some(json!({"endpoint_group": {
+                "name": "widgets", "description": "all widget endpoints", "filters": {"service_id": svc}}})))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let group = r.body["endpoint_group"].clone();
+        let gid = group["id"].as_str().unwrap().to_string();
+        assert_eq!(group["filters"], json!({"service_id": svc}));
+        assert!(
+            group["links"]["self"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("/v3/OS-EP-FILTER/endpoint_groups/{gid}"))
+        );
+        let r = h
+            .call(
+                "POST",
+                groups,
+                Some(&admin),
+                Some(json!({"endpoint_group": {
+                "name": "publics", "filters": {"interface": "public"}}})),
+            )
+            .await;
+        assert_eq!(r.status, 201);
+        assert!(r.body["endpoint_group"]["description"].is_null());
+        let public_gid = r.body["endpoint_group"]["id"].as_str().unwrap().to_string();
+
+        for (body, message) in [
+            (
+                json!({"endpoint_group": {"name": "x", "filters": {}}}),
+                "filters field is required and cannot be empty",
+            ),
+            (json!({}), "filters field is required and cannot be empty"),
+            (
+                json!({"endpoint_group": {"name": "x", "filters": {"url": "u"}}}),
+                "Expecting to find service_id or region_id or interface in endpoint_group. The server could not comply \
+              with the request since it is either malformed or otherwise incorrect. The client is assumed to be in error.",
+            ),
+        ] {
+            let r = h.call("POST", groups, Some(&admin), Some(body)).await;
+            assert_eq!(
+                (r.status, r.body["error"]["message"].as_str()),
+                (400, Some(message))
+            );
+        }
+        for body in [
+            json!({"endpoint_group": {"filters": {"interface": "public"}}}),
+            json!({"endpoint_group": {"name": "x", "filters": {"interface": "sideways"}}}),
+            json!({"endpoint_group": {"name": "x", "filters": {"interface": "public"}, "extra": 1}}),
+        ] {
+            assert_eq!(
+                h.call("POST", groups, Some(&admin), Some(body))
+                    .await
+                    .status,
+                400
+            );
+        }
+        assert_eq!(
+            h.call(
+                "POST",
+                groups,
+                Some(&demo),
+                Some(json!({"endpoint_group": {
+            "name": "x", "filters": {"interface": "public"}}}))
+            )
+            .await
+            .status,
+            403
+        );
+
+        // List (equal to what creation answered), show, HEAD.
+        let r = h.call("GET", groups, Some(&admin), None).await;
+        assert_eq!(r.status, 200);
+        assert!(
+            r.body["endpoint_groups"]
+                .as_array()
+                .unwrap()
+                .contains(&group)
+        );
+        assert!(
+            r.body["links"]["self"]
+                .as_str()
+                .unwrap()
+                .ends_with("/v3/OS-EP-FILTER/endpoint_groups")
+        );
+        let r = h
+            .call("GET", &format!("{groups}?name=widgets"), Some(&admin), None)
+            .await;
+        assert_eq!(ids(&r, "endpoint_groups"), vec![gid.clone()]);
+        let r = h
+            .call("GET", &format!("{groups}?color=red"), Some(&admin), None)
+            .await;
+        assert_eq!(r.status, 400);
+        assert_eq!(h.call("GET", groups, Some(&demo), None).await.status, 403);
+        let r = h
+            .call("GET", &format!("{groups}/{gid}"), Some(&admin), None)
+            .await;
+        assert_eq!((r.status, &r.body["endpoint_group"]), (200, &group));
+        assert_eq!(
+            h.call("HEAD", &format!("{groups}/{gid}"), Some(&admin), None)
+                .await
+                .status,
+            200
+        );
+        let r = h
+            .call("GET", &format!("{groups}/nope"), Some(&admin), None)
+            .await;
+        assert_eq!(
+            (r.status, r.body["error"]["message"].as_str()),
+            (404, Some("Could not find Endpoint Group: nope."))
+        );
+
+        // The group's endpoints follow its filters.
+        let r = h
+            .call(
+                "GET",
+                &format!("{groups}/{gid}/endpoints"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let mut want = vec![public.clone(), internal.clone()];
+        want.sort();
+        assert_eq!(ids(&r, "endpoints"), want);
+        let r = h
+            .call(
+                "GET",
+                &format!("{groups}/{public_gid}/endpoints"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        let found = ids(&r, "endpoints");
+        assert!(found.contains(&public) && found.contains(&gadget) && !found.contains(&internal));
+        assert!(
+            r.body["endpoints"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|e| e["interface"] == "public")
+        );
+
+        // Update.
+        let r = h.call("PATCH", &format!("{groups}/{gid}"), Some(&admin), Some(json!({"endpoint_group": {
+            "name": "internal widgets", "description": null, "filters": {"service_id": svc, "interface": "internal"}}}))).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["endpoint_group"]["name"], "internal widgets");
+        assert!(r.body["endpoint_group"]["description"].is_null());
+        let r = h
+            .call(
+                "GET",
+                &format!("{groups}/{gid}/endpoints"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(ids(&r, "endpoints"), vec![internal.clone()]);
+        let r = h
+            .call(
+                "PATCH",
+                &format!("{groups}/{gid}"),
+                Some(&admin),
+                Some(json!({"endpoint_group": {"filters": {"enabled": true}}})),
+            )
+            .await;
+        assert_eq!(r.status, 400);
+        let r = h
+            .call(
+                "PATCH",
+                &format!("{groups}/nope"),
+                Some(&admin),
+                Some(json!({"endpoint_group": {"name": "n"}})),
+            )
+            .await;
+        assert_eq!(r.status, 404);
+
+        // Group <-> project.
+        let project = h.project_id("demo");
+        let assoc = format!("{groups}/{gid}/projects/{project}");
+        let r = h.call("GET", &assoc, Some(&admin), None).await;
+        assert_eq!(
+            (r.status, r.body["error"]["message"].as_str()),
+            (404, Some("Endpoint Group Project Association not found"))
+        );
+        assert_eq!(h.call("PUT", &assoc, Some(&demo), None).await.status, 403);
+        assert_eq!(h.call("PUT", &assoc, Some(&admin), None).await.status, 204);
+        let r = h.call("PUT", &assoc, Some(&admin), None).await;
+        assert_eq!(
+            (r.status, r.body["error"]["message"].as_str()),
+            (
+                409,
+                Some(
+                    "Conflict occurred attempting to store project_endpoint_group - Duplicate entry."
+                )
+            )
+        );
+        let r = h
+            .call(
+                "PUT",
+                &format!("{groups}/{gid}/projects/nope"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["error"]["message"].as_str()),
+            (404, Some("Could not find project: nope."))
+        );
+        let r = h
+            .call(
+                "PUT",
+                &format!("{groups}/nope/projects/{project}"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 404);
+        let r = h.call("GET", &assoc, Some(&admin), None).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(
+            r.body["project_endpoint_group"],
+            json!({"endpoint_group_id": gid, "project_id": project,
+            "links": {"self": format!("/OS-EP-FILTER/endpoint_groups/{gid}/projects/{project}")}})
+        );
+        let r = h
+            .call(
+                "GET",
+                &format!("{groups}/{gid}/projects"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(ids(&r, "projects"), vec![project.clone()]);
+        assert!(
+            r.body["projects"][0]["links"]["self"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("/v3/projects/{project}"))
+        );
+        let r = h
+            .call(
+                "GET",
+                &format!("{groups}/nope/projects"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!((r.status, ids(&r, "projects").len()), (200, 0));
+        let r = h
+            .call(
+                "GET",
+                &format!("/OS-EP-FILTER/projects/{project}/endpoint_groups"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(ids(&r, "endpoint_groups"), vec![gid.clone()]);
+        let r = h
+            .call(
+                "GET",
+                "/OS-EP-FILTER/projects/nope/endpoint_groups",
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 404);
+
+        // Endpoint <-> project, and the project's endpoints (direct and through groups).
+        let pe = format!("/OS-EP-FILTER/projects/{project}/endpoints/{gadget}");
+        let r = h.call("GET", &pe, Some(&admin), None).await;
+        assert_eq!(
+            (r.status, r.body["error"]["message"].as_str()),
+            (
+                404,
+                Some(format!("Endpoint {gadget} not found in project {project}").as_str())
+            )
+        );
+        assert_eq!(h.call("PUT", &pe, Some(&admin), None).await.status, 204);
+        assert_eq!(h.call("PUT", &pe, Some(&admin), None).await.status, 409);
+        assert_eq!(h.call("GET", &pe, Some(&admin), None).await.status, 204);
+        assert_eq!(h.call("HEAD", &pe, Some(&admin), None).await.status, 204);
+        let r = h
+            .call(
+                "PUT",
+                &format!("/OS-EP-FILTER/projects/{project}/endpoints/nope"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["error"]["message"].as_str()),
+            (404, Some("Could not find endpoint: nope."))
+        );
+        let r = h
+            .call(
+                "GET",
+                &format!("/OS-EP-FILTER/endpoints/{gadget}/projects"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(ids(&r, "projects"), vec![project.clone()]);
+        let r = h
+            .call(
+                "GET",
+                &format!("/OS-EP-FILTER/projects/{project}/endpoints"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        let mut want = vec![gadget.clone(), internal.clone()];
+        want.sort();
+        assert_eq!(ids(&r, "endpoints"), want);
+        assert!(r.body["endpoints"][0].get("legacy_endpoint_id").is_none());
+        assert_eq!(
+            h.call(
+                "GET",
+                &format!("/OS-EP-FILTER/projects/{project}/endpoints"),
+                Some(&demo),
+                None
+            )
+            .await
+            .status,
+            403
+        );
+
+        let data = h.identity.read().clone();
+        assert_eq!(super::changes_for_deleted_project(&data, &project).len(), 2);
+        assert_eq!(super::changes_for_deleted_endpoint(&data, &gadget).len(), 1);
+        drop(data);
+
+        assert_eq!(h.call("DELETE", &pe, Some(&admin), None).await.status, 204);
+        assert_eq!(h.call("DELETE", &pe, Some(&admin), None).await.status, 404);
+        assert_eq!(
+            h.call("DELETE", &assoc, Some(&admin), None).await.status,
+            204
+        );
+        assert_eq!(
+            h.call("DELETE", &assoc, Some(&admin), None).await.status,
+            404
+        );
+
+        // Deleting a group drops its associations.
+        assert_eq!(h.call("PUT", &assoc, Some(&admin), None).await.status, 204);
+        assert_eq!(
+            h.call("DELETE", &format!("{groups}/{gid}"), Some(&demo), None)
+                .await
+                .status,
+            403
+        );
+        assert_eq!(
+            h.call("DELETE", &format!("{groups}/{gid}"), Some(&admin), None)
+                .await
+                .status,
+            204
+        );
+        assert_eq!(
+            h.call("DELETE", &format!("{groups}/{gid}"), Some(&admin), None)
+                .await
+                .status,
+            404
+        );
+        assert!(h.identity.read().project_endpoint_groups.is_empty());
+        let r = h.call("GET", groups, Some(&admin), None).await;
+        assert_eq!(ids(&r, "endpoint_groups"), vec![public_gid]);
+    }
+}

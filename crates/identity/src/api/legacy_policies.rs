@@ -182,3 +182,135 @@ async fn remove(
     identity.write(vec![Change::delete(&policy)]).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::groups::harness::Harness;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn policy_blobs_crud() {
+        let h = Harness::open("legacy-policies").await;
+        let admin = h.admin().await;
+        let demo = h.demo().await;
+        let r = h
+            .call(
+                "POST",
+                "/policies",
+                Some(&admin),
+                Some(json!({"policy": {"blob": "{\"a\": 1}", "type": "application/json", "x-tra": 1}})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let p = &r.body["policy"];
+        assert_eq!(
+            (&p["blob"], &p["type"], &p["x_tra"]),
+            (&json!("{\"a\": 1}"), &json!("application/json"), &json!(1))
+        );
+        let id = p["id"].as_str().unwrap().to_string();
+        assert!(
+            p["links"]["self"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("/v3/policies/{id}"))
+        );
+        let r = h
+            .call(
+                "POST",
+                "/policies",
+                Some(&admin),
+                Some(json!({"policy": {"type": "t"}})),
+            )
+            .await;
+        assert_eq!(r.status, 400);
+        assert!(
+            r.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("\"blob\" is a required property"),
+            "{}",
+            r.body
+        );
+        h.call(
+            "POST",
+            "/policies",
+            Some(&admin),
+            Some(json!({"policy": {"blob": "b", "type": "other"}})),
+        )
+        .await;
+        assert_eq!(
+            h.call(
+                "POST",
+                "/policies",
+                Some(&demo),
+                Some(json!({"policy": {"blob": "b", "type": "t"}}))
+            )
+            .await
+            .status,
+            403
+        );
+
+        let r = h.call("GET", "/policies", Some(&admin), None).await;
+        assert_eq!(r.body["policies"].as_array().unwrap().len(), 2);
+        let r = h
+            .call("GET", "/policies?type=other", Some(&admin), None)
+            .await;
+        assert_eq!(r.body["policies"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            h.call("GET", "/policies", Some(&demo), None).await.status,
+            403
+        );
+
+        let r = h
+            .call(
+                "PATCH",
+                &format!("/policies/{id}"),
+                Some(&admin),
+                Some(json!({"policy": {"type": "new"}})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["policy"]["type"], "new");
+        assert_eq!(r.body["policy"]["blob"], "{\"a\": 1}");
+        let r = h
+            .call(
+                "PATCH",
+                &format!("/policies/{id}"),
+                Some(&admin),
+                Some(json!({"policy": {"id": "x"}})),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["error"]["message"].as_str()),
+            (400, Some("Cannot change policy ID"))
+        );
+        let r = h
+            .call(
+                "PATCH",
+                "/policies/missing",
+                Some(&admin),
+                Some(json!({"policy": {"type": "t"}})),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["error"]["message"].as_str()),
+            (404, Some("Could not find policy: missing."))
+        );
+        let r = h
+            .call("GET", &format!("/policies/{id}"), Some(&admin), None)
+            .await;
+        assert_eq!((r.status, &r.body["policy"]["type"]), (200, &json!("new")));
+        assert_eq!(
+            h.call("DELETE", &format!("/policies/{id}"), Some(&admin), None)
+                .await
+                .status,
+            204
+        );
+        assert_eq!(
+            h.call("GET", &format!("/policies/{id}"), Some(&admin), None)
+                .await
+                .status,
+            404
+        );
+    }
+}

@@ -171,3 +171,118 @@ async fn remove(
     identity.write(vec![Change::delete(&consumer)]).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::groups::harness::Harness;
+    use super::*;
+
+    #[tokio::test]
+    async fn consumers_crud_and_secret_shown_once() {
+        let h = Harness::open("oauth1-consumers").await;
+        let admin = h.admin().await;
+        let demo = h.demo().await;
+        let r = h
+            .call(
+                "POST",
+                "/OS-OAUTH1/consumers",
+                Some(&admin),
+                Some(json!({"consumer": {"description": "app"}})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let c = r.body["consumer"].clone();
+        let id = c["id"].as_str().unwrap().to_string();
+        let secret = c["secret"].as_str().unwrap().to_string();
+        assert_eq!(c["description"], "app");
+        assert!(
+            c["links"]["self"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("/v3/OS-OAUTH1/consumers/{id}"))
+        );
+        assert_eq!(
+            h.identity.read().consumers[&id].secret_hash,
+            hex(&Sha256::digest(secret.as_bytes()))
+        );
+        // Without a body: a consumer with no description.
+        let r = h
+            .call("POST", "/OS-OAUTH1/consumers", Some(&admin), None)
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        assert!(r.body["consumer"]["description"].is_null());
+        assert_eq!(
+            h.call("POST", "/OS-OAUTH1/consumers", Some(&demo), None)
+                .await
+                .status,
+            403
+        );
+
+        let r = h
+            .call(
+                "GET",
+                &format!("/OS-OAUTH1/consumers/{id}"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        assert!(r.body["consumer"].get("secret").is_none());
+        assert_eq!(r.body["consumer"]["links"], c["links"]);
+        let r = h
+            .call("GET", "/OS-OAUTH1/consumers", Some(&admin), None)
+            .await;
+        assert_eq!(r.body["consumers"].as_array().unwrap().len(), 2);
+        assert!(
+            r.body["consumers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c.get("secret").is_none())
+        );
+
+        let path = format!("/OS-OAUTH1/consumers/{id}");
+        let r = h
+            .call(
+                "PATCH",
+                &path,
+                Some(&admin),
+                Some(json!({"consumer": {"description": "new"}})),
+            )
+            .await;
+        assert_eq!(
+            (r.status, &r.body["consumer"]["description"]),
+            (200, &json!("new"))
+        );
+        for body in [
+            json!({"consumer": {"secret": "mine"}}),
+            json!({"consumer": {}}),
+            json!({"consumer": {"description": 5}}),
+        ] {
+            let r = h.call("PATCH", &path, Some(&admin), Some(body)).await;
+            assert_eq!(r.status, 400, "{}", r.body);
+        }
+        let r = h
+            .call(
+                "PATCH",
+                &path,
+                Some(&admin),
+                Some(json!({"consumer": {"id": "other"}})),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["error"]["message"].as_str()),
+            (400, Some("Cannot change ID"))
+        );
+        assert_eq!(h.call("DELETE", &path, Some(&demo), None).await.status, 403);
+        assert_eq!(
+            h.call("DELETE", &path, Some(&admin), None).await.status,
+            204
+        );
+        let r = h.call("GET", &path, Some(&admin), None).await;
+        assert_eq!(
+            (r.status, r.body["error"]["message"].as_str()),
+            (404, Some("Consumer not found"))
+        );
+    }
+}

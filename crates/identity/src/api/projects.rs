@@ -470,18 +470,7 @@ async fn remove(
             )));
         }
         let mut changes = vec![Change::delete(&project)];
-        changes.extend(
-            data.assignments
-                .values()
-                .filter(|a| a.target == Target::Project(id.clone()))
-                .map(Change::delete),
-        );
-        changes.extend(
-            data.app_creds
-                .values()
-                .filter(|c| c.project_id == id)
-                .map(Change::delete),
-        );
+        changes.extend(crate::cascade::project(&data, &id));
         changes
     };
     identity.write(changes).await?;

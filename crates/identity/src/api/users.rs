@@ -342,24 +342,7 @@ async fn remove(
     let changes = {
         let data = identity.read();
         let mut changes = vec![Change::delete(&user)];
-        changes.extend(
-            data.assignments
-                .values()
-                .filter(|a| a.actor == Actor::User(id.clone()))
-                .map(Change::delete),
-        );
-        changes.extend(
-            data.memberships
-                .values()
-                .filter(|m| m.user_id == id)
-                .map(Change::delete),
-        );
-        changes.extend(
-            data.app_creds
-                .values()
-                .filter(|c| c.user_id == id)
-                .map(Change::delete),
-        );
+        changes.extend(crate::cascade::user(&data, &id));
         changes
     };
     identity.write(changes).await?;
