@@ -4,7 +4,7 @@
 # resident memory, as ratios; writes docs/benchmarks.md. Run as `make bench-identity`.
 # Every process it starts is stopped on exit; all traffic goes to 127.0.0.1.
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# shellcheck source=lib.sh
+# shellcheck source=SCRIPTDIR/lib.sh
 source "$ROOT/scripts/lib.sh"
 
 THREADS=${BENCH_THREADS:-2}
@@ -35,15 +35,19 @@ WORK=$(mktemp -d /tmp/ferrostack-bench.XXXXXX)
 RESULTS=$WORK/results
 mkdir -p "$RESULTS/keystone" "$RESULTS/ferrostack"
 STARTED=() # process-group ids of the servers this script started
+WRK_PID=   # the wrk run in progress
 
 cleanup() {
   local rc=$? pgid i
+  if [[ -n $WRK_PID ]]; then kill "$WRK_PID" 2>/dev/null || true; fi
+  # The group leader first (uWSGI's master stops its workers; Ferrostack drains), then
+  # whatever is left of each group.
   for pgid in "${STARTED[@]}"; do
-    kill -TERM -- "-$pgid" 2>/dev/null || true
+    kill -TERM "$pgid" 2>/dev/null || true
   done
   for pgid in "${STARTED[@]}"; do
     for ((i = 0; i < 50; i++)); do
-      kill -0 -- "-$pgid" 2>/dev/null || break
+      kill -0 "$pgid" 2>/dev/null || break
       sleep 0.2
     done
     kill -KILL -- "-$pgid" 2>/dev/null || true
@@ -116,9 +120,19 @@ tree_ticks() {
   echo "$t"
 }
 
-# CPU ticks (user + nice + system) the whole machine has spent so far.
+# CPU ticks the whole machine has spent so far: user + nice + system, and steal (time the
+# hypervisor gave this machine's CPUs to someone else).
 machine_ticks() {
-  awk '/^cpu / { print $2 + $3 + $4 }' /proc/stat
+  awk '/^cpu / { print $2 + $3 + $4 + $9 }' /proc/stat
+}
+
+# CPU ticks of this shell's finished children, from the output of `times` in file $1.
+children_ticks() {
+  awk -v hz="$CLK_TCK" 'NR == 2 {
+    n = 0
+    for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); n += a[1] * 60 + a[2] }
+    printf "%d", n * hz
+  }' "$1"
 }
 
 # Percent of the machine's CPU busy over one second (other sessions' builds skew numbers).
@@ -126,7 +140,7 @@ cpu_busy() {
   local a
   a=$(machine_ticks)
   sleep 1
-  echo $(((machine_ticks - a) * 100 / (CLK_TCK * NCPU)))
+  echo $((($(machine_ticks) - a) * 100 / (CLK_TCK * NCPU)))
 }
 
 # Waits (up to $QUIET_WAIT seconds) until the machine is nearly idle before a measurement.
@@ -155,13 +169,21 @@ run_wrk() {
   for ((attempt = 1; attempt <= 2; attempt++)); do
     wait_quiet
     BENCH_JSON=$WORK/warmup.json wrk -t"$THREADS" -c"$conns" -d"$WARMUP" --timeout "$WRK_TIMEOUT" \
-      -s "$LUA_DIR/$script" "$url" >/dev/null
+      -s "$LUA_DIR/$script" "$url" >/dev/null 2>"$WORK/run.err" &
+    WRK_PID=$!
+    wait "$WRK_PID" || die "wrk failed: $(cat "$WORK/run.err")"
     m0=$(machine_ticks) s0=$(tree_ticks "$pid") t0=$(date +%s%N)
-    # wrk's own CPU time (user and system seconds) from bash's `time`.
-    wrk_ticks=$( { TIMEFORMAT='%U %S'
-      time BENCH_JSON=$WORK/run.json wrk -t"$THREADS" -c"$conns" -d"$duration" \
-        --timeout "$WRK_TIMEOUT" --latency -s "$LUA_DIR/$script" "$url" >"$WORK/run.wrk.txt" 2>"$WORK/run.err"
-    } 2>&1 | awk -v hz="$CLK_TCK" '{ printf "%d", ($1 + $2) * hz }')
+    # In the background with `wait`, so that Ctrl-C or TERM stops the script at once; `times`
+    # (children's CPU, run in this shell) before and after gives wrk's own CPU time.
+    times >"$WORK/times.before"
+    BENCH_JSON=$WORK/run.json wrk -t"$THREADS" -c"$conns" -d"$duration" --timeout "$WRK_TIMEOUT" \
+      --latency -s "$LUA_DIR/$script" "$url" >"$WORK/run.wrk.txt" 2>"$WORK/run.err" &
+    WRK_PID=$!
+    wait "$WRK_PID" || die "wrk failed: $(cat "$WORK/run.err")"
+    WRK_PID=
+    times >"$WORK/times.after"
+    wrk_ticks=$(children_ticks "$WORK/times.after")
+    wrk_ticks=$((wrk_ticks - $(children_ticks "$WORK/times.before")))
     m1=$(machine_ticks) s1=$(tree_ticks "$pid") t1=$(date +%s%N)
     foreign=$(((m1 - m0 - (s1 - s0) - wrk_ticks) * 100 * 1000000000 / ((t1 - t0) * CLK_TCK * NCPU)))
     ((foreign < 0)) && foreign=0
@@ -171,7 +193,8 @@ run_wrk() {
       best=$foreign
       mv "$WORK/run.json" "$out"
       mv "$WORK/run.wrk.txt" "$RESULTS/$system/$op.wrk.txt"
-      echo "$foreign" >"$RESULTS/$system/$op.foreign"
+      printf '{"foreign_pct":%d,"server_ticks":%d,"wrk_ticks":%d,"wall_ns":%d,"clk_tck":%d,"cpus":%d}\n' \
+        "$foreign" $((s1 - s0)) "$wrk_ticks" $((t1 - t0)) "$CLK_TCK" "$NCPU" >"$RESULTS/$system/$op.cpu.json"
     fi
     ((best <= 15 || SECONDS > DEADLINE)) && break
     note "other work took ${foreign}% of the CPU during that run: once more"
@@ -186,6 +209,8 @@ bench_system() {
   subject=$(issue_token "$api" "$(password_body "$password")")
   [[ -n $admin && -n $subject ]] || die "$system: could not issue the tokens the load needs"
   export BENCH_LUA_DIR=$LUA_DIR ADMIN_TOKEN=$admin SUBJECT_TOKEN=$subject ADMIN_PASSWORD=$password
+  curl -fsS -o /dev/null -w '%{size_download}' -H "X-Auth-Token: $admin" \
+    -H "X-Subject-Token: $subject" "$api/auth/tokens" >"$RESULTS/$system/validate.bytes"
   run_wrk "$system" validate "$CONNECTIONS" "$DURATION" "$api/auth/tokens" "$pid"
   run_wrk "$system" rescope "$CONNECTIONS" "$DURATION" "$api/auth/tokens" "$pid"
   run_wrk "$system" password "$PASSWORD_CONNECTIONS" "$PASSWORD_DURATION" "$api/auth/tokens" "$pid"
@@ -302,13 +327,21 @@ wait_ready "http://127.0.0.1:$FPORT/healthz" 120 || die "Ferrostack did not star
 FERROSTACK_PASSWORD=$(<"$FDIR/state/admin-password")
 note "Ferrostack on 127.0.0.1:$FPORT, pid $FPID"
 
+# The same catalog on both, so that both return token bodies of the same size.
+step "Copying Ferrostack's service catalog into Keystone"
+FAPI=http://127.0.0.1:$FPORT/identity/v3
+KAPI=http://127.0.0.1:$KPORT/v3
+python3 "$LUA_DIR/mirror_catalog.py" \
+  "$FAPI" "$(issue_token "$FAPI" "$(password_body "$FERROSTACK_PASSWORD")")" \
+  "$KAPI" "$(issue_token "$KAPI" "$(password_body "$KEYSTONE_PASSWORD")")" | sed 's/^/    /'
+
 # --- measure ------------------------------------------------------------------------------
 step "bcrypt ceiling at cost $ROUNDS"
 "$KEYSTONE_VENV/bin/python" "$LUA_DIR/bcrypt_bound.py" "$ROUNDS" "$(nproc)" >"$RESULTS/bcrypt.json"
 note "$(cat "$RESULTS/bcrypt.json")"
 
-bench_system ferrostack "http://127.0.0.1:$FPORT/identity/v3" "$FPID" "$FERROSTACK_PASSWORD"
-bench_system keystone "http://127.0.0.1:$KPORT/v3" "$KPID" "$KEYSTONE_PASSWORD"
+bench_system ferrostack "$FAPI" "$FPID" "$FERROSTACK_PASSWORD"
+bench_system keystone "$KAPI" "$KPID" "$KEYSTONE_PASSWORD"
 
 # --- report -------------------------------------------------------------------------------
 CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)

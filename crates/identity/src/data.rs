@@ -87,6 +87,11 @@ impl Change {
         }
     }
 
+    /// Whether this change writes a row of `T`'s table.
+    pub fn is_put_of<T: Stored>(&self) -> bool {
+        self.table == T::TABLE && self.doc.is_some()
+    }
+
     /// Delete the row of `entity`.
     pub fn delete<T: Stored>(entity: &T) -> Change {
         Change {

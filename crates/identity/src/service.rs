@@ -1,6 +1,7 @@
 //! The identity service state: the in-memory data set, its write path, token keys and caches.
 
 use crate::data::{Change, IdentityData, commit};
+use crate::model::Revocation;
 use crate::tokens::TokenCache;
 use ferrostack_api::ApiError;
 use ferrostack_bus::MessageBus;
@@ -61,11 +62,14 @@ impl Identity {
     }
 
     /// Commits `changes` atomically and applies them. A uniqueness violation is a 409.
-    pub async fn write(&self, changes: Vec<Change>) -> Result<(), ApiError> {
+    pub async fn write(&self, mut changes: Vec<Change>) -> Result<(), ApiError> {
         if changes.is_empty() {
             return Ok(());
         }
         let _guard = self.writer.lock().await;
+        if changes.iter().any(Change::is_put_of::<Revocation>) {
+            changes.extend(self.expired_revocations());
+        }
         commit(&self.store, &changes).await.map_err(|e| match e {
             StoreError::Conflict(_) => ApiError::conflict(
                 "Conflict occurred attempting to store the resource: a duplicate entry exists.",
@@ -82,6 +86,22 @@ impl Identity {
             .publish(CHANGED_TOPIC, self.origin.as_bytes().to_vec())
             .await;
         Ok(())
+    }
+
+    /// Revocation events no token can still match: older than the longest token lifetime
+    /// (rescoped and application-credential tokens never outlive `token_expiration`).
+    fn expired_revocations(&self) -> Vec<Change> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let horizon = now - self.config.identity.token_expiration as f64 - 60.0;
+        self.read()
+            .revocations
+            .values()
+            .filter(|r| r.revoked_at < horizon)
+            .map(Change::delete)
+            .collect()
     }
 
     /// Reloads everything from the store when another process announces a change.
@@ -129,5 +149,42 @@ impl Identity {
     /// Closes the store (on shutdown).
     pub async fn close(&self) {
         self.store.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::api::harness::Harness;
+    use crate::data::Change;
+    use crate::model::Revocation;
+
+    fn event(id: &str, at: f64) -> Revocation {
+        Revocation {
+            id: id.into(),
+            audit_id: Some(format!("audit-{id}")),
+            user_id: None,
+            project_id: None,
+            domain_id: None,
+            issued_before: at,
+            revoked_at: at,
+        }
+    }
+
+    #[tokio::test]
+    async fn new_revocations_purge_the_ones_no_token_can_match() {
+        let h = Harness::open("revocation-purge").await;
+        let now = chrono::Utc::now().timestamp() as f64;
+        let lifetime = h.identity.config().identity.token_expiration as f64;
+        h.identity
+            .write(vec![Change::put(&event("old", now - lifetime - 3600.0))])
+            .await
+            .unwrap();
+        h.identity
+            .write(vec![Change::put(&event("recent", now - 10.0))])
+            .await
+            .unwrap();
+        let data = h.identity.read();
+        assert!(!data.revocations.contains_key("old"));
+        assert!(data.revocations.contains_key("recent"));
     }
 }

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Most validated tokens kept; the cache is cleared when it fills.
-const CACHE_CAPACITY: usize = 100_000;
+const CACHE_CAPACITY: usize = 10_000;
 
 /// Revocation events indexed for constant-time checks.
 #[derive(Default)]

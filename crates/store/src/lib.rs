@@ -213,23 +213,6 @@ pub async fn test_store(name: &str) -> Result<Store, StoreError> {
     }
 }
 
-/// Test helper (prefer [`test_store`]): `FERROSTACK_TEST_DATABASE_URL` when set, else a fresh
-/// SQLite file.
-pub fn test_database_url(name: &str) -> String {
-    match std::env::var("FERROSTACK_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ => {
-            let dir = std::env::temp_dir().join(format!(
-                "ferrostack-test-{name}-{}-{}",
-                std::process::id(),
-                uuid_like()
-            ));
-            let _ = std::fs::create_dir_all(&dir);
-            format!("sqlite://{}", dir.join("test.db").display())
-        }
-    }
-}
-
 fn uuid_like() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);

@@ -402,8 +402,8 @@ async fn remove(
 
 #[cfg(test)]
 mod tests {
-    use super::super::groups::harness::Harness;
     use super::{base64_url, generate_secret, parse_expiration};
+    use crate::api::harness::Harness;
     use serde_json::json;
 
     #[test]

@@ -850,8 +850,8 @@ async fn remove_endpoint(
 
 #[cfg(test)]
 mod tests {
-    use super::super::groups::harness::Harness;
     use super::check_endpoint_url;
+    use crate::api::harness::Harness;
     use serde_json::json;
 
     #[test]

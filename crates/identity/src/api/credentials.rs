@@ -531,8 +531,8 @@ pub fn changes_for_deleted_project(
 
 #[cfg(test)]
 mod tests {
-    use super::super::groups::harness::Harness;
     use super::*;
+    use crate::api::harness::Harness;
     use std::os::unix::fs::PermissionsExt;
 
     fn sha256_hex(s: &str) -> String {
@@ -768,7 +768,7 @@ mod tests {
             .unwrap()
             .to_string();
 
-        let ids = |r: &super::super::groups::harness::Reply| -> Vec<String> {
+        let ids = |r: &crate::api::harness::Reply| -> Vec<String> {
             r.body["credentials"]
                 .as_array()
                 .unwrap()

@@ -705,7 +705,7 @@ pub fn changes_for_deleted_domain(data: &IdentityData, domain_id: &str) -> Vec<C
 
 #[cfg(test)]
 mod tests {
-    use super::super::groups::harness::Harness;
+    use crate::api::harness::Harness;
     use serde_json::json;
 
     #[tokio::test]

@@ -683,7 +683,7 @@ pub fn changes_for_deleted_endpoint(data: &IdentityData, endpoint_id: &str) -> V
 
 #[cfg(test)]
 mod tests {
-    use super::super::groups::harness::{Harness, Reply};
+    use crate::api::harness::{Harness, Reply};
     use serde_json::{Value, json};
 
     fn ids(r: &Reply, key: &str) -> Vec<String> {

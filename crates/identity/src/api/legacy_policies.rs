@@ -185,7 +185,7 @@ async fn remove(
 
 #[cfg(test)]
 mod tests {
-    use super::super::groups::harness::Harness;
+    use crate::api::harness::Harness;
     use serde_json::json;
 
     #[tokio::test]

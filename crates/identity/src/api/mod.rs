@@ -9,6 +9,8 @@ pub mod domain_config;
 mod domains;
 pub mod endpoint_filter;
 mod groups;
+#[cfg(test)]
+pub(crate) mod harness;
 mod legacy_policies;
 mod oauth1;
 mod projects;

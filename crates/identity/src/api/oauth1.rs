@@ -174,8 +174,8 @@ async fn remove(
 
 #[cfg(test)]
 mod tests {
-    use super::super::groups::harness::Harness;
     use super::*;
+    use crate::api::harness::Harness;
 
     #[tokio::test]
     async fn consumers_crud_and_secret_shown_once() {

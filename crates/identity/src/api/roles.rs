@@ -1597,7 +1597,7 @@ mod tests {
     /// with names, implied roles, revoke.
     #[tokio::test]
     async fn roles_and_grants_over_http() {
-        let h = crate::api::groups::harness::Harness::open("roles-http").await;
+        let h = crate::api::harness::Harness::open("roles-http").await;
         let admin = h.admin().await;
         let demo_user = h.user_id("demo");
         let demo_project = h.project_id("demo");
