@@ -23,6 +23,8 @@ pub struct Identity {
     bus: Arc<dyn MessageBus>,
     /// Fernet keys and validated-token cache.
     pub(crate) tokens: TokenCache,
+    /// The rendered catalog and the generation it was rendered at.
+    catalog: RwLock<(u64, Arc<serde_json::value::RawValue>)>,
     /// This process's id on the bus (to ignore its own change events).
     origin: String,
 }
@@ -45,6 +47,10 @@ impl Identity {
             generation: AtomicU64::new(1),
             bus,
             tokens,
+            catalog: RwLock::new((
+                0,
+                Arc::from(serde_json::value::to_raw_value(&()).expect("null")),
+            )),
             origin: uuid::Uuid::new_v4().simple().to_string(),
         });
         identity.clone().follow_peers().await?;
@@ -129,6 +135,21 @@ impl Identity {
             }
         });
         Ok(())
+    }
+
+    /// The catalog as raw JSON, rendered again only after the data changed.
+    pub fn catalog_json(&self) -> Arc<serde_json::value::RawValue> {
+        let generation = self.generation();
+        {
+            let cached = self.catalog.read().unwrap_or_else(|e| e.into_inner());
+            if cached.0 == generation {
+                return cached.1.clone();
+            }
+        }
+        let rendered: Arc<serde_json::value::RawValue> =
+            Arc::from(crate::api::token_body::render_catalog(&self.read()));
+        *self.catalog.write().unwrap_or_else(|e| e.into_inner()) = (generation, rendered.clone());
+        rendered
     }
 
     /// The configuration.

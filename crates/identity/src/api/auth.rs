@@ -390,8 +390,8 @@ async fn issue(
     };
     let (token, ctx) = identity.issue_token(payload)?;
     let with_catalog = !query_bool(&query, "nocatalog").unwrap_or(false);
-    let body = token_body(&identity, &ctx, with_catalog);
-    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    let body = super::token_body::render(&identity, &ctx, with_catalog);
+    let mut response = json_bytes(StatusCode::CREATED, body);
     let header = HeaderValue::from_str(&token).map_err(ApiError::internal)?;
     response.headers_mut().insert("x-subject-token", header);
     Ok(response)
@@ -423,7 +423,10 @@ async fn validate(
     let subject = subject(&identity, &headers)?;
     auth.enforce("identity:validate_token", &token_target(&subject))?;
     let with_catalog = !query_bool(&query, "nocatalog").unwrap_or(false);
-    let mut response = Json(token_body(&identity, &subject, with_catalog)).into_response();
+    let mut response = json_bytes(
+        StatusCode::OK,
+        super::token_body::render(&identity, &subject, with_catalog),
+    );
     response.headers_mut().insert(
         "x-subject-token",
         HeaderValue::from_str(&subject.token).map_err(ApiError::internal)?,
@@ -474,70 +477,19 @@ fn unix_now() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The token body Keystone renders for issue and validation.
-pub fn token_body(identity: &Identity, ctx: &AuthContext, with_catalog: bool) -> Value {
-    let mut token = json!({
-        "methods": ctx.methods,
-        "user": {
-            "domain": {"id": ctx.user_domain.id, "name": ctx.user_domain.name},
-            "id": ctx.user.id,
-            "name": ctx.user.name,
-            "password_expires_at": ctx.password_expires_at,
-        },
-        "audit_ids": ctx.audit_ids,
-        "expires_at": ctx.expires_at,
-        "issued_at": ctx.issued_at,
-    });
-    let scoped = ctx.project.is_some() || ctx.domain.is_some() || ctx.system_scope.is_some();
-    if let (Some(p), Some(d)) = (&ctx.project, &ctx.project_domain) {
-        token["project"] =
-            json!({"domain": {"id": d.id, "name": d.name}, "id": p.id, "name": p.name});
-        token["is_domain"] = json!(false);
-    }
-    if let Some(d) = &ctx.domain {
-        token["domain"] = json!({"id": d.id, "name": d.name});
-    }
-    if ctx.system_scope.is_some() {
-        token["system"] = json!({"all": true});
-    }
-    if let Some((id, name, restricted)) = &ctx.application_credential {
-        token["application_credential"] = json!({"id": id, "name": name, "restricted": restricted});
-    }
-    if scoped {
-        token["roles"] = json!(ctx.roles);
-        if with_catalog {
-            token["catalog"] = catalog_body(identity);
-        }
-    }
-    json!({"token": token})
+/// The service catalog as a JSON value (cached per change of the identity data).
+pub fn catalog_body(identity: &Identity) -> Value {
+    serde_json::from_str(identity.catalog_json().get()).unwrap_or(Value::Array(Vec::new()))
 }
 
-/// The service catalog: enabled services with their enabled endpoints.
-pub fn catalog_body(identity: &Identity) -> Value {
-    let data = identity.read();
-    let mut services: Vec<&Service> = data.services.values().filter(|s| s.enabled).collect();
-    services.sort_by(|a, b| a.service_type.cmp(&b.service_type));
-    let entries: Vec<Value> = services
-        .into_iter()
-        .map(|s| {
-            let mut endpoints: Vec<&Endpoint> = data
-                .endpoints
-                .values()
-                .filter(|e| e.enabled && e.service_id == s.id)
-                .collect();
-            endpoints.sort_by(|a, b| a.interface.cmp(&b.interface));
-            json!({
-                "endpoints": endpoints.iter().map(|e| json!({
-                    "id": e.id, "interface": e.interface, "region_id": e.region_id,
-                    "url": e.url, "region": e.region_id,
-                })).collect::<Vec<_>>(),
-                "id": s.id,
-                "type": s.service_type,
-                "name": s.name,
-            })
-        })
-        .collect();
-    Value::Array(entries)
+/// A JSON response from already-rendered bytes.
+fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 /// `GET /v3/auth/catalog`

@@ -15,6 +15,7 @@ mod legacy_policies;
 mod oauth1;
 mod projects;
 mod roles;
+pub mod token_body;
 pub(crate) mod users;
 
 use crate::service::Identity;
