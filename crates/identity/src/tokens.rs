@@ -386,7 +386,6 @@ impl Identity {
                 .project_domain
                 .as_ref()
                 .is_some_and(|d| d.id == "default");
-        let _ = app_cred_id;
         Ok(ctx.with_creds())
     }
 }

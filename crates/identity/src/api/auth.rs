@@ -1,7 +1,7 @@
 //! `/v3/auth/*`: token issue, validation and revocation; the catalog and the scopes a token
 //! may take.
 
-use super::{AppState, Pairs, links, new_id, not_found, query_bool};
+use super::{AppState, Pairs, links, new_id, query_bool};
 use crate::model::*;
 use crate::service::Identity;
 use axum::{
@@ -561,9 +561,4 @@ async fn auth_system(State(identity): AppState, auth: Auth) -> Result<Json<Value
     Ok(Json(
         json!({"system": system, "links": links(&identity, "auth/system")}),
     ))
-}
-
-#[allow(dead_code)]
-fn _unused(identity: &Identity) -> ApiError {
-    not_found("token", &identity.base_url())
 }
