@@ -226,10 +226,24 @@ const TABLES: [&str; 20] = [
     Consumer::TABLE,
 ];
 
-/// Commits `changes` in one transaction. A unique-constraint violation is a
-/// [`StoreError::Conflict`] and nothing is written.
-pub async fn commit(store: &Store, changes: &[Change]) -> Result<(), StoreError> {
+/// The store's change counter (bumped by every commit of any process).
+pub async fn change_counter(store: &Store) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT value FROM identity_change_counter WHERE id = 'data'")
+            .fetch_one(store.pool())
+            .await?,
+    )
+}
+
+/// Commits `changes` in one transaction and returns the change counter it set. A
+/// unique-constraint violation is a [`StoreError::Conflict`] and nothing is written.
+pub async fn commit(store: &Store, changes: &[Change]) -> Result<i64, StoreError> {
     let mut tx = store.begin().await?;
+    let counter: i64 = sqlx::query_scalar(
+        "UPDATE identity_change_counter SET value = value + 1 WHERE id = 'data' RETURNING value",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     for c in changes {
         match &c.doc {
             Some(doc) => {
@@ -271,7 +285,7 @@ pub async fn commit(store: &Store, changes: &[Change]) -> Result<(), StoreError>
         }
     }
     tx.commit().await?;
-    Ok(())
+    Ok(counter)
 }
 
 #[cfg(test)]

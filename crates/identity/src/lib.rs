@@ -31,6 +31,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "extensions",
         sql: include_str!("../migrations/0002_extensions.sql"),
     },
+    Migration {
+        version: 3,
+        name: "change_counter",
+        sql: include_str!("../migrations/0003_change_counter.sql"),
+    },
 ];
 
 /// Every default policy rule of the identity service.
