@@ -10,8 +10,7 @@ use crate::model::*;
 use crate::service::Identity;
 use axum::{
     Json, Router,
-    extract::{Path, Query, RawQuery, State},
-    handler::Handler,
+    extract::{OriginalUri, Path, Query, RawQuery, State},
     http::{Method, StatusCode},
     routing::{MethodRouter, get},
 };
@@ -34,45 +33,45 @@ pub fn routes() -> Router<Arc<Identity>> {
         .route("/role_inferences", get(list_inferences))
         .route(
             "/projects/{project_id}/users/{user_id}/roles",
-            get(list_project_user),
+            get(direct_grants),
         )
         .route(
             "/projects/{project_id}/users/{user_id}/roles/{role_id}",
-            grant_methods(project_user),
+            grant_methods(false),
         )
         .route(
             "/projects/{project_id}/groups/{group_id}/roles",
-            get(list_project_group),
+            get(direct_grants),
         )
         .route(
             "/projects/{project_id}/groups/{group_id}/roles/{role_id}",
-            grant_methods(project_group),
+            grant_methods(false),
         )
         .route(
             "/domains/{domain_id}/users/{user_id}/roles",
-            get(list_domain_user),
+            get(direct_grants),
         )
         .route(
             "/domains/{domain_id}/users/{user_id}/roles/{role_id}",
-            grant_methods(domain_user),
+            grant_methods(false),
         )
         .route(
             "/domains/{domain_id}/groups/{group_id}/roles",
-            get(list_domain_group),
+            get(direct_grants),
         )
         .route(
             "/domains/{domain_id}/groups/{group_id}/roles/{role_id}",
-            grant_methods(domain_group),
+            grant_methods(false),
         )
-        .route("/system/users/{user_id}/roles", get(list_system_user))
+        .route("/system/users/{user_id}/roles", get(direct_grants))
         .route(
             "/system/users/{user_id}/roles/{role_id}",
-            grant_methods(system_user),
+            grant_methods(false),
         )
-        .route("/system/groups/{group_id}/roles", get(list_system_group))
+        .route("/system/groups/{group_id}/roles", get(direct_grants))
         .route(
             "/system/groups/{group_id}/roles/{role_id}",
-            grant_methods(system_group),
+            grant_methods(false),
         )
         .nest("/OS-INHERIT", inherited_routes())
 }
@@ -87,21 +86,75 @@ fn inherited_routes() -> Router<Arc<Identity>> {
     let list = |base: &str| format!("{base}/inherited_to_projects");
     let one = |base: &str| format!("{base}/{{role_id}}/inherited_to_projects");
     Router::new()
-        .route(&list(DOMAIN_USER), get(list_inherited_domain_user))
-        .route(&one(DOMAIN_USER), grant_methods(inherited_domain_user))
-        .route(&list(DOMAIN_GROUP), get(list_inherited_domain_group))
-        .route(&one(DOMAIN_GROUP), grant_methods(inherited_domain_group))
-        .route(&one(PROJECT_USER), grant_methods(inherited_project_user))
-        .route(&one(PROJECT_GROUP), grant_methods(inherited_project_group))
+        .route(&list(DOMAIN_USER), get(inherited_grants))
+        .route(&one(DOMAIN_USER), grant_methods(true))
+        .route(&list(DOMAIN_GROUP), get(inherited_grants))
+        .route(&one(DOMAIN_GROUP), grant_methods(true))
+        .route(&one(PROJECT_USER), grant_methods(true))
+        .route(&one(PROJECT_GROUP), grant_methods(true))
 }
 
-/// GET/HEAD (check), PUT (grant) and DELETE (revoke) of one grant, all by `handler`.
-fn grant_methods<H, T>(handler: H) -> MethodRouter<Arc<Identity>>
-where
-    H: Handler<T, Arc<Identity>> + Clone,
-    T: 'static,
-{
-    get(handler.clone()).put(handler.clone()).delete(handler)
+/// GET/HEAD (check), PUT (grant) and DELETE (revoke) of one grant; the actor, target and role
+/// come from the route's path parameters.
+fn grant_methods(inherited: bool) -> MethodRouter<Arc<Identity>> {
+    let handler = move |State(identity): AppState,
+                        auth: Auth,
+                        method: Method,
+                        Path(ids): GrantIds| async move {
+        let (actor, target) = actor_and_target(&ids)?;
+        let role_id = ids.get("role_id").cloned().unwrap_or_default();
+        grant(
+            &identity,
+            &auth,
+            &method,
+            assignment(actor, target, role_id, inherited),
+        )
+        .await
+    };
+    get(handler).put(handler).delete(handler)
+}
+
+/// Path parameters of a grant route, by name.
+type GrantIds = Path<std::collections::HashMap<String, String>>;
+
+/// The actor (`user_id` or `group_id`) and target (`project_id`, `domain_id`, or the system when
+/// neither) named by a grant route's path parameters.
+fn actor_and_target(
+    ids: &std::collections::HashMap<String, String>,
+) -> Result<(Actor, Target), ApiError> {
+    let actor = match (ids.get("user_id"), ids.get("group_id")) {
+        (Some(u), _) => Actor::User(u.clone()),
+        (None, Some(g)) => Actor::Group(g.clone()),
+        (None, None) => return Err(ApiError::internal("grant route without an actor")),
+    };
+    let target = match (ids.get("project_id"), ids.get("domain_id")) {
+        (Some(p), _) => Target::Project(p.clone()),
+        (None, Some(d)) => Target::Domain(d.clone()),
+        (None, None) => Target::System,
+    };
+    Ok((actor, target))
+}
+
+/// `GET .../roles`: the direct grants of an actor on a target.
+async fn direct_grants(
+    State(identity): AppState,
+    auth: Auth,
+    Path(ids): GrantIds,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Json<Value>, ApiError> {
+    let (actor, target) = actor_and_target(&ids)?;
+    list_grants(&identity, &auth, actor, target, false, &uri).await
+}
+
+/// `GET /OS-INHERIT/.../roles/inherited_to_projects`: the inherited grants of an actor.
+async fn inherited_grants(
+    State(identity): AppState,
+    auth: Auth,
+    Path(ids): GrantIds,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Json<Value>, ApiError> {
+    let (actor, target) = actor_and_target(&ids)?;
+    list_grants(&identity, &auth, actor, target, true, &uri).await
 }
 
 /// Role names that may never be implied (Keystone's `[assignment] prohibited_implied_role`
@@ -909,9 +962,14 @@ async fn list_grants(
     actor: Actor,
     target: Target,
     inherited: bool,
-    path: &str,
-    raw_query: Option<&str>,
+    uri: &axum::http::Uri,
 ) -> Result<Json<Value>, ApiError> {
+    let path = uri
+        .path()
+        .split_once("/v3/")
+        .map(|(_, rest)| rest)
+        .unwrap_or_default();
+    let raw_query = uri.query();
     let action = match (&target, &actor) {
         (Target::System, Actor::User(_)) => "identity:list_system_grants_for_user",
         (Target::System, Actor::Group(_)) => "identity:list_system_grants_for_group",
@@ -943,311 +1001,6 @@ fn assignment(actor: Actor, target: Target, role_id: String, inherited: bool) ->
         role_id,
         inherited,
     }
-}
-
-type Ids2 = Path<(String, String)>;
-type Ids3 = Path<(String, String, String)>;
-
-async fn project_user(
-    State(identity): AppState,
-    auth: Auth,
-    method: Method,
-    Path((p, u, r)): Ids3,
-) -> Result<StatusCode, ApiError> {
-    grant(
-        &identity,
-        &auth,
-        &method,
-        assignment(Actor::User(u), Target::Project(p), r, false),
-    )
-    .await
-}
-
-async fn project_group(
-    State(identity): AppState,
-    auth: Auth,
-    method: Method,
-    Path((p, g, r)): Ids3,
-) -> Result<StatusCode, ApiError> {
-    grant(
-        &identity,
-        &auth,
-        &method,
-        assignment(Actor::Group(g), Target::Project(p), r, false),
-    )
-    .await
-}
-
-async fn domain_user(
-    State(identity): AppState,
-    auth: Auth,
-    method: Method,
-    Path((d, u, r)): Ids3,
-) -> Result<StatusCode, ApiError> {
-    grant(
-        &identity,
-        &auth,
-        &method,
-        assignment(Actor::User(u), Target::Domain(d), r, false),
-    )
-    .await
-}
-
-async fn domain_group(
-    State(identity): AppState,
-    auth: Auth,
-    method: Method,
-    Path((d, g, r)): Ids3,
-) -> Result<StatusCode, ApiError> {
-    grant(
-        &identity,
-        &auth,
-        &method,
-        assignment(Actor::Group(g), Target::Domain(d), r, false),
-    )
-    .await
-}
-
-async fn inherited_project_user(
-    State(identity): AppState,
-    auth: Auth,
-    method: Method,
-    Path((p, u, r)): Ids3,
-) -> Result<StatusCode, ApiError> {
-    grant(
-        &identity,
-        &auth,
-        &method,
-        assignment(Actor::User(u), Target::Project(p), r, true),
-    )
-    .await
-}
-
-async fn inherited_project_group(
-    State(identity): AppState,
-    auth: Auth,
-    method: Method,
-    Path((p, g, r)): Ids3,
-) -> Result<StatusCode, ApiError> {
-    grant(
-        &identity,
-        &auth,
-        &method,
-        assignment(Actor::Group(g), Target::Project(p), r, true),
-    )
-    .await
-}
-
-async fn inherited_domain_user(
-    State(identity): AppState,
-    auth: Auth,
-    method: Method,
-    Path((d, u, r)): Ids3,
-) -> Result<StatusCode, ApiError> {
-    grant(
-        &identity,
-        &auth,
-        &method,
-        assignment(Actor::User(u), Target::Domain(d), r, true),
-    )
-    .await
-}
-
-async fn inherited_domain_group(
-    State(identity): AppState,
-    auth: Auth,
-    method: Method,
-    Path((d, g, r)): Ids3,
-) -> Result<StatusCode, ApiError> {
-    grant(
-        &identity,
-        &auth,
-        &method,
-        assignment(Actor::Group(g), Target::Domain(d), r, true),
-    )
-    .await
-}
-
-async fn system_user(
-    State(identity): AppState,
-    auth: Auth,
-    method: Method,
-    Path((u, r)): Ids2,
-) -> Result<StatusCode, ApiError> {
-    grant(
-        &identity,
-        &auth,
-        &method,
-        assignment(Actor::User(u), Target::System, r, false),
-    )
-    .await
-}
-
-async fn system_group(
-    State(identity): AppState,
-    auth: Auth,
-    method: Method,
-    Path((g, r)): Ids2,
-) -> Result<StatusCode, ApiError> {
-    grant(
-        &identity,
-        &auth,
-        &method,
-        assignment(Actor::Group(g), Target::System, r, false),
-    )
-    .await
-}
-
-async fn list_project_user(
-    State(identity): AppState,
-    auth: Auth,
-    Path((p, u)): Ids2,
-    RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
-    let path = format!("projects/{p}/users/{u}/roles");
-    list_grants(
-        &identity,
-        &auth,
-        Actor::User(u),
-        Target::Project(p),
-        false,
-        &path,
-        q.as_deref(),
-    )
-    .await
-}
-
-async fn list_project_group(
-    State(identity): AppState,
-    auth: Auth,
-    Path((p, g)): Ids2,
-    RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
-    let path = format!("projects/{p}/groups/{g}/roles");
-    list_grants(
-        &identity,
-        &auth,
-        Actor::Group(g),
-        Target::Project(p),
-        false,
-        &path,
-        q.as_deref(),
-    )
-    .await
-}
-
-async fn list_domain_user(
-    State(identity): AppState,
-    auth: Auth,
-    Path((d, u)): Ids2,
-    RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
-    let path = format!("domains/{d}/users/{u}/roles");
-    list_grants(
-        &identity,
-        &auth,
-        Actor::User(u),
-        Target::Domain(d),
-        false,
-        &path,
-        q.as_deref(),
-    )
-    .await
-}
-
-async fn list_domain_group(
-    State(identity): AppState,
-    auth: Auth,
-    Path((d, g)): Ids2,
-    RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
-    let path = format!("domains/{d}/groups/{g}/roles");
-    list_grants(
-        &identity,
-        &auth,
-        Actor::Group(g),
-        Target::Domain(d),
-        false,
-        &path,
-        q.as_deref(),
-    )
-    .await
-}
-
-async fn list_inherited_domain_user(
-    State(identity): AppState,
-    auth: Auth,
-    Path((d, u)): Ids2,
-    RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
-    let path = format!("OS-INHERIT/domains/{d}/users/{u}/roles/inherited_to_projects");
-    list_grants(
-        &identity,
-        &auth,
-        Actor::User(u),
-        Target::Domain(d),
-        true,
-        &path,
-        q.as_deref(),
-    )
-    .await
-}
-
-async fn list_inherited_domain_group(
-    State(identity): AppState,
-    auth: Auth,
-    Path((d, g)): Ids2,
-    RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
-    let path = format!("OS-INHERIT/domains/{d}/groups/{g}/roles/inherited_to_projects");
-    list_grants(
-        &identity,
-        &auth,
-        Actor::Group(g),
-        Target::Domain(d),
-        true,
-        &path,
-        q.as_deref(),
-    )
-    .await
-}
-
-async fn list_system_user(
-    State(identity): AppState,
-    auth: Auth,
-    Path(u): Path<String>,
-    RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
-    let path = format!("system/users/{u}/roles");
-    list_grants(
-        &identity,
-        &auth,
-        Actor::User(u),
-        Target::System,
-        false,
-        &path,
-        q.as_deref(),
-    )
-    .await
-}
-
-async fn list_system_group(
-    State(identity): AppState,
-    auth: Auth,
-    Path(g): Path<String>,
-    RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
-    let path = format!("system/groups/{g}/roles");
-    list_grants(
-        &identity,
-        &auth,
-        Actor::Group(g),
-        Target::System,
-        false,
-        &path,
-        q.as_deref(),
-    )
-    .await
 }
 
 #[cfg(test)]
