@@ -342,3 +342,42 @@ pub struct Consumer {
     #[serde(default)]
     pub extra: Map<String, Value>,
 }
+
+/// What a revocation event matches.
+#[derive(Debug, Clone, Copy)]
+pub enum Revoke<'a> {
+    /// One token, by its audit id.
+    Token(&'a str),
+    /// Every token of a user.
+    User(&'a str),
+    /// Every token scoped to a project.
+    Project(&'a str),
+    /// Every token scoped to a domain or to a project in it.
+    Domain(&'a str),
+}
+
+impl Revocation {
+    /// An event revoking, as of now, the tokens `what` describes.
+    pub fn now(what: Revoke) -> Revocation {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let owned = |s: &str| Some(s.to_string());
+        let (audit_id, user_id, project_id, domain_id) = match what {
+            Revoke::Token(a) => (owned(a), None, None, None),
+            Revoke::User(u) => (None, owned(u), None, None),
+            Revoke::Project(p) => (None, None, owned(p), None),
+            Revoke::Domain(d) => (None, None, None, owned(d)),
+        };
+        Revocation {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            audit_id,
+            user_id,
+            project_id,
+            domain_id,
+            issued_before: now,
+            revoked_at: now,
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! `/v3/auth/*`: token issue, validation and revocation; the catalog and the scopes a token
 //! may take.
 
-use super::{AppState, Pairs, links, new_id, query_bool};
+use super::{AppState, Pairs, links, query_bool};
 use crate::model::*;
 use crate::service::Identity;
 use axum::{
@@ -455,26 +455,12 @@ async fn revoke(
     // As Keystone: an invalid subject token is a 404 before any policy decision.
     let subject = subject(&identity, &headers)?;
     auth.enforce("identity:revoke_token", &token_target(&subject))?;
-    let event = Revocation {
-        id: new_id(),
-        audit_id: subject.audit_ids.first().cloned(),
-        user_id: None,
-        project_id: None,
-        domain_id: None,
-        issued_before: unix_now(),
-        revoked_at: unix_now(),
-    };
+    let audit_id = subject.audit_ids.first().cloned().unwrap_or_default();
+    let event = Revocation::now(Revoke::Token(&audit_id));
     identity
         .write(vec![crate::data::Change::put(&event)])
         .await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// The service catalog as a JSON value (cached per change of the identity data).

@@ -182,10 +182,16 @@ async fn update(
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let mut domain = find(&identity, &id)?;
+    let was_enabled = domain.enabled;
     auth.enforce("identity:update_domain", &target(&domain))?;
     UPDATE.validate(&body)?;
     apply_update(&mut domain, member(&body, "domain")?);
-    identity.write(vec![Change::put(&domain)]).await?;
+    let mut changes = vec![Change::put(&domain)];
+    if was_enabled && !domain.enabled {
+        // Disabling revokes the tokens scoped to the domain and its projects, as Keystone.
+        changes.push(Change::put(&Revocation::now(Revoke::Domain(&domain.id))));
+    }
+    identity.write(changes).await?;
     Ok(Json(json!({"domain": domain_json(&identity, &domain)})))
 }
 

@@ -361,6 +361,7 @@ async fn update(
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     if let Some(mut domain) = domain_as_project(&identity, &id) {
+        let was_enabled = domain.enabled;
         auth.enforce("identity:update_project", &domain_target(&domain))?;
         UPDATE.validate(&body)?;
         let b = member(&body, "project")?;
@@ -384,12 +385,17 @@ async fn update(
             });
         }
         super::domains::apply_update(&mut domain, &fields);
-        identity.write(vec![Change::put(&domain)]).await?;
+        let mut changes = vec![Change::put(&domain)];
+        if was_enabled && !domain.enabled {
+            changes.push(Change::put(&Revocation::now(Revoke::Domain(&domain.id))));
+        }
+        identity.write(changes).await?;
         return Ok(Json(
             json!({"project": domain_project_json(&identity, &domain)}),
         ));
     }
     let mut project = find(&identity, &id)?;
+    let was_enabled = project.enabled;
     auth.enforce("identity:update_project", &target(&project))?;
     UPDATE.validate(&body)?;
     let b = member(&body, "project")?;
@@ -440,7 +446,12 @@ async fn update(
         project.options.extend(v.clone());
     }
     project.extra.extend(extra_from(b, CORE));
-    identity.write(vec![Change::put(&project)]).await?;
+    let mut changes = vec![Change::put(&project)];
+    if was_enabled && !project.enabled {
+        // Disabling revokes the project's tokens for good, as Keystone.
+        changes.push(Change::put(&Revocation::now(Revoke::Project(&project.id))));
+    }
+    identity.write(changes).await?;
     Ok(Json(json!({"project": project_json(&identity, &project)})))
 }
 

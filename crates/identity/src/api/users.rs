@@ -159,19 +159,7 @@ pub async fn set_password(
 
 /// A revocation of every token of `user_id` issued until now.
 pub fn revoke_user_tokens(user_id: &str) -> Change {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
-    Change::put(&Revocation {
-        id: new_id(),
-        audit_id: None,
-        user_id: Some(user_id.to_string()),
-        project_id: None,
-        domain_id: None,
-        issued_before: now,
-        revoked_at: now,
-    })
+    Change::put(&Revocation::now(Revoke::User(user_id)))
 }
 
 async fn list(
@@ -305,6 +293,11 @@ async fn update(
         user.name = name.to_string();
     }
     if let Some(v) = b.get("enabled").and_then(Value::as_bool) {
+        // Disabling revokes the user's tokens for good, as Keystone (re-enabling does not
+        // bring them back).
+        if user.enabled && !v {
+            changes.push(revoke_user_tokens(&user.id));
+        }
         user.enabled = v;
     }
     if let Some(v) = b.get("default_project_id") {
