@@ -5,15 +5,18 @@ use crate::api::{credentials, domain_config, endpoint_filter};
 use crate::data::{Change, IdentityData};
 use crate::model::*;
 
-/// Dependents of a user: grants, memberships, application credentials, credentials.
-pub fn user(data: &IdentityData, user_id: &str) -> Vec<Change> {
-    let actor = Actor::User(user_id.to_string());
-    let mut changes: Vec<Change> = data
-        .assignments
+/// Deletions of the grants `actor` holds.
+fn grants_of(data: &IdentityData, actor: Actor) -> Vec<Change> {
+    data.assignments
         .values()
         .filter(|a| a.actor == actor)
         .map(Change::delete)
-        .collect();
+        .collect()
+}
+
+/// Dependents of a user: grants, memberships, application credentials, credentials.
+pub fn user(data: &IdentityData, user_id: &str) -> Vec<Change> {
+    let mut changes = grants_of(data, Actor::User(user_id.to_string()));
     changes.extend(
         data.memberships
             .values()
@@ -32,13 +35,7 @@ pub fn user(data: &IdentityData, user_id: &str) -> Vec<Change> {
 
 /// Dependents of a group: its grants and memberships.
 pub fn group(data: &IdentityData, group_id: &str) -> Vec<Change> {
-    let actor = Actor::Group(group_id.to_string());
-    let mut changes: Vec<Change> = data
-        .assignments
-        .values()
-        .filter(|a| a.actor == actor)
-        .map(Change::delete)
-        .collect();
+    let mut changes = grants_of(data, Actor::Group(group_id.to_string()));
     changes.extend(
         data.memberships
             .values()

@@ -47,6 +47,14 @@ pub fn default_rules() -> Vec<ferrostack_policy::RuleDefault> {
         .collect()
 }
 
+/// Now, as Unix seconds with a fraction.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
 /// Formats a time as stored and shown (`2026-11-22T15:39:32.000000Z`).
 pub fn format_time(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()

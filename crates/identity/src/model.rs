@@ -359,10 +359,7 @@ pub enum Revoke<'a> {
 impl Revocation {
     /// An event revoking, as of now, the tokens `what` describes.
     pub fn now(what: Revoke) -> Revocation {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
+        let now = crate::unix_now();
         let owned = |s: &str| Some(s.to_string());
         let (audit_id, user_id, project_id, domain_id) = match what {
             Revoke::Token(a) => (owned(a), None, None, None),

@@ -117,10 +117,7 @@ impl Identity {
     /// Revocation events no token can still match: older than the longest token lifetime
     /// (rescoped and application-credential tokens never outlive `token_expiration`).
     fn expired_revocations(&self) -> Vec<Change> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
+        let now = crate::unix_now();
         let horizon = now - self.config.identity.token_expiration as f64 - 60.0;
         self.read()
             .revocations

@@ -9,6 +9,7 @@
 use crate::data::IdentityData;
 use crate::model::*;
 use crate::service::Identity;
+use crate::unix_now;
 use ferrostack_api::{ApiError, AuthContext, NamedRef};
 use ferrostack_config::IdentityConfig;
 use ferrostack_fernet::{
@@ -18,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 /// Most validated tokens kept; the cache is cleared when it fills.
 const CACHE_CAPACITY: usize = 10_000;
@@ -90,13 +91,6 @@ pub struct TokenCache {
     keys_mtime: Mutex<Option<SystemTime>>,
     validated: RwLock<HashMap<String, (u64, Arc<AuthContext>)>>,
     revocations: RwLock<(u64, Arc<RevocationIndex>)>,
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// Formats Unix seconds as Keystone does (`2026-11-22T16:39:32.000000Z`).

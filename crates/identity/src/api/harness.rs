@@ -1,5 +1,5 @@
 //! Test harness: a real identity service (a fresh store — SQLite, or PostgreSQL in CI — Fernet
-//! keys, bootstrap data) served over HTTP on a loopback port, for the API modules' tests.
+//! keys, bootstrap data) whose router the API modules' tests call in process.
 
 use crate::bootstrap::{BootstrapInput, bootstrap};
 use crate::service::Identity;
@@ -8,14 +8,12 @@ use ferrostack_fernet::{Scope, TokenPayload, expires_at_from, random_audit_id};
 use ferrostack_policy::Enforcer;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 pub struct Harness {
     pub identity: Arc<Identity>,
-    addr: SocketAddr,
+    router: axum::Router,
 }
 
 /// An HTTP response: status, lower-cased headers, JSON body (`Null` when empty).
@@ -59,10 +57,7 @@ impl Harness {
             enforcer: Arc::new(enforcer),
         };
         let router = crate::api::router(identity.clone()).layer(axum::Extension(ctx));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        Harness { identity, addr }
+        Harness { identity, router }
     }
 
     pub fn user_id(&self, name: &str) -> String {
@@ -122,7 +117,7 @@ impl Harness {
         .await
     }
 
-    /// One HTTP/1.1 request (`path` under `/v3`).
+    /// One request to the identity router (`path` under `/v3`).
     pub async fn call(
         &self,
         method: &str,
@@ -130,67 +125,45 @@ impl Harness {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Reply {
-        let mut request =
-            format!("{method} /v3{path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+        use tower::ServiceExt;
+        let mut request = axum::http::Request::builder()
+            .method(method)
+            .uri(format!("/v3{path}"));
         if let Some(t) = token {
-            request.push_str(&format!("X-Auth-Token: {t}\r\n"));
+            request = request.header("x-auth-token", t);
         }
-        let text = body.map(|b| b.to_string()).unwrap_or_default();
-        if !text.is_empty() {
-            request.push_str(&format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n",
-                text.len()
-            ));
-        }
-        request.push_str("\r\n");
-        request.push_str(&text);
-        let addr = self.addr;
-        let raw = tokio::task::spawn_blocking(move || {
-            let mut stream = std::net::TcpStream::connect(addr).unwrap();
-            stream.write_all(request.as_bytes()).unwrap();
-            let mut raw = Vec::new();
-            stream.read_to_end(&mut raw).unwrap();
-            raw
-        })
-        .await
-        .unwrap();
-        let text = String::from_utf8_lossy(&raw).to_string();
-        let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let mut lines = head.lines();
-        let status = lines
-            .next()
-            .and_then(|l| l.split(' ').nth(1))
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let headers: HashMap<String, String> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        let body = match body {
+            Some(b) => {
+                request = request.header("content-type", "application/json");
+                axum::body::Body::from(b.to_string())
+            }
+            None => axum::body::Body::empty(),
+        };
+        let response = self
+            .router
+            .clone()
+            .oneshot(request.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let headers: HashMap<String, String> = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    v.to_str().unwrap_or_default().to_string(),
+                )
+            })
             .collect();
-        let mut payload = rest.to_string();
-        if headers
-            .get("transfer-encoding")
-            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
-        {
-            payload = dechunk(rest);
-        }
-        let body = serde_json::from_str(&payload).unwrap_or(Value::Null);
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Reply {
             status,
             headers,
             body,
         }
     }
-}
-
-fn dechunk(mut rest: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, tail)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || tail.len() < n {
-            break;
-        }
-        out.push_str(&tail[..n]);
-        rest = tail[n..].trim_start_matches("\r\n");
-    }
-    out
 }
