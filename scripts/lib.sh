@@ -13,7 +13,7 @@ note() { printf '    %s\n' "$*"; }
 die() { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }
 
 # Debian packages the cloud and its tests need.
-APT_PACKAGES=(python3-venv python3-pip pkg-config curl)
+APT_PACKAGES=(python3-venv python3-pip pkg-config libssl-dev curl qemu-utils)
 
 ensure_apt_packages() {
   local missing=()

@@ -47,6 +47,7 @@ impl Readiness {
 pub struct RootRouter {
     router: Router,
     mounted: Vec<(&'static str, ErrorFormat)>,
+    keep_slash: Vec<&'static str>,
 }
 
 impl Default for RootRouter {
@@ -61,6 +62,7 @@ impl RootRouter {
         RootRouter {
             router: Router::new(),
             mounted: Vec::new(),
+            keep_slash: Vec::new(),
         }
     }
 
@@ -77,6 +79,13 @@ impl RootRouter {
     }
 
     /// The prefixes mounted so far.
+    /// Paths under `prefix` keep their trailing slash (Glance answers `GET /v2/images/` with
+    /// a 404, not the list).
+    pub fn keep_trailing_slash(mut self, prefix: &'static str) -> Self {
+        self.keep_slash.push(prefix);
+        self
+    }
+
     pub fn prefixes(&self) -> Vec<&'static str> {
         self.mounted.iter().map(|(p, _)| *p).collect()
     }
@@ -87,7 +96,8 @@ impl RootRouter {
         ctx: ApiContext,
         max_body_bytes: usize,
         readiness: Readiness,
-    ) -> NormalizePath<Router> {
+    ) -> TrimTrailingSlash {
+        let keep = Arc::new(self.keep_slash.clone());
         let mounted = self.mounted.clone();
         let router = self
             .router
@@ -120,7 +130,50 @@ impl RootRouter {
             .layer(Extension(ctx))
             .layer(DefaultBodyLimit::max(max_body_bytes))
             .layer(axum::middleware::from_fn(request_id::request_id_middleware));
-        NormalizePathLayer::trim_trailing_slash().layer(router)
+        TrimTrailingSlash {
+            inner: NormalizePathLayer::trim_trailing_slash().layer(router.clone()),
+            exact: router,
+            keep,
+        }
+    }
+}
+
+/// The root service: trailing slashes trimmed before routing, except under the prefixes that
+/// asked to keep them.
+#[derive(Clone)]
+pub struct TrimTrailingSlash {
+    inner: NormalizePath<Router>,
+    exact: Router,
+    keep: Arc<Vec<&'static str>>,
+}
+
+impl tower::Service<axum::extract::Request> for TrimTrailingSlash {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: axum::extract::Request) -> Self::Future {
+        let path = request.uri().path();
+        let exact = self
+            .keep
+            .iter()
+            .any(|p| path.starts_with(p) && path.len() > p.len());
+        if exact {
+            let service = self.exact.clone();
+            Box::pin(tower::ServiceExt::oneshot(service, request))
+        } else {
+            let service = self.inner.clone();
+            Box::pin(tower::ServiceExt::oneshot(service, request))
+        }
     }
 }
 
@@ -139,7 +192,7 @@ mod tests {
         }
     }
 
-    fn app() -> NormalizePath<Router> {
+    fn app() -> TrimTrailingSlash {
         let nova = with_error_format(
             Router::new()
                 .route(

@@ -34,6 +34,7 @@ pub struct Config {
     pub bus: BusConfig,
     pub log: LogConfig,
     pub identity: IdentityConfig,
+    pub image: ImageConfig,
     pub bootstrap: BootstrapConfig,
 }
 
@@ -116,6 +117,45 @@ pub struct IdentityConfig {
     pub enforce_scope: bool,
 }
 
+/// The image service (Glance v2). Option names follow Glance's where one exists.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImageConfig {
+    /// Directory of the filesystem store. Default `<state_dir>/images`.
+    pub filesystem_store_datadir: PathBuf,
+    /// Directory where `glance-direct` imports are staged. Default `<state_dir>/images-staging`.
+    pub node_staging_dir: PathBuf,
+    /// Largest image in bytes (upload and stage); 413 beyond. Default 1 TiB.
+    pub image_size_cap: u64,
+    /// Members per image (negative: unlimited). Default 128.
+    pub image_member_quota: i64,
+    /// Tags per image (negative: unlimited). Default 128.
+    pub image_tag_quota: i64,
+    /// Extra properties per image (negative: unlimited). Default 128.
+    pub image_property_quota: i64,
+    /// Images a project may own (not deleted; negative: unlimited). Default -1.
+    pub image_count_total: i64,
+    /// Bytes of image data a project may store (negative: unlimited). Default -1.
+    pub image_size_total: i64,
+    /// Default page size of `GET /v2/images`. Default 25.
+    pub limit_param_default: u64,
+    /// Largest page size. Default 1000.
+    pub api_limit_max: u64,
+    /// Import methods offered (`glance-direct`, `web-download`). Default both.
+    pub enabled_import_methods: Vec<String>,
+    /// Disk format every imported image is converted to with `qemu-img convert` after
+    /// inspection (e.g. `qcow2` or `raw`); empty: no conversion. Default empty.
+    pub import_convert_to: String,
+    /// URI schemes `web-download` may fetch. Default `http`, `https`.
+    pub web_download_allowed_schemes: Vec<String>,
+    /// Ports `web-download` may fetch from (an empty list allows any). Default 80, 443.
+    pub web_download_allowed_ports: Vec<u16>,
+    /// Hosts `web-download` may fetch from (empty: any host not disallowed). Default empty.
+    pub web_download_allowed_hosts: Vec<String>,
+    /// Hosts `web-download` may never fetch from. Default empty.
+    pub web_download_disallowed_hosts: Vec<String>,
+}
+
 /// What `ferrostack up` creates on first start.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -135,6 +175,7 @@ impl Default for Config {
             bus: BusConfig::default(),
             log: LogConfig::default(),
             identity: IdentityConfig::default(),
+            image: ImageConfig::default(),
             bootstrap: BootstrapConfig::default(),
         }
     }
@@ -198,6 +239,29 @@ impl Default for IdentityConfig {
     }
 }
 
+impl Default for ImageConfig {
+    fn default() -> Self {
+        ImageConfig {
+            filesystem_store_datadir: PathBuf::new(),
+            node_staging_dir: PathBuf::new(),
+            image_size_cap: 1 << 40,
+            image_member_quota: 128,
+            image_tag_quota: 128,
+            image_property_quota: 128,
+            image_count_total: -1,
+            image_size_total: -1,
+            limit_param_default: 25,
+            api_limit_max: 1000,
+            enabled_import_methods: vec!["glance-direct".into(), "web-download".into()],
+            import_convert_to: String::new(),
+            web_download_allowed_schemes: vec!["http".into(), "https".into()],
+            web_download_allowed_ports: vec![80, 443],
+            web_download_allowed_hosts: Vec::new(),
+            web_download_disallowed_hosts: Vec::new(),
+        }
+    }
+}
+
 impl Default for BootstrapConfig {
     fn default() -> Self {
         BootstrapConfig {
@@ -251,6 +315,12 @@ impl Config {
         }
         if self.identity.fernet_key_repository.as_os_str().is_empty() {
             self.identity.fernet_key_repository = self.state_dir.join("fernet-keys");
+        }
+        if self.image.filesystem_store_datadir.as_os_str().is_empty() {
+            self.image.filesystem_store_datadir = self.state_dir.join("images");
+        }
+        if self.image.node_staging_dir.as_os_str().is_empty() {
+            self.image.node_staging_dir = self.state_dir.join("images-staging");
         }
         if self.identity.policy_file.as_os_str().is_empty() {
             self.identity.policy_file = self.state_dir.join("policy.yaml");

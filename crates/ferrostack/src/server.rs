@@ -15,6 +15,7 @@ use std::time::Duration;
 pub fn build_enforcer(config: &Config) -> anyhow::Result<Enforcer> {
     let mut enforcer = Enforcer::new(config.identity.enforce_scope);
     enforcer.register(&ferrostack_identity::default_rules())?;
+    enforcer.register(&ferrostack_image::default_rules())?;
     let overrides = &config.identity.policy_file;
     if overrides.exists() {
         enforcer
@@ -99,6 +100,7 @@ pub async fn migrate_only(config: Config) -> anyhow::Result<()> {
     store
         .migrate("identity", ferrostack_identity::MIGRATIONS)
         .await?;
+    store.migrate("image", ferrostack_image::MIGRATIONS).await?;
     println!("migrations applied");
     Ok(())
 }
@@ -121,6 +123,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let enforcer = Arc::new(build_enforcer(&config)?);
     let identity = open_identity(&config).await?;
     bootstrap(&config, &identity).await?;
+    let images = ferrostack_image::Images::open(&config, open_store(&config).await?).await?;
     let readiness = Readiness::default();
     let ctx = ApiContext {
         validator: identity.clone(),
@@ -132,6 +135,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             ErrorFormat::Keystone,
             ferrostack_identity::api::router(identity.clone()),
         )
+        .mount(
+            "/image",
+            ErrorFormat::Glance,
+            ferrostack_image::api::router(images),
+        )
+        .keep_trailing_slash("/image/v2/")
         .finish(ctx, config.api.max_body_bytes, readiness.clone());
     let listener = tokio::net::TcpListener::bind(&config.api.listen)
         .await
