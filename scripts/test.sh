@@ -2,6 +2,7 @@
 # make test: lint, unit tests (SQLite), store tests on PostgreSQL when one is reachable, e2e.
 source "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
+ensure_apt_packages
 ensure_rust
 ensure_venv
 
@@ -14,7 +15,7 @@ cargo nextest run --workspace --no-fail-fast
 
 if [[ -n ${FERROSTACK_TEST_DATABASE_URL:-} ]]; then
   step "Store tests on PostgreSQL"
-  cargo nextest run --no-fail-fast -p ferrostack-store -p ferrostack-identity
+  cargo nextest run --no-fail-fast -p ferrostack-store -p ferrostack-identity -p ferrostack-image
 else
   note "FERROSTACK_TEST_DATABASE_URL unset: PostgreSQL store tests skipped (.ci/run sets it)"
 fi

@@ -172,3 +172,5 @@ pub(crate) fn enforce_on(
     }
     Err(ApiError::forbidden(forbidden()))
 }
+#[cfg(test)]
+mod tests;
