@@ -317,7 +317,7 @@ pub async fn images_in_status(store: &Store, statuses: &[&str]) -> Result<Vec<Im
 /// Number of live images owned by `owner` and the bytes they hold.
 pub async fn usage(store: &Store, owner: &str) -> Result<(i64, i64), StoreError> {
     let row = sqlx::query(
-        "SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS bytes FROM images \
+        "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(size), 0) AS BIGINT) AS bytes FROM images \
          WHERE owner = $1 AND deleted = 0 AND status NOT IN ('killed', 'pending_delete')",
     )
     .bind(owner)
