@@ -16,7 +16,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             checksum TEXT, os_hash_algo TEXT, os_hash_value TEXT,
             min_ram BIGINT NOT NULL, min_disk BIGINT NOT NULL,
             created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
-            location TEXT, deleted BIGINT NOT NULL);
+            location TEXT, deleted BIGINT NOT NULL, generation BIGINT NOT NULL);
           CREATE INDEX images_owner ON images (owner);
           CREATE INDEX images_status ON images (status);
           CREATE TABLE image_properties (
@@ -39,7 +39,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
 
 const IMAGE_COLUMNS: &str = "id, name, status, visibility, owner, protected, os_hidden, \
     disk_format, container_format, size, virtual_size, checksum, os_hash_algo, os_hash_value, \
-    min_ram, min_disk, created_at, updated_at, location";
+    min_ram, min_disk, created_at, updated_at, location, generation";
 
 /// A value bound to a dynamically built query.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,6 +69,7 @@ fn image_from_row(row: &AnyRow) -> Result<Image, sqlx::Error> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         location: row.try_get("location")?,
+        generation: row.try_get("generation")?,
         properties: BTreeMap::new(),
         tags: BTreeSet::new(),
     })
@@ -205,9 +206,9 @@ pub async fn insert_image(store: &Store, image: &Image) -> Result<(), StoreError
     let mut tx = store.begin().await?;
     let sql = "INSERT INTO images (name, status, visibility, owner, protected, os_hidden, \
         disk_format, container_format, size, virtual_size, checksum, os_hash_algo, \
-        os_hash_value, min_ram, min_disk, created_at, updated_at, location, id, deleted) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-        $18, $19, 0)";
+        os_hash_value, min_ram, min_disk, created_at, updated_at, location, id, deleted, \
+        generation) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+        $16, $17, $18, $19, 0, 0)";
     bind_image(sqlx::query(sql), image)
         .execute(&mut *tx)
         .await
@@ -217,21 +218,24 @@ pub async fn insert_image(store: &Store, image: &Image) -> Result<(), StoreError
     Ok(())
 }
 
-/// Saves `image` if its stored status is still `expected_status` (compare and swap) and it is
-/// not deleted. Returns false when another writer got there first.
+/// Saves the whole of `image` if nobody changed it since it was read (its `generation`) and
+/// its status is still `expected_status`. Returns false when another writer got there first.
+/// On success `image.generation` is the stored one.
 pub async fn save_image(
     store: &Store,
-    image: &Image,
+    image: &mut Image,
     expected_status: &str,
 ) -> Result<bool, StoreError> {
     let mut tx = store.begin().await?;
     let sql = "UPDATE images SET name = $1, status = $2, visibility = $3, owner = $4, \
         protected = $5, os_hidden = $6, disk_format = $7, container_format = $8, size = $9, \
         virtual_size = $10, checksum = $11, os_hash_algo = $12, os_hash_value = $13, \
-        min_ram = $14, min_disk = $15, created_at = $16, updated_at = $17, location = $18 \
-        WHERE id = $19 AND deleted = 0 AND status = $20";
+        min_ram = $14, min_disk = $15, created_at = $16, updated_at = $17, location = $18, \
+        generation = generation + 1 \
+        WHERE id = $19 AND deleted = 0 AND status = $20 AND generation = $21";
     let done = bind_image(sqlx::query(sql), image)
         .bind(expected_status)
+        .bind(image.generation)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -239,6 +243,59 @@ pub async fn save_image(
         return Ok(false);
     }
     write_details(&mut tx, image).await?;
+    tx.commit().await?;
+    image.generation += 1;
+    Ok(true)
+}
+
+/// Saves what the data flows own — status, size, hashes, virtual size, location, disk format
+/// and the `os_glance_*` import properties — if the status is still `expected_status`,
+/// leaving the rest (name, tags, other properties...) as concurrent updates left it.
+pub async fn save_data_state(
+    store: &Store,
+    image: &Image,
+    expected_status: &str,
+) -> Result<bool, StoreError> {
+    let mut tx = store.begin().await?;
+    let done = sqlx::query(
+        "UPDATE images SET status = $1, size = $2, virtual_size = $3, checksum = $4, \
+         os_hash_algo = $5, os_hash_value = $6, location = $7, disk_format = $8, \
+         updated_at = $9, generation = generation + 1 \
+         WHERE id = $10 AND deleted = 0 AND status = $11",
+    )
+    .bind(image.status.clone())
+    .bind(image.size)
+    .bind(image.virtual_size)
+    .bind(image.checksum.clone())
+    .bind(image.os_hash_algo.clone())
+    .bind(image.os_hash_value.clone())
+    .bind(image.location.clone())
+    .bind(image.disk_format.clone())
+    .bind(image.updated_at.clone())
+    .bind(image.id.clone())
+    .bind(expected_status)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if done == 0 {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM image_properties WHERE image_id = $1 AND name LIKE 'os_glance%'")
+        .bind(&image.id)
+        .execute(&mut *tx)
+        .await?;
+    for (name, value) in image
+        .properties
+        .iter()
+        .filter(|(k, _)| k.starts_with("os_glance"))
+    {
+        sqlx::query("INSERT INTO image_properties (image_id, name, value) VALUES ($1, $2, $3)")
+            .bind(&image.id)
+            .bind(name)
+            .bind(value)
+            .execute(&mut *tx)
+            .await?;
+    }
     tx.commit().await?;
     Ok(true)
 }

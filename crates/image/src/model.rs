@@ -65,6 +65,8 @@ pub struct Image {
     pub updated_at: String,
     /// Where the store holds the data (not shown: `show_image_direct_url` is off).
     pub location: Option<String>,
+    /// Bumped by every write; whole-record saves compare it (no lost updates).
+    pub generation: i64,
     /// Extra (custom) properties, all strings.
     pub properties: BTreeMap<String, String>,
     pub tags: BTreeSet<String>,
@@ -93,6 +95,7 @@ impl Image {
             created_at: now.into(),
             updated_at: now.into(),
             location: None,
+            generation: 0,
             properties: BTreeMap::new(),
             tags: BTreeSet::new(),
         }

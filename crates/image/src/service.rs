@@ -160,9 +160,18 @@ impl Images {
         db::get_image(&self.store, id).await.map_err(db_error)
     }
 
-    /// Saves `image` if its status is still `expected`; `Ok(false)` if it moved meanwhile.
-    pub(crate) async fn save(&self, image: &Image, expected: &str) -> Result<bool, ApiError> {
+    /// Saves the whole `image` if nobody changed it since it was read and its status is still
+    /// `expected`; `Ok(false)` otherwise.
+    pub(crate) async fn save(&self, image: &mut Image, expected: &str) -> Result<bool, ApiError> {
         db::save_image(&self.store, image, expected)
+            .await
+            .map_err(db_error)
+    }
+
+    /// Saves the data-flow state of `image` (status, data, import properties) if its status is
+    /// still `expected`; `Ok(false)` if it moved meanwhile (e.g. deleted).
+    async fn save_state(&self, image: &Image, expected: &str) -> Result<bool, ApiError> {
+        db::save_data_state(&self.store, image, expected)
             .await
             .map_err(db_error)
     }
@@ -291,7 +300,7 @@ impl Images {
         }
         image.status = status::SAVING.into();
         image.updated_at = now();
-        if !self.save(&image, status::QUEUED).await? {
+        if !self.save_state(&image, status::QUEUED).await? {
             return Err(ApiError::conflict(
                 "Image status transition from queued to saving is not allowed",
             ));
@@ -306,7 +315,7 @@ impl Images {
                     Self::record(&mut done, &stored, virtual_size);
                     done.status = status::ACTIVE.into();
                     done.updated_at = now();
-                    if this.save(&done, status::SAVING).await? {
+                    if this.save_state(&done, status::SAVING).await? {
                         return Ok(());
                     }
                     this.remove_data(&stored.location).await;
@@ -323,7 +332,7 @@ impl Images {
                     let mut back = image.clone();
                     back.reset_to_queued();
                     back.updated_at = now();
-                    this.save(&back, status::SAVING).await?;
+                    this.save_state(&back, status::SAVING).await?;
                     Err(e)
                 }
             }
@@ -345,7 +354,7 @@ impl Images {
         }
         image.status = status::UPLOADING.into();
         image.updated_at = now();
-        if !self.save(&image, status::QUEUED).await? {
+        if !self.save_state(&image, status::QUEUED).await? {
             return Err(ApiError::conflict(
                 "Image status transition from queued to uploading is not allowed",
             ));
@@ -357,7 +366,7 @@ impl Images {
                 Ok(stored) => {
                     image.size = Some(stored.size as i64);
                     image.updated_at = now();
-                    if this.save(&image, status::UPLOADING).await? {
+                    if this.save_state(&image, status::UPLOADING).await? {
                         return Ok(());
                     }
                     let _ = this.staging.delete(&stored.location).await;
@@ -370,7 +379,7 @@ impl Images {
                     let mut back = image.clone();
                     back.reset_to_queued();
                     back.updated_at = now();
-                    this.save(&back, status::UPLOADING).await?;
+                    this.save_state(&back, status::UPLOADING).await?;
                     Err(match e {
                         StoreError::Duplicate(_) => ApiError::conflict(format!(
                             "The image {} has data on staging",
@@ -433,7 +442,7 @@ impl Images {
             .properties
             .insert(FAILED_IMPORT_PROPERTY.into(), String::new());
         db::put_task(&self.store, &task).await.map_err(db_error)?;
-        if !self.save(&image, &from).await? {
+        if !self.save_state(&image, &from).await? {
             return Err(ApiError::conflict(format!(
                 "New operation on image '{}' is not permitted as prior operation is still in \
                  progress",
@@ -567,7 +576,7 @@ impl Images {
             }
         }
         let _ = from;
-        match self.save(&image, status::IMPORTING).await {
+        match self.save_state(&image, status::IMPORTING).await {
             Ok(true) => {}
             Ok(false) | Err(_) => {
                 // Deleted (or changed) meanwhile: the data must not outlive it.
@@ -642,7 +651,7 @@ impl Images {
                 image.size = size;
             }
             image.updated_at = now();
-            db::save_image(&self.store, &image, &was).await?;
+            db::save_data_state(&self.store, &image, &was).await?;
             tracing::warn!(image = %image.id, from = %was, to = %image.status,
                 "image operation interrupted by a restart: rolled back");
         }

@@ -315,7 +315,7 @@ async fn flip(
     }
     image.status = to.into();
     image.updated_at = now();
-    if !images.save(&image, from).await? {
+    if !images.save(&mut image, from).await? {
         return Err(ApiError::conflict(format!(
             "Image {id} changed status while it was being {action}d; retry."
         )));

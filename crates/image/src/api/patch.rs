@@ -280,9 +280,9 @@ pub async fn update(
         &image.id,
     )?;
     image.updated_at = now();
-    if !images.save(&image, &original_status).await? {
+    if !images.save(&mut image, &original_status).await? {
         return Err(ApiError::conflict(format!(
-            "Image {id} changed status during the update; retry."
+            "Image {id} was changed by another request during the update; retry."
         )));
     }
     Ok(Json(image.to_json()).into_response())

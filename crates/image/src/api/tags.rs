@@ -34,7 +34,7 @@ async fn change(
     }
     image.updated_at = now();
     let expected = image.status.clone();
-    if !images.save(&image, &expected).await? {
+    if !images.save(&mut image, &expected).await? {
         return Err(ApiError::conflict(format!(
             "Image {id} changed during the update; retry."
         )));

@@ -921,7 +921,7 @@ async fn a_restart_rolls_back_interrupted_operations_and_removes_orphans() {
         .unwrap()
         .unwrap();
     image.status = "saving".into();
-    crate::db::save_image(&store, &image, "queued")
+    crate::db::save_image(&store, &mut image, "queued")
         .await
         .unwrap();
     let data_dir = &h.config.image.filesystem_store_datadir;
@@ -935,7 +935,7 @@ async fn a_restart_rolls_back_interrupted_operations_and_removes_orphans() {
     image
         .properties
         .insert("os_glance_import_task".into(), "t".into());
-    crate::db::save_image(&store, &image, "queued")
+    crate::db::save_image(&store, &mut image, "queued")
         .await
         .unwrap();
     std::fs::write(h.config.image.node_staging_dir.join(&importing), b"staged").unwrap();
@@ -1012,4 +1012,38 @@ async fn discovery_schemas_and_unknown_paths() {
     assert_eq!(reply.status, 404);
     assert_eq!(reply.json()["code"], "404 Not Found");
     let _ = StatusCode::OK;
+}
+
+#[tokio::test]
+async fn concurrent_whole_record_writes_do_not_lose_updates() {
+    let h = Harness::open("generation").await;
+    let id = h.create("alice", json!({"name": "a"})).await;
+    let store = h.images.store.clone();
+    let mut first = crate::db::get_image(&store, &id).await.unwrap().unwrap();
+    let mut second = first.clone();
+    first.name = Some("first".into());
+    second.name = Some("second".into());
+    assert!(
+        crate::db::save_image(&store, &mut first, "queued")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !crate::db::save_image(&store, &mut second, "queued")
+            .await
+            .unwrap()
+    );
+    // A data-flow write keeps the name a concurrent update set.
+    let mut state = second.clone();
+    state.status = "saving".into();
+    assert!(
+        crate::db::save_data_state(&store, &state, "queued")
+            .await
+            .unwrap()
+    );
+    let image = crate::db::get_image(&store, &id).await.unwrap().unwrap();
+    assert_eq!(
+        (image.name.as_deref(), image.status.as_str()),
+        (Some("first"), "saving")
+    );
 }
