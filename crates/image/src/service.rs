@@ -107,9 +107,10 @@ fn finish(inspector: Arc<Mutex<Inspector>>) -> Inspection {
 }
 
 /// Format verdict for an image's data: `Ok(virtual_size)` or the refusal. Only `bare`
-/// containers are inspected, as in Glance.
-fn verdict(image: &Image, inspection: &Inspection) -> Result<Option<i64>, ApiError> {
-    if image.container_format.as_deref() != Some("bare") {
+/// containers are inspected, as in Glance, unless `always` (data about to be handed to
+/// `qemu-img`).
+fn verdict(image: &Image, inspection: &Inspection, always: bool) -> Result<Option<i64>, ApiError> {
+    if !always && image.container_format.as_deref() != Some("bare") {
         return Ok(None);
     }
     let Some(declared) = image
@@ -121,6 +122,54 @@ fn verdict(image: &Image, inspection: &Inspection) -> Result<Option<i64>, ApiErr
     };
     inspection.check(declared).map_err(|e| format_refusal(&e))?;
     Ok((inspection.virtual_size > 0).then_some(inspection.virtual_size as i64))
+}
+
+/// Glance's `validate_import_uri`: scheme, port and host filters, and the host must resolve.
+pub(crate) async fn uri_allowed(config: &ferrostack_config::ImageConfig, uri: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(uri) else {
+        return false;
+    };
+    if !config
+        .web_download_allowed_schemes
+        .iter()
+        .any(|s| s == url.scheme())
+    {
+        return false;
+    }
+    let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
+        return false;
+    };
+    if config
+        .web_download_disallowed_hosts
+        .iter()
+        .any(|h| h == host)
+        || (!config.web_download_allowed_hosts.is_empty()
+            && !config.web_download_allowed_hosts.iter().any(|h| h == host))
+    {
+        return false;
+    }
+    if let Some(port) = url.port()
+        && !config.web_download_allowed_ports.is_empty()
+        && !config.web_download_allowed_ports.contains(&port)
+    {
+        return false;
+    }
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if bare.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    if bare.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return false;
+    }
+    let port = url.port_or_known_default().unwrap_or(80);
+    let lookup = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tokio::net::lookup_host((bare, port)),
+    );
+    match lookup.await {
+        Ok(Ok(mut addrs)) => addrs.next().is_some(),
+        _ => false,
+    }
 }
 
 impl Images {
@@ -244,7 +293,7 @@ impl Images {
         let inspection = finish(inspector);
         let verdict = match refusal {
             Some(e) => Err(e),
-            None => verdict(image, &inspection),
+            None => verdict(image, &inspection, false),
         };
         match verdict {
             Ok(virtual_size) => Ok((stored, virtual_size)),
@@ -457,6 +506,41 @@ impl Images {
         Ok(())
     }
 
+    /// GETs a web-download URI, following up to five redirects, each re-checked by the URI
+    /// filter (as Glance does).
+    async fn fetch(&self, uri: &str) -> Result<reqwest::Response, String> {
+        let mut current =
+            reqwest::Url::parse(uri).map_err(|e| format!("Invalid URI {uri}: {e}"))?;
+        for _ in 0..=5 {
+            let response = self
+                .http
+                .get(current.clone())
+                .send()
+                .await
+                .map_err(|e| format!("Failed to download {current}: {e}"))?;
+            let status = response.status();
+            if status.is_success() {
+                return Ok(response);
+            }
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .filter(|_| status.is_redirection());
+            let Some(location) = location else {
+                return Err(format!("Failed to download {current}: HTTP {status}"));
+            };
+            let next = current
+                .join(location)
+                .map_err(|e| format!("Invalid redirect from {current}: {e}"))?;
+            if !uri_allowed(&self.config, next.as_str()).await {
+                return Err(format!("Redirect target does not pass filtering: {next}"));
+            }
+            current = next;
+        }
+        Err(format!("Too many redirects downloading {uri}"))
+    }
+
     /// The import flow proper: data to staging (web-download), inspection, optional
     /// conversion, data to the store. Returns the stored data and virtual size.
     async fn run_import(
@@ -466,19 +550,12 @@ impl Images {
         uri: Option<&str>,
     ) -> Result<(Stored, Option<i64>, Option<String>), String> {
         if method == "web-download" {
-            let uri = uri.unwrap_or_default();
-            let response = self
-                .http
-                .get(uri)
-                .send()
-                .await
-                .and_then(|r| r.error_for_status())
-                .map_err(|e| format!("Failed to download {uri}: {e}"))?;
+            let response = self.fetch(uri.unwrap_or_default()).await?;
             let stream = ferrostack_image_store::byte_stream(response.bytes_stream());
             self.staging
                 .put(&image.id, stream, Some(self.config.image_size_cap))
                 .await
-                .map_err(|e| format!("Failed to stage the data of {uri}: {e}"))?;
+                .map_err(|e| format!("Failed to stage the downloaded data: {e}"))?;
         }
         let staged = self
             .staged_location(&image.id)
@@ -499,7 +576,7 @@ impl Images {
                 chunk.map_err(|e| e.to_string())?;
             }
             drop(s);
-            verdict(image, &finish(inspector)).map_err(|e| e.message.to_string())?;
+            verdict(image, &finish(inspector), true).map_err(|e| e.message.to_string())?;
             let source = staged.trim_start_matches("file://").to_string();
             let output = format!("{source}.{convert_to}");
             let from = image.disk_format.clone().unwrap_or_else(|| "raw".into());

@@ -7,55 +7,6 @@ use crate::service::db_error;
 use axum::{Json, body::Bytes, extract::Path, http::StatusCode};
 use ferrostack_api::{ApiError, Auth, RequestId};
 use serde_json::{Value, json};
-use std::net::IpAddr;
-
-/// Glance's `validate_import_uri`: scheme, port and host filters, and the host must resolve.
-async fn uri_allowed(config: &ferrostack_config::ImageConfig, uri: &str) -> bool {
-    let Ok(url) = reqwest::Url::parse(uri) else {
-        return false;
-    };
-    if !config
-        .web_download_allowed_schemes
-        .iter()
-        .any(|s| s == url.scheme())
-    {
-        return false;
-    }
-    let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
-        return false;
-    };
-    if config
-        .web_download_disallowed_hosts
-        .iter()
-        .any(|h| h == host)
-        || (!config.web_download_allowed_hosts.is_empty()
-            && !config.web_download_allowed_hosts.iter().any(|h| h == host))
-    {
-        return false;
-    }
-    if let Some(port) = url.port()
-        && !config.web_download_allowed_ports.is_empty()
-        && !config.web_download_allowed_ports.contains(&port)
-    {
-        return false;
-    }
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    if bare.parse::<IpAddr>().is_ok() {
-        return true;
-    }
-    if bare.chars().all(|c| c.is_ascii_digit() || c == '.') {
-        return false;
-    }
-    let port = url.port_or_known_default().unwrap_or(80);
-    let lookup = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        tokio::net::lookup_host((bare, port)),
-    );
-    match lookup.await {
-        Ok(Ok(mut addrs)) => addrs.next().is_some(),
-        _ => false,
-    }
-}
 
 /// `POST /v2/images/{id}/import`
 pub async fn import(
@@ -156,7 +107,7 @@ pub async fn import(
                 .get("uri")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            if !uri_allowed(&images.config, uri).await {
+            if !crate::service::uri_allowed(&images.config, uri).await {
                 return Err(ApiError::bad_request(format!(
                     "URI for web-download does not pass filtering: {uri}"
                 )));

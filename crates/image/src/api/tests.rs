@@ -1047,3 +1047,140 @@ async fn concurrent_whole_record_writes_do_not_lose_updates() {
         (Some("first"), "saving")
     );
 }
+
+async fn wait_for_status(h: &Harness, id: &str, wanted: &[&str]) -> Value {
+    for _ in 0..200 {
+        let image = h.get("alice", &format!("/v2/images/{id}")).await.json();
+        if wanted.iter().any(|w| image["status"] == *w) && image["os_glance_import_task"].is_null()
+        {
+            return image;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("image {id} never reached {wanted:?}");
+}
+
+#[tokio::test]
+async fn web_download_follows_redirects_and_fails_back_to_queued() {
+    use axum::routing::get;
+    let h = Harness::open("web").await;
+    let mut config = h.config.clone();
+    config.image.web_download_allowed_ports = Vec::new();
+    let store = h.images.store.clone();
+    let h = Harness::with(h.dir, config, store).await;
+    let data: Vec<u8> = (0..70_000u32).map(|n| (n % 13) as u8).collect();
+    let served = data.clone();
+    let app = axum::Router::new()
+        .route("/img", get(move || async move { served.clone() }))
+        .route(
+            "/redirect",
+            get(|| async { (StatusCode::FOUND, [("location", "/img")]) }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let id = h
+        .create("alice", serde_json::from_str(raw_image()).unwrap())
+        .await;
+    let uri = format!("http://127.0.0.1:{port}/redirect");
+    let body = json!({"method": {"name": "web-download", "uri": uri}});
+    let reply = h
+        .post("alice", &format!("/v2/images/{id}/import"), body)
+        .await;
+    assert_eq!(reply.status, 202, "{:?}", reply.json());
+    let image = wait_for_status(&h, &id, &["active", "queued"]).await;
+    assert_eq!(image["status"], "active");
+    assert_eq!(image["size"], 70_000);
+    assert_eq!(
+        h.get("alice", &format!("/v2/images/{id}/file")).await.bytes,
+        data
+    );
+
+    let id = h
+        .create("alice", serde_json::from_str(raw_image()).unwrap())
+        .await;
+    let uri = format!("http://127.0.0.1:{port}/missing");
+    let body = json!({"method": {"name": "web-download", "uri": uri}});
+    assert_eq!(
+        h.post("alice", &format!("/v2/images/{id}/import"), body)
+            .await
+            .status,
+        202
+    );
+    let image = wait_for_status(&h, &id, &["queued"]).await;
+    assert_eq!(image["os_glance_failed_import"], "file");
+    let tasks = h
+        .get("alice", &format!("/v2/images/{id}/tasks"))
+        .await
+        .json();
+    assert_eq!(tasks["tasks"][0]["status"], "failure");
+    assert!(
+        tasks["tasks"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("404")
+    );
+}
+
+#[tokio::test]
+async fn import_converts_to_the_configured_format_after_inspection() {
+    let h = Harness::open("convert").await;
+    let mut config = h.config.clone();
+    config.image.import_convert_to = "raw".into();
+    let store = h.images.store.clone();
+    let h = Harness::with(h.dir, config, store).await;
+    let stage = |id: &str, data: Vec<u8>| {
+        let path = format!("/v2/images/{id}/stage");
+        let h = &h;
+        async move {
+            h.call(
+                "alice",
+                "PUT",
+                &path,
+                Some("application/octet-stream"),
+                data,
+                &[],
+            )
+            .await
+            .status
+        }
+    };
+    let import = json!({"method": {"name": "glance-direct"}});
+    let id = h
+        .create(
+            "alice",
+            json!({"disk_format": "qcow2", "container_format": "bare"}),
+        )
+        .await;
+    assert_eq!(stage(&id, qcow2(&h.dir, &[])).await, 204);
+    let path = format!("/v2/images/{id}/import");
+    assert_eq!(h.post("alice", &path, import.clone()).await.status, 202);
+    let image = wait_for_status(&h, &id, &["active", "queued"]).await;
+    assert_eq!(image["status"], "active");
+    assert_eq!(image["disk_format"], "raw");
+    assert_eq!(image["virtual_size"], 1 << 20);
+    let data = h.get("alice", &format!("/v2/images/{id}/file")).await.bytes;
+    assert_eq!(data, vec![0u8; 1 << 20]);
+
+    // A qcow2 with a backing file declared in a non-bare container is still refused before
+    // qemu-img sees it.
+    let id = h
+        .create(
+            "alice",
+            json!({"disk_format": "qcow2", "container_format": "ova"}),
+        )
+        .await;
+    let evil = qcow2(&h.dir, &["-b", "/etc/passwd", "-F", "raw"]);
+    assert_eq!(stage(&id, evil).await, 204);
+    let path = format!("/v2/images/{id}/import");
+    assert_eq!(h.post("alice", &path, import).await.status, 202);
+    let image = wait_for_status(&h, &id, &["active", "queued"]).await;
+    assert_eq!(image["status"], "queued");
+    let tasks = h
+        .get("alice", &format!("/v2/images/{id}/tasks"))
+        .await
+        .json();
+    let message = tasks["tasks"][0]["message"].as_str().unwrap();
+    assert!(message.contains("backing file"), "{message}");
+}
