@@ -28,8 +28,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{self, StreamExt};
-use md5::Md5;
-use sha2::{Digest, Sha512};
+use openssl::hash::{Hasher, MessageDigest};
 use tokio::task::{JoinHandle, spawn_blocking};
 
 use crate::{
@@ -43,7 +42,9 @@ pub const STAGING_STORE_ID: &str = "os_glance_staging_store";
 /// Size of the writes `put` issues (incoming chunks are coalesced up to it).
 pub const WRITE_CHUNK: usize = 1024 * 1024;
 /// Size of the chunks `get` yields.
-pub const READ_CHUNK: usize = 64 * 1024;
+pub const READ_CHUNK: usize = 1024 * 1024;
+/// Chunks read ahead of the consumer by [`ImageStore::get`].
+pub const READ_AHEAD: usize = 2;
 
 const TEMP_PREFIX: &str = ".";
 const TEMP_SUFFIX: &str = ".tmp";
@@ -268,8 +269,8 @@ impl Drop for TempGuard {
 }
 
 struct Hashers {
-    md5: Md5,
-    sha512: Sha512,
+    md5: Hasher,
+    sha512: Hasher,
 }
 
 type WriteState = (File, Hashers);
@@ -278,6 +279,11 @@ type WriteState = (File, Hashers);
 struct Writer {
     idle: Option<WriteState>,
     inflight: Option<(JoinHandle<io::Result<WriteState>>, usize)>,
+}
+
+/// OpenSSL refused a digest (e.g. md5 disabled by a FIPS policy): a configuration problem.
+fn hash_init(e: openssl::error::ErrorStack) -> StoreError {
+    StoreError::Config(format!("OpenSSL cannot compute the image checksums: {e}"))
 }
 
 impl Writer {
@@ -304,11 +310,12 @@ impl Writer {
             let Hashers { md5, sha512 } = &mut hashers;
             std::thread::scope(|scope| {
                 let md5_done = scope.spawn(|| md5.update(&buf));
-                sha512.update(&buf);
+                sha512.update(&buf).map_err(io::Error::other)?;
                 let written = file.write_all(&buf);
                 md5_done
                     .join()
-                    .map_err(|_| io::Error::other("md5 thread panicked"))?;
+                    .map_err(|_| io::Error::other("md5 thread panicked"))?
+                    .map_err(io::Error::other)?;
                 written
             })?;
             Ok((file, hashers))
@@ -418,8 +425,8 @@ impl ImageStore for FilesystemStore {
             idle: Some((
                 file,
                 Hashers {
-                    md5: Md5::new(),
-                    sha512: Sha512::new(),
+                    md5: Hasher::new(MessageDigest::md5()).map_err(hash_init)?,
+                    sha512: Hasher::new(MessageDigest::sha512()).map_err(hash_init)?,
                 },
             )),
             inflight: None,
@@ -455,7 +462,7 @@ impl ImageStore for FilesystemStore {
         if !pending.is_empty() {
             writer.write(pending.split().freeze()).await?;
         }
-        let (file, hashers) = writer.settle().await?;
+        let (file, mut hashers) = writer.settle().await?;
 
         let (tmp, dst, dir, id, name, active) = (
             guard.path.clone(),
@@ -474,8 +481,8 @@ impl ImageStore for FilesystemStore {
         let stored = Stored {
             location: self.location_of(OsStr::new(image_id)),
             size,
-            checksum: hex(&hashers.md5.finalize()),
-            multihash: hex(&hashers.sha512.finalize()),
+            checksum: hex(&hashers.md5.finish().map_err(hash_init)?),
+            multihash: hex(&hashers.sha512.finish().map_err(hash_init)?),
         };
         tracing::debug!(
             store = %self.id,
@@ -635,22 +642,25 @@ impl ImageStore for FilesystemStore {
 
 /// Chunks of `[start, end_excl)` of `file`, read with `pread` on the
 /// blocking pool.
+/// Streams `[start, end_excl)` of `file`: one blocking reader thread reads ahead
+/// [`READ_CHUNK`]-sized chunks into a channel of [`READ_AHEAD`] slots, so reading the disk
+/// overlaps sending; dropping the stream stops the reader.
 fn read_stream(file: Arc<File>, start: u64, end_excl: u64) -> ByteStream<'static> {
-    stream::try_unfold((file, start), move |(file, pos)| async move {
-        if pos >= end_excl {
-            return Ok(None);
-        }
-        let len = (end_excl - pos).min(READ_CHUNK as u64) as usize;
-        let reader = Arc::clone(&file);
-        let buf = spawn_blocking(move || {
+    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(READ_AHEAD);
+    spawn_blocking(move || {
+        let mut pos = start;
+        while pos < end_excl {
+            let len = (end_excl - pos).min(READ_CHUNK as u64) as usize;
             let mut buf = vec![0u8; len];
-            reader.read_exact_at(&mut buf, pos).map(|()| buf)
-        })
-        .await
-        .map_err(io::Error::other)??;
-        Ok(Some((Bytes::from(buf), (file, pos + len as u64))))
-    })
-    .boxed()
+            let item = file.read_exact_at(&mut buf, pos).map(|()| Bytes::from(buf));
+            let failed = item.is_err();
+            if tx.blocking_send(item).is_err() || failed {
+                return;
+            }
+            pos += len as u64;
+        }
+    });
+    stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
 }
 
 #[allow(clippy::unnecessary_cast)] // the field types vary between platforms

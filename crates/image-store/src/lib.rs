@@ -26,7 +26,7 @@ use bytes::Bytes;
 use futures_util::TryStreamExt;
 use futures_util::stream::{BoxStream, Stream, StreamExt};
 
-pub use filesystem::{FilesystemStore, STAGING_STORE_ID};
+pub use filesystem::{FilesystemStore, READ_AHEAD, READ_CHUNK, STAGING_STORE_ID, WRITE_CHUNK};
 
 /// A stream of image data chunks.
 pub type ByteStream<'a> = BoxStream<'a, Result<Bytes, io::Error>>;

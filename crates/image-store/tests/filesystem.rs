@@ -88,7 +88,7 @@ async fn collect(stream: ByteStream<'static>) -> Vec<u8> {
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.unwrap();
         assert!(
-            chunk.len() <= 64 * 1024,
+            chunk.len() <= ferrostack_image_store::READ_CHUNK,
             "read chunk of {} bytes",
             chunk.len()
         );
