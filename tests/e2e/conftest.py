@@ -96,22 +96,31 @@ class Cloud:
         with open(self.clouds_yaml, "w") as f:
             yaml.safe_dump({"clouds": self.clouds}, f)
 
-    def run(self, cloud, *args, check=True):
-        """Runs `openstack --os-cloud CLOUD ARGS`; returns the CompletedProcess."""
+    def run(self, cloud, *args, check=True, timeout=120, tty_stdin=False):
+        """Runs `openstack --os-cloud CLOUD ARGS`; returns the CompletedProcess.
+
+        `tty_stdin`: give the CLI a terminal as stdin; `image create` without `--file`
+        otherwise uploads whatever a non-terminal stdin holds (an empty image)."""
         env = dict(os.environ, OS_CLIENT_CONFIG_FILE=self.clouds_yaml)
         for k in list(env):
             if k.startswith("OS_") and k != "OS_CLIENT_CONFIG_FILE":
                 del env[k]
-        proc = subprocess.run(
-            [OPENSTACK, "--os-cloud", cloud, *args], capture_output=True, text=True, env=env, timeout=120
-        )
+        pty_fds = os.openpty() if tty_stdin else None
+        try:
+            proc = subprocess.run(
+                [OPENSTACK, "--os-cloud", cloud, *args], capture_output=True, text=True, env=env, timeout=timeout,
+                **({"stdin": pty_fds[1]} if pty_fds else {}),
+            )
+        finally:
+            for fd in pty_fds or ():
+                os.close(fd)
         if check and proc.returncode != 0:
             raise AssertionError(f"openstack {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
         return proc
 
-    def json(self, cloud, *args):
+    def json(self, cloud, *args, timeout=120, tty_stdin=False):
         """Runs a command with `-f json` and parses its output."""
-        out = self.run(cloud, *args, "-f", "json").stdout
+        out = self.run(cloud, *args, "-f", "json", timeout=timeout, tty_stdin=tty_stdin).stdout
         return json.loads(out) if out.strip() else None
 
     def request(self, method, path, token=None, body=None, headers=None):
@@ -157,6 +166,12 @@ class Cloud:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.log.close()
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: long-running test (runs by default; deselect with -m 'not slow')"
+    )
 
 
 @pytest.fixture(scope="session")
