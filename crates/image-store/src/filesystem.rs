@@ -9,10 +9,11 @@
 //! and when the `put` future is dropped.
 //!
 //! Memory per `put`: incoming chunks are coalesced into writes of up to
-//! [`WRITE_CHUNK`] bytes, with at most one write in flight on the blocking
-//! pool while the next one fills, so a put holds at most about
-//! `2 * WRITE_CHUNK + one incoming chunk` of data, whatever the image size
-//! ([`FilesystemStore::peak_buffered_bytes`] records the high-water mark).
+//! [`WRITE_CHUNK`] bytes and handed to three blocking workers (file writer, md5,
+//! sha512) through one-slot channels, so a put holds at most about
+//! `2 * WRITE_CHUNK` in the pipeline plus the chunk being filled, whatever the
+//! image size ([`FilesystemStore::peak_buffered_bytes`] records the high-water
+//! mark).
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
@@ -273,12 +274,31 @@ struct Hashers {
     sha512: Hasher,
 }
 
-type WriteState = (File, Hashers);
+/// A chunk in the write pipeline; the last of its three holders to drop it takes its size
+/// off the pipeline's byte count.
+struct Tracked {
+    bytes: Bytes,
+    alive: Arc<AtomicU64>,
+}
 
-/// Hashes and writes on the blocking pool, one write in flight at a time.
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.alive
+            .fetch_sub(self.bytes.len() as u64, Ordering::Relaxed);
+    }
+}
+
+type Chunk = Arc<Tracked>;
+
+/// Writes and hashes on three blocking workers — the file writer, md5 and sha512 — each fed
+/// through a one-slot channel, so each runs at its own pace (on its own core when there is
+/// one) and no worker is ever more than two chunks ahead of the slowest.
 struct Writer {
-    idle: Option<WriteState>,
-    inflight: Option<(JoinHandle<io::Result<WriteState>>, usize)>,
+    senders: Vec<tokio::sync::mpsc::Sender<Chunk>>,
+    file: JoinHandle<io::Result<File>>,
+    md5: JoinHandle<io::Result<Hasher>>,
+    sha512: JoinHandle<io::Result<Hasher>>,
+    alive: Arc<AtomicU64>,
 }
 
 /// OpenSSL refused a digest (e.g. md5 disabled by a FIPS policy): a configuration problem.
@@ -286,42 +306,91 @@ fn hash_init(e: openssl::error::ErrorStack) -> StoreError {
     StoreError::Config(format!("OpenSSL cannot compute the image checksums: {e}"))
 }
 
+fn hash_worker(
+    mut hasher: Hasher,
+) -> (
+    tokio::sync::mpsc::Sender<Chunk>,
+    JoinHandle<io::Result<Hasher>>,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(1);
+    let handle = spawn_blocking(move || {
+        while let Some(chunk) = rx.blocking_recv() {
+            hasher.update(&chunk.bytes).map_err(io::Error::other)?;
+        }
+        Ok(hasher)
+    });
+    (tx, handle)
+}
+
 impl Writer {
-    fn inflight_len(&self) -> usize {
-        self.inflight.as_ref().map_or(0, |(_, len)| *len)
+    fn start(mut file: File, hashers: Hashers) -> Writer {
+        let (file_tx, mut file_rx) = tokio::sync::mpsc::channel::<Chunk>(1);
+        let file = spawn_blocking(move || {
+            while let Some(chunk) = file_rx.blocking_recv() {
+                file.write_all(&chunk.bytes)?;
+            }
+            Ok(file)
+        });
+        let (md5_tx, md5) = hash_worker(hashers.md5);
+        let (sha_tx, sha512) = hash_worker(hashers.sha512);
+        Writer {
+            senders: vec![file_tx, md5_tx, sha_tx],
+            file,
+            md5,
+            sha512,
+            alive: Arc::new(AtomicU64::new(0)),
+        }
     }
 
-    async fn settle(&mut self) -> Result<WriteState, StoreError> {
-        if let Some((handle, _)) = self.inflight.take() {
-            let state = handle
-                .await
-                .map_err(|e| StoreError::Io(io::Error::other(e)))?
-                .map_err(StoreError::from_io)?;
-            return Ok(state);
-        }
-        Ok(self.idle.take().expect("writer state present"))
+    /// Bytes handed to the workers and not yet processed by all of them.
+    fn inflight_len(&self) -> usize {
+        self.alive.load(Ordering::Relaxed) as usize
     }
 
     async fn write(&mut self, buf: Bytes) -> Result<(), StoreError> {
-        let (mut file, mut hashers) = self.settle().await?;
-        let len = buf.len();
-        let handle = spawn_blocking(move || {
-            // md5 and sha512 cost about the same: run them side by side.
-            let Hashers { md5, sha512 } = &mut hashers;
-            std::thread::scope(|scope| {
-                let md5_done = scope.spawn(|| md5.update(&buf));
-                sha512.update(&buf).map_err(io::Error::other)?;
-                let written = file.write_all(&buf);
-                md5_done
-                    .join()
-                    .map_err(|_| io::Error::other("md5 thread panicked"))?
-                    .map_err(io::Error::other)?;
-                written
-            })?;
-            Ok((file, hashers))
+        self.alive.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        let chunk = Arc::new(Tracked {
+            bytes: buf,
+            alive: Arc::clone(&self.alive),
         });
-        self.inflight = Some((handle, len));
+        for tx in &self.senders {
+            if tx.send(Arc::clone(&chunk)).await.is_err() {
+                // A worker stopped: its error comes out of `finish`.
+                self.senders.clear();
+                return Err(self.fail().await);
+            }
+        }
         Ok(())
+    }
+
+    async fn fail(&mut self) -> StoreError {
+        self.senders.clear();
+        match self.join().await {
+            Err(e) => e,
+            Ok(_) => StoreError::Io(io::Error::other("image write pipeline stopped")),
+        }
+    }
+
+    async fn join(&mut self) -> Result<(File, Hashers), StoreError> {
+        let file = (&mut self.file)
+            .await
+            .map_err(join_err)?
+            .map_err(StoreError::from_io)?;
+        let md5 = (&mut self.md5)
+            .await
+            .map_err(join_err)?
+            .map_err(StoreError::Io)?;
+        let sha512 = (&mut self.sha512)
+            .await
+            .map_err(join_err)?
+            .map_err(StoreError::Io)?;
+        Ok((file, Hashers { md5, sha512 }))
+    }
+
+    /// Waits for every worker to finish the data handed over; returns the file and hashers.
+    async fn finish(mut self) -> Result<(File, Hashers), StoreError> {
+        self.senders.clear();
+        self.join().await
     }
 }
 
@@ -421,16 +490,13 @@ impl ImageStore for FilesystemStore {
             }
         };
 
-        let mut writer = Writer {
-            idle: Some((
-                file,
-                Hashers {
-                    md5: Hasher::new(MessageDigest::md5()).map_err(hash_init)?,
-                    sha512: Hasher::new(MessageDigest::sha512()).map_err(hash_init)?,
-                },
-            )),
-            inflight: None,
-        };
+        let mut writer = Writer::start(
+            file,
+            Hashers {
+                md5: Hasher::new(MessageDigest::md5()).map_err(hash_init)?,
+                sha512: Hasher::new(MessageDigest::sha512()).map_err(hash_init)?,
+            },
+        );
         let mut pending = BytesMut::new();
         let mut size: u64 = 0;
         while let Some(chunk) = data.next().await {
@@ -462,7 +528,7 @@ impl ImageStore for FilesystemStore {
         if !pending.is_empty() {
             writer.write(pending.split().freeze()).await?;
         }
-        let (file, mut hashers) = writer.settle().await?;
+        let (file, mut hashers) = writer.finish().await?;
 
         let (tmp, dst, dir, id, name, active) = (
             guard.path.clone(),
@@ -660,7 +726,10 @@ fn read_stream(file: Arc<File>, start: u64, end_excl: u64) -> ByteStream<'static
             pos += len as u64;
         }
     });
-    stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
+    stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+    .boxed()
 }
 
 #[allow(clippy::unnecessary_cast)] // the field types vary between platforms
