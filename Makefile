@@ -4,6 +4,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/ferrostack/target
 export FERROSTACK_VENV ?= /opt/ferrostack/venv
 
 .PHONY: up down test build lint unit e2e tempest-identity bench-identity clean-state
+.PHONY: tempest-image bench-image
 
 up:  ## Install what is missing, build, start the cloud in the background, write clouds.yaml
 	@scripts/up.sh
@@ -32,3 +33,9 @@ tempest-identity:  ## Run Tempest's identity API tests against the cloud started
 
 bench-identity:  ## Ferrostack vs Keystone: token issue/validate throughput, latency, memory
 	@scripts/bench-identity.sh
+
+tempest-image:  ## Run Tempest's image API tests against the cloud started by `make up`
+	@scripts/tempest.sh image
+
+bench-image:  ## Image upload/download throughput: Ferrostack vs Glance vs dd on the same disk
+	@scripts/bench-image.sh
