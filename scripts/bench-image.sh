@@ -491,3 +491,11 @@ EOF
 step "Results"
 python3 "$ROOT/bench/image/report.py" "$RUNS" "$META" | tee "$WORKSPACE/results.md"
 note "written to $WORKSPACE/results.md (raw runs: $RUNS)"
+{
+  echo "## Images: Ferrostack vs Glance vs dd"
+  echo
+  cat "$ROOT/bench/image/doc_intro.md"
+  echo
+  sed '1s/^## /### /' "$WORKSPACE/results.md"
+} | python3 "$ROOT/bench/doc_section.py" "$ROOT/docs/benchmarks.md" image
+note "docs/benchmarks.md: image section rewritten"

@@ -8,7 +8,7 @@ Reads the directory scripts/bench-identity.sh filled:
 
 Usage: python3 report.py --line RUN_JSON SYSTEM OP  prints one run's numbers
        python3 report.py RESULTS_DIR            prints the results section
-       python3 report.py RESULTS_DIR --doc FILE also writes docs/benchmarks.md (whole file)
+       python3 report.py RESULTS_DIR --doc FILE also writes its section of docs/benchmarks.md
 Standard library only, so any python3 runs it.
 """
 
@@ -197,11 +197,7 @@ def render(results: Path) -> tuple[str, list[str]]:
     return "\n".join(out) + "\n", summary + [f"targets met: {sum(verdicts)}/{len(verdicts)}"]
 
 
-DOC_HEAD = """# Benchmarks
-
-Numbers are recorded here with the command that reproduces them.
-
-## Identity: Ferrostack vs Keystone
+DOC_HEAD = """## Identity: Ferrostack vs Keystone
 
 ```sh
 make bench-identity      # = scripts/bench-identity.sh; about 3 minutes; rewrites this file
@@ -297,7 +293,10 @@ def main() -> None:
     print(body)
     print("summary: " + ", ".join(summary))
     if len(sys.argv) == 4 and sys.argv[2] == "--doc":
-        Path(sys.argv[3]).write_text(DOC_HEAD + body + DOC_TAIL)
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from doc_section import update
+
+        update(Path(sys.argv[3]), "identity", DOC_HEAD + body + DOC_TAIL)
         print(f"wrote {sys.argv[3]}")
 
 
