@@ -170,12 +170,14 @@ pub async fn update(
             "{member} not found in the member list of the image {id}."
         ))
     };
+    // A member sees only its own row: any other is "not found" to it.
+    let own_row = auth.project_id() == Some(member.as_str());
+    if !own_row && !view.owned_by(&auth) && !view.admin {
+        return Err(not_found());
+    }
     let found = db::member(&images.store, &id, &member)
         .await
         .map_err(db_error)?;
-    if found.is_none() && !view.owned_by(&auth) && !view.admin {
-        return Err(not_found());
-    }
     if !auth.allows("modify_member", &target) {
         return Err(ApiError::forbidden(format!(
             "Not allowed to update members for image {id}."

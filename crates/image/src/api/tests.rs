@@ -544,6 +544,41 @@ async fn listing_follows_visibility_membership_filters_and_pagination() {
     );
     assert_eq!(accept("bob").await.status, 200);
     assert_eq!(names(h.get("bob", "/v2/images").await), ["pub", "s"]);
+    // Another member's row is invisible to bob, even to update.
+    assert_eq!(
+        h.post("alice", &members, json!({"member": "p3"}))
+            .await
+            .status,
+        200
+    );
+    let other = h
+        .call(
+            "bob",
+            "PUT",
+            &format!("{members}/p3"),
+            Some("application/json"),
+            accepted.clone(),
+            &[],
+        )
+        .await;
+    assert_eq!(other.status, 404);
+    assert_eq!(h.get("bob", &format!("{members}/p3")).await.status, 404);
+    assert_eq!(
+        h.get("alice", &members).await.json()["members"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    h.call(
+        "alice",
+        "DELETE",
+        &format!("{members}/p3"),
+        None,
+        Vec::new(),
+        &[],
+    )
+    .await;
     assert_eq!(
         h.get("bob", &members).await.json()["members"]
             .as_array()
