@@ -756,6 +756,20 @@ impl Images {
         for orphan in report.orphans {
             let _ = self.staging.delete(&orphan).await;
         }
+        // Outputs of a `qemu-img convert` interrupted by the crash: `<image id>.<format>`.
+        for path in report.unrecognized {
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            let converted = name.split_once('.').is_some_and(|(id, ext)| {
+                ferrostack_image_store::is_valid_image_id(id) && DISK_FORMATS.contains(&ext)
+            });
+            if converted {
+                tracing::warn!(path = %path.display(), "removing an interrupted conversion");
+                let _ = tokio::fs::remove_file(&path).await;
+            }
+        }
         Ok(())
     }
 }

@@ -974,6 +974,12 @@ async fn a_restart_rolls_back_interrupted_operations_and_removes_orphans() {
         .await
         .unwrap();
     std::fs::write(h.config.image.node_staging_dir.join(&importing), b"staged").unwrap();
+    let converting = h
+        .config
+        .image
+        .node_staging_dir
+        .join(format!("{importing}.qcow2"));
+    std::fs::write(&converting, b"half converted").unwrap();
     crate::db::mark_deleted(&store, &deleted, "2026-01-01T00:00:00Z")
         .await
         .unwrap();
@@ -992,6 +998,10 @@ async fn a_restart_rolls_back_interrupted_operations_and_removes_orphans() {
     assert_eq!(image["os_glance_failed_import"], "file");
     assert!(image.get("os_glance_import_task").is_none());
     assert!(h.data_files().is_empty(), "{:?}", h.data_files());
+    assert!(
+        !converting.exists(),
+        "an interrupted conversion's output is removed"
+    );
     let reply = h
         .post(
             "alice",
