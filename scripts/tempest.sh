@@ -152,8 +152,9 @@ if ((START)); then
       printf 'lockout_failure_attempts = 2\nlockout_duration = 10\nunique_last_password_count = 2\n'
     fi
     if [[ $SERVICE == image ]]; then
-      # web-download from the local HTTP server below (any port; Glance's default is 80/443).
-      printf '[image]\nweb_download_allowed_ports = []\n'
+      # web-download from the local HTTP server below (any port; Glance's default is 80/443;
+      # loopback only when allowed by name).
+      printf '[image]\nweb_download_allowed_ports = []\nweb_download_allowed_hosts = ["localhost"]\n'
     fi
   } >"$CONFIG_FILE"
   step "Starting a private ferrostack on 127.0.0.1:$PORT ($FERROSTACK_BIN)"
@@ -221,7 +222,7 @@ PYEOF
   wait_ready "http://127.0.0.1:$HTTP_PORT/tempest.qcow2" 10 || die "the local image server did not start ($WORKSPACE/http.log)"
   HTTP_IMAGE=http://localhost:$HTTP_PORT/tempest.qcow2
   note "web-download source $HTTP_IMAGE"
-  ((START)) || note "(the cloud must allow port $HTTP_PORT: [image] web_download_allowed_ports = [])"
+  ((START)) || note "(the cloud must allow it: [image] web_download_allowed_ports = [] and web_download_allowed_hosts = [\"localhost\"])"
 fi
 
 SECURITY_COMPLIANCE=false

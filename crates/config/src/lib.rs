@@ -151,6 +151,8 @@ pub struct ImageConfig {
     /// Ports `web-download` may fetch from (an empty list allows any). Default 80, 443.
     pub web_download_allowed_ports: Vec<u16>,
     /// Hosts `web-download` may fetch from (empty: any host not disallowed). Default empty.
+    /// Loopback, link-local (169.254.0.0/16: the metadata address) and unspecified addresses
+    /// are refused unless their host is listed here by name or literal address.
     pub web_download_allowed_hosts: Vec<String>,
     /// Hosts `web-download` may never fetch from. Default empty.
     pub web_download_disallowed_hosts: Vec<String>,

@@ -155,8 +155,12 @@ pub(crate) async fn uri_allowed(config: &ferrostack_config::ImageConfig, uri: &s
         return false;
     }
     let bare = host.trim_start_matches('[').trim_end_matches(']');
-    if bare.parse::<std::net::IpAddr>().is_ok() {
-        return true;
+    // Hosts the operator allowed by name may be internal (e.g. a local mirror); any other
+    // host must not lead the control plane to loopback, link-local (the metadata address) or
+    // unspecified addresses.
+    let trusted = config.web_download_allowed_hosts.iter().any(|h| h == host);
+    if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+        return trusted || !is_internal(ip);
     }
     if bare.chars().all(|c| c.is_ascii_digit() || c == '.') {
         return false;
@@ -167,8 +171,27 @@ pub(crate) async fn uri_allowed(config: &ferrostack_config::ImageConfig, uri: &s
         tokio::net::lookup_host((bare, port)),
     );
     match lookup.await {
-        Ok(Ok(mut addrs)) => addrs.next().is_some(),
+        Ok(Ok(addrs)) => {
+            let addrs: Vec<_> = addrs.collect();
+            !addrs.is_empty() && (trusted || !addrs.iter().any(|a| is_internal(a.ip())))
+        }
         _ => false,
+    }
+}
+
+/// Addresses web-download never fetches from unless the host is explicitly allowed.
+fn is_internal(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            v4.is_loopback() || v4.is_link_local() || v4.is_unspecified() || v4.is_multicast()
+        }
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || v6.is_unicast_link_local()
+                || v6.to_ipv4_mapped().is_some_and(|v4| is_internal(v4.into()))
+        }
     }
 }
 

@@ -1112,6 +1112,24 @@ async fn web_download_follows_redirects_and_fails_back_to_queued() {
     let mut config = h.config.clone();
     config.image.web_download_allowed_ports = Vec::new();
     let store = h.images.store.clone();
+    let h = Harness::with(h.dir, config.clone(), store.clone()).await;
+    // Loopback is internal: refused unless the host is allowed by name.
+    let id = h
+        .create("alice", serde_json::from_str(raw_image()).unwrap())
+        .await;
+    for uri in [
+        "http://127.0.0.1:8080/x",
+        "http://localhost/x",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/x",
+    ] {
+        let body = json!({"method": {"name": "web-download", "uri": uri}});
+        let reply = h
+            .post("alice", &format!("/v2/images/{id}/import"), body)
+            .await;
+        assert_eq!(reply.status, 400, "{uri}");
+    }
+    config.image.web_download_allowed_hosts = vec!["127.0.0.1".into()];
     let h = Harness::with(h.dir, config, store).await;
     let data: Vec<u8> = (0..70_000u32).map(|n| (n % 13) as u8).collect();
     let served = data.clone();
