@@ -129,7 +129,7 @@ fn nova_fault_name(status: StatusCode) -> &'static str {
         403 => "forbidden",
         404 => "itemNotFound",
         405 => "badMethod",
-        409 => "conflict",
+        409 => "conflictingRequest",
         413 => "overLimit",
         415 => "badMediaType",
         429 => "overLimit",

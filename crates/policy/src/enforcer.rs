@@ -151,6 +151,16 @@ impl Enforcer {
         let mut staged = self.table.clone();
         let mut seen = HashSet::new();
         for d in defaults {
+            // Services share base rules (`context_is_admin` in Glance, Nova, Placement...): the
+            // same name with the same check string is one rule; a different check string is
+            // an error.
+            let identical = staged
+                .get(d.name)
+                .and_then(|e| e.default.as_ref())
+                .is_some_and(|(existing, _)| existing.check_str == d.check_str);
+            if identical && seen.insert(d.name) {
+                continue;
+            }
             let duplicate =
                 !seen.insert(d.name) || staged.get(d.name).is_some_and(|e| e.default.is_some());
             if duplicate {
