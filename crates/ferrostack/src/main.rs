@@ -106,7 +106,10 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Policy => {
-            print!("{}", server::build_enforcer(&config)?.dump());
+            for (service, enforcer) in server::build_enforcers(&config)?.all() {
+                println!("# {service}");
+                print!("{}", enforcer.dump());
+            }
             Ok(())
         }
         command => {

@@ -1,6 +1,7 @@
 //! Assembling and running the services of one process.
 
 use anyhow::Context;
+use axum::Extension;
 use ferrostack_api::{ApiContext, ErrorFormat, Readiness, RootRouter};
 use ferrostack_bus::{InProcessBus, MessageBus};
 use ferrostack_config::Config;
@@ -11,20 +12,50 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Policy rules of every service, with the operator's `policy.yaml` applied.
-pub fn build_enforcer(config: &Config) -> anyhow::Result<Enforcer> {
+/// One policy enforcer per service, as each OpenStack service has its own: their base rules
+/// share names but not always check strings (`service_api` is `role:service` in Nova,
+/// `role:service or role:admin` in Glance).
+pub struct Enforcers {
+    pub identity: Arc<Enforcer>,
+    pub image: Arc<Enforcer>,
+}
+
+impl Enforcers {
+    /// Every service's enforcer, by service name, for `ferrostack policy`.
+    pub fn all(&self) -> [(&'static str, &Arc<Enforcer>); 2] {
+        [("identity", &self.identity), ("image", &self.image)]
+    }
+}
+
+/// The enforcers of every service: default rules with the operator's `policy.yaml` applied
+/// (one file; an override applies to every service that has the rule).
+pub fn build_enforcers(config: &Config) -> anyhow::Result<Enforcers> {
+    Ok(Enforcers {
+        identity: Arc::new(service_enforcer(
+            config,
+            &ferrostack_identity::default_rules(),
+        )?),
+        image: Arc::new(service_enforcer(
+            config,
+            &ferrostack_image::default_rules(),
+        )?),
+    })
+}
+
+fn service_enforcer(
+    config: &Config,
+    rules: &[ferrostack_policy::RuleDefault],
+) -> anyhow::Result<Enforcer> {
     let mut enforcer = Enforcer::new(config.identity.enforce_scope);
-    enforcer.register(&ferrostack_identity::default_rules())?;
-    enforcer.register(&ferrostack_image::default_rules())?;
+    enforcer.register(rules)?;
     let overrides = &config.identity.policy_file;
     if overrides.exists() {
         enforcer
             .load_overrides_file(overrides)
             .with_context(|| format!("loading {}", overrides.display()))?;
-        tracing::info!(file = %overrides.display(), "policy overrides loaded");
     }
     for problem in enforcer.validate() {
-        tracing::warn!(%problem, "policy");
+        tracing::debug!(%problem, "policy");
     }
     Ok(enforcer)
 }
@@ -120,15 +151,19 @@ async fn bootstrap(config: &Config, identity: &Identity) -> anyhow::Result<()> {
 
 /// Runs every API service on one listener until SIGINT/SIGTERM, then drains in-flight requests.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let enforcer = Arc::new(build_enforcer(&config)?);
+    let enforcers = build_enforcers(&config)?;
+    if config.identity.policy_file.exists() {
+        tracing::info!(file = %config.identity.policy_file.display(), "policy overrides loaded");
+    }
     let identity = open_identity(&config).await?;
     bootstrap(&config, &identity).await?;
     let images = ferrostack_image::Images::open(&config, open_store(&config).await?).await?;
     let readiness = Readiness::default();
-    let ctx = ApiContext {
+    let context = |enforcer: &Arc<Enforcer>| ApiContext {
         validator: identity.clone(),
-        enforcer,
+        enforcer: enforcer.clone(),
     };
+    let ctx = context(&enforcers.identity);
     let app = RootRouter::new()
         .mount(
             "/identity",
@@ -138,7 +173,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .mount(
             "/image",
             ErrorFormat::Glance,
-            ferrostack_image::api::router(images),
+            ferrostack_image::api::router(images).layer(Extension(context(&enforcers.image))),
         )
         .keep_trailing_slash("/image/v2/")
         .finish(ctx, config.api.max_body_bytes, readiness.clone());
