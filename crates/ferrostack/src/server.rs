@@ -18,12 +18,17 @@ use std::time::Duration;
 pub struct Enforcers {
     pub identity: Arc<Enforcer>,
     pub image: Arc<Enforcer>,
+    pub compute: Arc<Enforcer>,
 }
 
 impl Enforcers {
     /// Every service's enforcer, by service name, for `ferrostack policy`.
-    pub fn all(&self) -> [(&'static str, &Arc<Enforcer>); 2] {
-        [("identity", &self.identity), ("image", &self.image)]
+    pub fn all(&self) -> [(&'static str, &Arc<Enforcer>); 3] {
+        [
+            ("identity", &self.identity),
+            ("image", &self.image),
+            ("compute", &self.compute),
+        ]
     }
 }
 
@@ -38,6 +43,10 @@ pub fn build_enforcers(config: &Config) -> anyhow::Result<Enforcers> {
         image: Arc::new(service_enforcer(
             config,
             &ferrostack_image::default_rules(),
+        )?),
+        compute: Arc::new(service_enforcer(
+            config,
+            &ferrostack_compute::default_rules(),
         )?),
     })
 }
@@ -132,6 +141,9 @@ pub async fn migrate_only(config: Config) -> anyhow::Result<()> {
         .migrate("identity", ferrostack_identity::MIGRATIONS)
         .await?;
     store.migrate("image", ferrostack_image::MIGRATIONS).await?;
+    store
+        .migrate("compute", ferrostack_compute::MIGRATIONS)
+        .await?;
     println!("migrations applied");
     Ok(())
 }
@@ -158,6 +170,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let identity = open_identity(&config).await?;
     bootstrap(&config, &identity).await?;
     let images = ferrostack_image::Images::open(&config, open_store(&config).await?).await?;
+    let compute =
+        ferrostack_compute::Compute::open(open_store(&config).await?, &config.api.public_url)
+            .await?;
     let readiness = Readiness::default();
     let context = |enforcer: &Arc<Enforcer>| ApiContext {
         validator: identity.clone(),
@@ -169,6 +184,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             "/identity",
             ErrorFormat::Keystone,
             ferrostack_identity::api::router(identity.clone()),
+        )
+        .mount(
+            "/compute",
+            ErrorFormat::Nova,
+            ferrostack_compute::api::router(compute).layer(Extension(context(&enforcers.compute))),
         )
         .mount(
             "/image",

@@ -1,0 +1,90 @@
+//! The Nova HTTP API (mounted at `/compute`), one module per resource.
+
+mod flavors;
+mod keypairs;
+#[cfg(test)]
+mod tests;
+mod versions;
+
+use crate::service::Compute;
+use axum::{
+    Router,
+    extract::{Request, State},
+    http::HeaderValue,
+    middleware::Next,
+    response::Response,
+    routing::{get, post},
+};
+use ferrostack_api::{
+    ErrorFormat, MicroversionSpec, RequestId, Version, with_error_format, with_microversions,
+};
+use std::sync::Arc;
+
+/// Shared handler state.
+pub type AppState = State<Arc<Compute>>;
+
+/// The microversions served: 2.1 up to the documented maximum.
+pub const MICROVERSIONS: MicroversionSpec = MicroversionSpec {
+    service_type: "compute",
+    legacy_header: Some("X-OpenStack-Nova-API-Version"),
+    min: Version::new(2, 1),
+    max: Version::new(2, 96),
+};
+
+/// Nova answers every request with `x-compute-request-id` too (Tempest matches instance
+/// actions by it).
+async fn compute_request_id(request: Request, next: Next) -> Response {
+    let id = request.extensions().get::<RequestId>().cloned();
+    let mut response = next.run(request).await;
+    if let Some(value) = id.and_then(|id| HeaderValue::from_str(&id.0).ok()) {
+        response.headers_mut().insert("x-compute-request-id", value);
+    }
+    response
+}
+
+/// The compute router (mounted at `/compute`).
+pub fn router(compute: Arc<Compute>) -> Router {
+    let v21 = Router::new()
+        .route("/", get(versions::v21))
+        .route("/flavors", get(flavors::index).post(flavors::create))
+        .route("/flavors/detail", get(flavors::detail))
+        .route(
+            "/flavors/{id}",
+            get(flavors::show)
+                .put(flavors::update)
+                .delete(flavors::delete),
+        )
+        .route(
+            "/flavors/{id}/os-extra_specs",
+            get(flavors::specs_index).post(flavors::specs_create),
+        )
+        .route(
+            "/flavors/{id}/os-extra_specs/{key}",
+            get(flavors::spec_show)
+                .put(flavors::spec_update)
+                .delete(flavors::spec_delete),
+        )
+        .route("/flavors/{id}/os-flavor-access", get(flavors::access_list))
+        .route("/flavors/{id}/action", post(flavors::action))
+        .route("/os-keypairs", get(keypairs::index).post(keypairs::create))
+        .route(
+            "/os-keypairs/{name}",
+            get(keypairs::show).delete(keypairs::delete),
+        );
+    let router = Router::new()
+        .route("/", get(versions::index))
+        .route("/v2", get(versions::v20))
+        .nest("/v2.1", with_microversions(v21, MICROVERSIONS))
+        .fallback(versions::choices)
+        .layer(axum::middleware::from_fn(compute_request_id))
+        .with_state(compute);
+    with_error_format(router, ErrorFormat::Nova)
+}
+
+/// The request's negotiated microversion.
+pub(crate) type Mv = axum::Extension<Version>;
+
+/// Whether the request's microversion is at least `major.minor`.
+pub(crate) fn at_least(mv: &Mv, major: u16, minor: u16) -> bool {
+    mv.0 >= Version::new(major, minor)
+}

@@ -1,0 +1,695 @@
+//! In-process API tests: the compute router over a fresh store, with callers given by fixed
+//! tokens (admin, two members of different projects, a reader).
+
+use crate::service::Compute;
+use axum::body::{Body, to_bytes};
+use axum::http::Request;
+use ferrostack_api::{ApiContext, ApiError, AuthContext, NamedRef, TokenValidator};
+use ferrostack_policy::Enforcer;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+struct Callers(HashMap<String, Arc<AuthContext>>);
+
+#[async_trait::async_trait]
+impl TokenValidator for Callers {
+    async fn validate(&self, token: &str) -> Result<Arc<AuthContext>, ApiError> {
+        self.0
+            .get(token)
+            .cloned()
+            .ok_or_else(ApiError::unauthorized)
+    }
+}
+
+fn caller(user: &str, project: &str, roles: &[&str]) -> Arc<AuthContext> {
+    let named = |id: &str| NamedRef {
+        id: id.into(),
+        name: id.into(),
+    };
+    Arc::new(
+        AuthContext {
+            user: named(user),
+            user_domain: named("default"),
+            project: Some(named(project)),
+            project_domain: Some(named("default")),
+            roles: roles.iter().map(|r| named(r)).collect(),
+            ..Default::default()
+        }
+        .with_creds(),
+    )
+}
+
+struct Harness {
+    router: axum::Router,
+}
+
+struct Reply {
+    status: u16,
+    headers: axum::http::HeaderMap,
+    body: Value,
+}
+
+impl Harness {
+    async fn open(name: &str) -> Harness {
+        let store = ferrostack_store::test_store(&format!("compute-{name}"))
+            .await
+            .unwrap();
+        let compute = Compute::open(store, "http://cloud:8080").await.unwrap();
+        let mut enforcer = Enforcer::new(true);
+        enforcer.register(&crate::default_rules()).unwrap();
+        let callers = Callers(HashMap::from([
+            (
+                "admin".to_string(),
+                caller("u-admin", "p-admin", &["admin", "member", "reader"]),
+            ),
+            (
+                "alice".to_string(),
+                caller("u-alice", "p1", &["member", "reader"]),
+            ),
+            (
+                "bob".to_string(),
+                caller("u-bob", "p2", &["member", "reader"]),
+            ),
+            ("reader".to_string(), caller("u-reader", "p1", &["reader"])),
+        ]));
+        let ctx = ApiContext {
+            validator: Arc::new(callers),
+            enforcer: Arc::new(enforcer),
+        };
+        let router = crate::api::router(compute).layer(axum::Extension(ctx));
+        Harness { router }
+    }
+
+    async fn call(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        mv: &str,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("x-auth-token", token)
+            .header("openstack-api-version", format!("compute {mv}"));
+        let body = match body {
+            Some(b) => {
+                req = req.header("content-type", "application/json");
+                Body::from(b.to_string())
+            }
+            None => Body::empty(),
+        };
+        let mut request = req.body(body).unwrap();
+        request
+            .extensions_mut()
+            .insert(ferrostack_api::RequestId("req-test".into()));
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        Reply {
+            status,
+            headers,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
+    }
+}
+
+fn flavor(name: &str, extra: Value) -> Value {
+    let mut f = json!({"name": name, "ram": 512, "vcpus": 1, "disk": 1, "id": null});
+    for (k, v) in extra.as_object().unwrap() {
+        f[k] = v.clone();
+    }
+    json!({"flavor": f})
+}
+
+#[tokio::test]
+async fn version_discovery_follows_nova() {
+    let h = Harness::open("versions").await;
+    let reply = h.call("", "GET", "/", "2.1", None).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body["versions"][0]["id"], "v2.0");
+    assert_eq!(reply.body["versions"][1]["version"], "2.96");
+    assert_eq!(
+        reply.body["versions"][1]["links"][0]["href"],
+        "http://cloud:8080/compute/v2.1/"
+    );
+    let reply = h.call("", "GET", "/v2.1", "2.1", None).await;
+    assert_eq!(reply.body["version"]["min_version"], "2.1");
+    assert_eq!(
+        h.call("", "GET", "/v2", "2.1", None).await.body["version"]["id"],
+        "v2.0"
+    );
+    assert_eq!(h.call("", "GET", "/foo", "2.1", None).await.status, 300);
+    let reply = h.call("alice", "GET", "/v2.1/flavors", "2.200", None).await;
+    assert_eq!(reply.status, 406);
+    assert_eq!(reply.body["computeFault"]["code"], 406);
+    let reply = h.call("alice", "GET", "/v2.1/flavors", "2.61", None).await;
+    assert_eq!(reply.headers["openstack-api-version"], "compute 2.61");
+    assert_eq!(reply.headers["x-compute-request-id"], "req-test");
+    assert_eq!(
+        h.call("nobody", "GET", "/v2.1/flavors", "2.1", None)
+            .await
+            .status,
+        401
+    );
+}
+
+#[tokio::test]
+async fn flavors_are_admin_managed_and_rendered_by_microversion() {
+    let h = Harness::open("flavors").await;
+    let reply = h
+        .call(
+            "alice",
+            "POST",
+            "/v2.1/flavors",
+            "2.1",
+            Some(flavor("x", json!({}))),
+        )
+        .await;
+    assert_eq!(reply.status, 403);
+    assert!(reply.body["forbidden"]["message"].is_string());
+    let reply = h
+        .call(
+            "admin",
+            "POST",
+            "/v2.1/flavors",
+            "2.61",
+            Some(flavor("m1.tiny", json!({"id": "1"}))),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.body["flavor"]["id"], "1");
+    assert_eq!(reply.body["flavor"]["extra_specs"], json!({}));
+    let reply = h
+        .call(
+            "admin",
+            "POST",
+            "/v2.1/flavors",
+            "2.1",
+            Some(flavor("m1.tiny", json!({}))),
+        )
+        .await;
+    assert_eq!(reply.status, 409);
+    assert_eq!(
+        reply.body["conflictingRequest"]["message"],
+        "Flavor with name m1.tiny already exists."
+    );
+    h.call(
+        "admin",
+        "POST",
+        "/v2.1/flavors",
+        "2.1",
+        Some(flavor(
+            "m1.big",
+            json!({"id": "2", "ram": 4096, "swap": 512}),
+        )),
+    )
+    .await;
+    for (body, field) in [
+        (flavor("bad", json!({"ram": 0})), "ram"),
+        (flavor("bad", json!({"vcpus": "x"})), "vcpus"),
+        (
+            json!({"flavor": {"name": " x", "ram": 1, "vcpus": 1, "disk": 0}}),
+            "name",
+        ),
+    ] {
+        let reply = h
+            .call("admin", "POST", "/v2.1/flavors", "2.1", Some(body))
+            .await;
+        assert_eq!(reply.status, 400, "{field}");
+    }
+
+    // Swap is "" below 2.75 and a number from it; description from 2.55.
+    let old = h
+        .call("alice", "GET", "/v2.1/flavors/1", "2.1", None)
+        .await
+        .body;
+    assert_eq!(old["flavor"]["swap"], "");
+    assert!(old["flavor"].get("description").is_none());
+    assert!(old["flavor"].get("extra_specs").is_none());
+    let new = h
+        .call("alice", "GET", "/v2.1/flavors/1", "2.75", None)
+        .await
+        .body;
+    assert_eq!(new["flavor"]["swap"], 0);
+    assert_eq!(new["flavor"]["description"], Value::Null);
+    assert_eq!(new["flavor"]["extra_specs"], json!({}));
+    assert_eq!(
+        new["flavor"]["links"][0]["href"],
+        "http://cloud:8080/compute/v2.1/flavors/1"
+    );
+
+    // Listing: filters, sorting, pagination.
+    let ids = |r: &Reply| -> Vec<String> {
+        r.body["flavors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        ids(&h.call("alice", "GET", "/v2.1/flavors", "2.1", None).await),
+        ["1", "2"]
+    );
+    assert_eq!(
+        ids(&h
+            .call(
+                "alice",
+                "GET",
+                "/v2.1/flavors/detail?minRam=1024",
+                "2.1",
+                None
+            )
+            .await),
+        ["2"]
+    );
+    assert_eq!(
+        ids(&h
+            .call(
+                "alice",
+                "GET",
+                "/v2.1/flavors?sort_key=memory_mb&sort_dir=desc",
+                "2.1",
+                None
+            )
+            .await),
+        ["2", "1"]
+    );
+    let page = h
+        .call("alice", "GET", "/v2.1/flavors?limit=1", "2.1", None)
+        .await;
+    assert_eq!(ids(&page), ["1"]);
+    assert!(
+        page.body["flavors_links"][0]["href"]
+            .as_str()
+            .unwrap()
+            .ends_with("marker=1")
+    );
+    assert_eq!(
+        ids(&h
+            .call("alice", "GET", "/v2.1/flavors?marker=1", "2.1", None)
+            .await),
+        ["2"]
+    );
+    assert_eq!(
+        h.call("alice", "GET", "/v2.1/flavors?minRam=x", "2.1", None)
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        h.call("alice", "GET", "/v2.1/flavors?marker=nope", "2.1", None)
+            .await
+            .status,
+        400
+    );
+
+    // Description updates need 2.55.
+    let put = json!({"flavor": {"description": "small"}});
+    assert_eq!(
+        h.call("admin", "PUT", "/v2.1/flavors/1", "2.54", Some(put.clone()))
+            .await
+            .status,
+        405
+    );
+    let reply = h
+        .call("admin", "PUT", "/v2.1/flavors/1", "2.55", Some(put))
+        .await;
+    assert_eq!(reply.body["flavor"]["description"], "small");
+
+    // Delete is 202, then 404.
+    assert_eq!(
+        h.call("admin", "DELETE", "/v2.1/flavors/2", "2.1", None)
+            .await
+            .status,
+        202
+    );
+    let reply = h.call("alice", "GET", "/v2.1/flavors/2", "2.1", None).await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(
+        reply.body["itemNotFound"]["message"],
+        "Flavor 2 could not be found."
+    );
+}
+
+#[tokio::test]
+async fn private_flavors_and_extra_specs() {
+    let h = Harness::open("access").await;
+    let body = flavor(
+        "private",
+        json!({"id": "p", "os-flavor-access:is_public": false}),
+    );
+    assert_eq!(
+        h.call("admin", "POST", "/v2.1/flavors", "2.1", Some(body))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        h.call("alice", "GET", "/v2.1/flavors/p", "2.1", None)
+            .await
+            .status,
+        404
+    );
+    let add = json!({"addTenantAccess": {"tenant": "p1"}});
+    assert_eq!(
+        h.call(
+            "alice",
+            "POST",
+            "/v2.1/flavors/p/action",
+            "2.1",
+            Some(add.clone())
+        )
+        .await
+        .status,
+        403
+    );
+    let reply = h
+        .call(
+            "admin",
+            "POST",
+            "/v2.1/flavors/p/action",
+            "2.1",
+            Some(add.clone()),
+        )
+        .await;
+    assert_eq!(
+        reply.body["flavor_access"],
+        json!([{"flavor_id": "p", "tenant_id": "p1"}])
+    );
+    assert_eq!(
+        h.call("admin", "POST", "/v2.1/flavors/p/action", "2.1", Some(add))
+            .await
+            .status,
+        409
+    );
+    assert_eq!(
+        h.call("alice", "GET", "/v2.1/flavors/p", "2.1", None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        h.call("bob", "GET", "/v2.1/flavors/p", "2.1", None)
+            .await
+            .status,
+        404
+    );
+    // Admin listing: is_public=None shows all, false only private ones.
+    let ids = |r: Reply| r.body["flavors"].as_array().unwrap().len();
+    assert_eq!(
+        ids(h
+            .call("admin", "GET", "/v2.1/flavors?is_public=None", "2.1", None)
+            .await),
+        1
+    );
+    assert_eq!(
+        ids(h
+            .call("admin", "GET", "/v2.1/flavors?is_public=true", "2.1", None)
+            .await),
+        0
+    );
+    assert_eq!(
+        h.call("admin", "GET", "/v2.1/flavors?is_public=maybe", "2.1", None)
+            .await
+            .status,
+        400
+    );
+    let remove = json!({"removeTenantAccess": {"tenant": "p1"}});
+    assert_eq!(
+        h.call(
+            "admin",
+            "POST",
+            "/v2.1/flavors/p/action",
+            "2.1",
+            Some(remove.clone())
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        h.call(
+            "admin",
+            "POST",
+            "/v2.1/flavors/p/action",
+            "2.1",
+            Some(remove)
+        )
+        .await
+        .status,
+        404
+    );
+    assert_eq!(
+        h.call("alice", "GET", "/v2.1/flavors/p", "2.1", None)
+            .await
+            .status,
+        404
+    );
+
+    // Extra specs on a public flavor.
+    h.call(
+        "admin",
+        "POST",
+        "/v2.1/flavors",
+        "2.1",
+        Some(flavor("pub", json!({"id": "q"}))),
+    )
+    .await;
+    let specs = json!({"extra_specs": {"hw:cpu_policy": "shared", "foo:bar": 5}});
+    assert_eq!(
+        h.call(
+            "alice",
+            "POST",
+            "/v2.1/flavors/q/os-extra_specs",
+            "2.1",
+            Some(specs.clone())
+        )
+        .await
+        .status,
+        403
+    );
+    let reply = h
+        .call(
+            "admin",
+            "POST",
+            "/v2.1/flavors/q/os-extra_specs",
+            "2.1",
+            Some(specs),
+        )
+        .await;
+    assert_eq!(reply.body["extra_specs"]["foo:bar"], "5");
+    let reply = h
+        .call(
+            "reader",
+            "GET",
+            "/v2.1/flavors/q/os-extra_specs/foo:bar",
+            "2.1",
+            None,
+        )
+        .await;
+    assert_eq!(reply.body, json!({"foo:bar": "5"}));
+    let put = json!({"other": "x"});
+    assert_eq!(
+        h.call(
+            "admin",
+            "PUT",
+            "/v2.1/flavors/q/os-extra_specs/foo:bar",
+            "2.1",
+            Some(put)
+        )
+        .await
+        .status,
+        400
+    );
+    assert_eq!(
+        h.call(
+            "admin",
+            "DELETE",
+            "/v2.1/flavors/q/os-extra_specs/foo:bar",
+            "2.1",
+            None
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        h.call(
+            "admin",
+            "DELETE",
+            "/v2.1/flavors/q/os-extra_specs/foo:bar",
+            "2.1",
+            None
+        )
+        .await
+        .status,
+        404
+    );
+    let show = h
+        .call("alice", "GET", "/v2.1/flavors/q", "2.61", None)
+        .await;
+    assert_eq!(
+        show.body["flavor"]["extra_specs"],
+        json!({"hw:cpu_policy": "shared"})
+    );
+}
+
+#[tokio::test]
+async fn keypairs_are_per_user_generated_or_imported() {
+    let h = Harness::open("keypairs").await;
+    let reply = h
+        .call(
+            "alice",
+            "POST",
+            "/v2.1/os-keypairs",
+            "2.1",
+            Some(json!({"keypair": {"name": "k1"}})),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let generated = reply.body["keypair"].clone();
+    assert!(
+        generated["private_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("-----BEGIN RSA PRIVATE KEY-----")
+    );
+    assert!(generated.get("type").is_none());
+    let reply = h
+        .call(
+            "alice",
+            "POST",
+            "/v2.1/os-keypairs",
+            "2.2",
+            Some(json!({"keypair": {"name": "k2", "public_key": generated["public_key"]}})),
+        )
+        .await;
+    assert_eq!(reply.status, 201);
+    assert_eq!(
+        reply.body["keypair"]["fingerprint"],
+        generated["fingerprint"]
+    );
+    assert_eq!(reply.body["keypair"]["type"], "ssh");
+    assert!(reply.body["keypair"].get("private_key").is_none());
+    for (body, status) in [
+        (json!({"keypair": {"name": "k1"}}), 409),
+        (json!({"keypair": {"name": "bad/name"}}), 400),
+        (json!({"keypair": {"name": "k3", "public_key": ""}}), 400),
+        (
+            json!({"keypair": {"name": "k3", "public_key": format!("ssh-rsa {} openstack@ubuntu", "A".repeat(2048))}}),
+            400,
+        ),
+    ] {
+        assert_eq!(
+            h.call(
+                "alice",
+                "POST",
+                "/v2.1/os-keypairs",
+                "2.2",
+                Some(body.clone())
+            )
+            .await
+            .status,
+            status,
+            "{body}"
+        );
+    }
+    // 2.92: no generation.
+    assert_eq!(
+        h.call(
+            "alice",
+            "POST",
+            "/v2.1/os-keypairs",
+            "2.92",
+            Some(json!({"keypair": {"name": "k4"}}))
+        )
+        .await
+        .status,
+        400
+    );
+
+    let list = h
+        .call("alice", "GET", "/v2.1/os-keypairs", "2.2", None)
+        .await
+        .body;
+    assert_eq!(list["keypairs"].as_array().unwrap().len(), 2);
+    assert_eq!(list["keypairs"][0]["keypair"]["name"], "k1");
+    assert_eq!(
+        h.call("bob", "GET", "/v2.1/os-keypairs", "2.2", None)
+            .await
+            .body["keypairs"],
+        json!([])
+    );
+    assert_eq!(
+        h.call("bob", "GET", "/v2.1/os-keypairs/k1", "2.2", None)
+            .await
+            .status,
+        404
+    );
+    let show = h
+        .call("alice", "GET", "/v2.1/os-keypairs/k1", "2.2", None)
+        .await
+        .body;
+    assert_eq!(show["keypair"]["user_id"], "u-alice");
+    assert_eq!(show["keypair"]["deleted"], false);
+    assert!(show["keypair"]["id"].is_i64());
+    // Another user's keypairs: admins only (2.10).
+    assert_eq!(
+        h.call(
+            "bob",
+            "GET",
+            "/v2.1/os-keypairs?user_id=u-alice",
+            "2.10",
+            None
+        )
+        .await
+        .status,
+        403
+    );
+    let admin = h
+        .call(
+            "admin",
+            "GET",
+            "/v2.1/os-keypairs?user_id=u-alice",
+            "2.10",
+            None,
+        )
+        .await;
+    assert_eq!(admin.body["keypairs"].as_array().unwrap().len(), 2);
+    let page = h
+        .call("alice", "GET", "/v2.1/os-keypairs?limit=1", "2.35", None)
+        .await
+        .body;
+    assert_eq!(page["keypairs"].as_array().unwrap().len(), 1);
+    assert!(
+        page["keypairs_links"][0]["href"]
+            .as_str()
+            .unwrap()
+            .contains("marker=k1")
+    );
+
+    assert_eq!(
+        h.call("alice", "DELETE", "/v2.1/os-keypairs/k1", "2.1", None)
+            .await
+            .status,
+        202
+    );
+    assert_eq!(
+        h.call("alice", "DELETE", "/v2.1/os-keypairs/k2", "2.2", None)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        h.call("alice", "DELETE", "/v2.1/os-keypairs/k2", "2.2", None)
+            .await
+            .status,
+        404
+    );
+}

@@ -1,0 +1,329 @@
+//! Compute rows in the shared store: flavors (extra specs, access lists) and keypairs.
+
+use ferrostack_store::{AnyRow, Migration, Row, Store, StoreError};
+use std::collections::BTreeMap;
+
+/// The compute service's schema.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "flavors and keypairs",
+    sql: "CREATE TABLE flavors (
+            flavorid TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, memory_mb BIGINT NOT NULL,
+            vcpus BIGINT NOT NULL, root_gb BIGINT NOT NULL, ephemeral_gb BIGINT NOT NULL,
+            swap BIGINT NOT NULL, rxtx_factor TEXT NOT NULL, is_public BIGINT NOT NULL,
+            disabled BIGINT NOT NULL, description TEXT, created_at TEXT NOT NULL,
+            updated_at TEXT);
+          CREATE TABLE flavor_extra_specs (
+            flavorid TEXT NOT NULL, spec_key TEXT NOT NULL, spec_value TEXT NOT NULL,
+            PRIMARY KEY (flavorid, spec_key));
+          CREATE TABLE flavor_projects (
+            flavorid TEXT NOT NULL, project_id TEXT NOT NULL, PRIMARY KEY (flavorid, project_id));
+          CREATE TABLE keypairs (
+            id BIGINT PRIMARY KEY, user_id TEXT NOT NULL, name TEXT NOT NULL,
+            key_type TEXT NOT NULL, public_key TEXT NOT NULL, fingerprint TEXT NOT NULL,
+            created_at TEXT NOT NULL, UNIQUE (user_id, name));",
+}];
+
+/// A flavor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flavor {
+    pub flavorid: String,
+    pub name: String,
+    pub memory_mb: i64,
+    pub vcpus: i64,
+    pub root_gb: i64,
+    pub ephemeral_gb: i64,
+    pub swap: i64,
+    pub rxtx_factor: f64,
+    pub is_public: bool,
+    pub disabled: bool,
+    pub description: Option<String>,
+    pub created_at: String,
+    pub extra_specs: BTreeMap<String, String>,
+}
+
+const FLAVOR_COLUMNS: &str = "flavorid, name, memory_mb, vcpus, root_gb, ephemeral_gb, swap, \
+    rxtx_factor, is_public, disabled, description, created_at";
+
+fn flavor_from_row(row: &AnyRow) -> Result<Flavor, sqlx::Error> {
+    let rxtx: String = row.try_get("rxtx_factor")?;
+    Ok(Flavor {
+        flavorid: row.try_get("flavorid")?,
+        name: row.try_get("name")?,
+        memory_mb: row.try_get("memory_mb")?,
+        vcpus: row.try_get("vcpus")?,
+        root_gb: row.try_get("root_gb")?,
+        ephemeral_gb: row.try_get("ephemeral_gb")?,
+        swap: row.try_get("swap")?,
+        rxtx_factor: rxtx.parse().unwrap_or(1.0),
+        is_public: row.try_get::<i64, _>("is_public")? != 0,
+        disabled: row.try_get::<i64, _>("disabled")? != 0,
+        description: row.try_get("description")?,
+        created_at: row.try_get("created_at")?,
+        extra_specs: BTreeMap::new(),
+    })
+}
+
+/// Every flavor with its extra specs (flavors are few; filtering happens in the API).
+pub async fn flavors(store: &Store) -> Result<Vec<Flavor>, StoreError> {
+    let sql = format!("SELECT {FLAVOR_COLUMNS} FROM flavors");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(store.pool())
+        .await?;
+    let mut flavors = rows
+        .iter()
+        .map(flavor_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let specs = sqlx::query("SELECT flavorid, spec_key, spec_value FROM flavor_extra_specs")
+        .fetch_all(store.pool())
+        .await?;
+    for row in specs {
+        let id: String = row.try_get("flavorid")?;
+        if let Some(f) = flavors.iter_mut().find(|f| f.flavorid == id) {
+            f.extra_specs
+                .insert(row.try_get("spec_key")?, row.try_get("spec_value")?);
+        }
+    }
+    Ok(flavors)
+}
+
+/// One flavor by its id.
+pub async fn flavor(store: &Store, flavorid: &str) -> Result<Option<Flavor>, StoreError> {
+    Ok(flavors(store)
+        .await?
+        .into_iter()
+        .find(|f| f.flavorid == flavorid))
+}
+
+/// Inserts a flavor; a taken id or name is a [`StoreError::Conflict`].
+pub async fn insert_flavor(store: &Store, f: &Flavor) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO flavors (flavorid, name, memory_mb, vcpus, root_gb, ephemeral_gb, swap, \
+         rxtx_factor, is_public, disabled, description, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(&f.flavorid)
+    .bind(&f.name)
+    .bind(f.memory_mb)
+    .bind(f.vcpus)
+    .bind(f.root_gb)
+    .bind(f.ephemeral_gb)
+    .bind(f.swap)
+    .bind(f.rxtx_factor.to_string())
+    .bind(f.is_public as i64)
+    .bind(f.disabled as i64)
+    .bind(&f.description)
+    .bind(&f.created_at)
+    .execute(store.pool())
+    .await
+    .map_err(StoreError::from_write)?;
+    Ok(())
+}
+
+/// Sets a flavor's description.
+pub async fn set_flavor_description(
+    store: &Store,
+    flavorid: &str,
+    description: Option<&str>,
+    now: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE flavors SET description = $2, updated_at = $3 WHERE flavorid = $1")
+        .bind(flavorid)
+        .bind(description)
+        .bind(now)
+        .execute(store.pool())
+        .await?;
+    Ok(())
+}
+
+/// Deletes a flavor with its extra specs and access list.
+pub async fn delete_flavor(store: &Store, flavorid: &str) -> Result<(), StoreError> {
+    let mut tx = store.begin().await?;
+    for table in ["flavor_extra_specs", "flavor_projects", "flavors"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE flavorid = $1"
+        )))
+        .bind(flavorid)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Sets (inserts or replaces) extra specs of a flavor in one transaction.
+pub async fn set_extra_specs(
+    store: &Store,
+    flavorid: &str,
+    specs: &BTreeMap<String, String>,
+) -> Result<(), StoreError> {
+    let mut tx = store.begin().await?;
+    for (key, value) in specs {
+        sqlx::query("DELETE FROM flavor_extra_specs WHERE flavorid = $1 AND spec_key = $2")
+            .bind(flavorid)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO flavor_extra_specs (flavorid, spec_key, spec_value) VALUES ($1, $2, $3)",
+        )
+        .bind(flavorid)
+        .bind(key)
+        .bind(value)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Removes one extra spec; false when it did not exist.
+pub async fn delete_extra_spec(
+    store: &Store,
+    flavorid: &str,
+    key: &str,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query("DELETE FROM flavor_extra_specs WHERE flavorid = $1 AND spec_key = $2")
+        .bind(flavorid)
+        .bind(key)
+        .execute(store.pool())
+        .await?
+        .rows_affected();
+    Ok(done > 0)
+}
+
+/// Projects given access to a private flavor.
+pub async fn flavor_projects(store: &Store, flavorid: &str) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT project_id FROM flavor_projects WHERE flavorid = $1 ORDER BY project_id",
+    )
+    .bind(flavorid)
+    .fetch_all(store.pool())
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| r.try_get("project_id"))
+        .collect::<Result<_, _>>()?)
+}
+
+/// Flavors a project was given access to.
+pub async fn flavors_of_project(store: &Store, project: &str) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query("SELECT flavorid FROM flavor_projects WHERE project_id = $1")
+        .bind(project)
+        .fetch_all(store.pool())
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| r.try_get("flavorid"))
+        .collect::<Result<_, _>>()?)
+}
+
+/// Grants a project access; a duplicate is a [`StoreError::Conflict`].
+pub async fn add_flavor_project(
+    store: &Store,
+    flavorid: &str,
+    project: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO flavor_projects (flavorid, project_id) VALUES ($1, $2)")
+        .bind(flavorid)
+        .bind(project)
+        .execute(store.pool())
+        .await
+        .map_err(StoreError::from_write)?;
+    Ok(())
+}
+
+/// Revokes a project's access; false when it had none.
+pub async fn remove_flavor_project(
+    store: &Store,
+    flavorid: &str,
+    project: &str,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query("DELETE FROM flavor_projects WHERE flavorid = $1 AND project_id = $2")
+        .bind(flavorid)
+        .bind(project)
+        .execute(store.pool())
+        .await?
+        .rows_affected();
+    Ok(done > 0)
+}
+
+/// A keypair.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Keypair {
+    pub id: i64,
+    pub user_id: String,
+    pub name: String,
+    pub key_type: String,
+    pub public_key: String,
+    pub fingerprint: String,
+    pub created_at: String,
+}
+
+fn keypair_from_row(row: &AnyRow) -> Result<Keypair, sqlx::Error> {
+    Ok(Keypair {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        name: row.try_get("name")?,
+        key_type: row.try_get("key_type")?,
+        public_key: row.try_get("public_key")?,
+        fingerprint: row.try_get("fingerprint")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+const KEYPAIR_COLUMNS: &str = "id, user_id, name, key_type, public_key, fingerprint, created_at";
+
+/// A user's keypairs, by name.
+pub async fn keypairs(store: &Store, user_id: &str) -> Result<Vec<Keypair>, StoreError> {
+    let sql = format!("SELECT {KEYPAIR_COLUMNS} FROM keypairs WHERE user_id = $1 ORDER BY name");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(user_id)
+        .fetch_all(store.pool())
+        .await?;
+    Ok(rows
+        .iter()
+        .map(keypair_from_row)
+        .collect::<Result<_, _>>()?)
+}
+
+/// Inserts a keypair with the next integer id; a taken name is a [`StoreError::Conflict`].
+pub async fn insert_keypair(store: &Store, k: &Keypair) -> Result<i64, StoreError> {
+    for _ in 0..5 {
+        let result = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO keypairs (id, user_id, name, key_type, public_key, fingerprint, \
+             created_at) SELECT COALESCE(MAX(id), 0) + 1, $1, $2, $3, $4, $5, $6 FROM keypairs \
+             RETURNING id",
+        )
+        .bind(&k.user_id)
+        .bind(&k.name)
+        .bind(&k.key_type)
+        .bind(&k.public_key)
+        .bind(&k.fingerprint)
+        .bind(&k.created_at)
+        .fetch_one(store.pool())
+        .await
+        .map_err(StoreError::from_write);
+        match result {
+            // Two inserts raced for the same id: take the next one (a name clash is final).
+            Err(StoreError::Conflict(msg)) if !msg.contains("name") && !msg.contains("user_id") => {
+                continue;
+            }
+            other => return other,
+        }
+    }
+    Err(StoreError::Conflict(
+        "keypair id allocation kept colliding".into(),
+    ))
+}
+
+/// Deletes a keypair; false when it did not exist.
+pub async fn delete_keypair(store: &Store, user_id: &str, name: &str) -> Result<bool, StoreError> {
+    let done = sqlx::query("DELETE FROM keypairs WHERE user_id = $1 AND name = $2")
+        .bind(user_id)
+        .bind(name)
+        .execute(store.pool())
+        .await?
+        .rows_affected();
+    Ok(done > 0)
+}

@@ -1,0 +1,17 @@
+//! Nova for Ferrostack: the compute API mounted at `/compute`. So far: version discovery,
+//! flavors (with extra specs and access lists) and keypairs; servers, scheduling and the
+//! compute agent follow (issue 4, `docs/design/compute-service.md`).
+
+pub mod api;
+pub mod db;
+pub mod keys;
+pub mod policies;
+pub mod service;
+
+pub use db::MIGRATIONS;
+pub use service::Compute;
+
+/// Every default policy rule of the compute service.
+pub fn default_rules() -> Vec<ferrostack_policy::RuleDefault> {
+    policies::COMPUTE_RULES.to_vec()
+}
