@@ -39,6 +39,10 @@ ensure_venv() {
     "$FERROSTACK_VENV/bin/pip" install -q --upgrade pip
     "$FERROSTACK_VENV/bin/pip" install -q python-openstackclient openstacksdk pytest
   fi
+  # `openstack resource provider ...` (placement) comes from the osc-placement plugin.
+  if ! "$FERROSTACK_VENV/bin/python" -c 'import osc_placement' 2>/dev/null; then
+    "$FERROSTACK_VENV/bin/pip" install -q osc-placement
+  fi
 }
 
 # Waits until `url` answers 200, or fails after `timeout` seconds.

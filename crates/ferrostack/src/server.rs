@@ -19,15 +19,17 @@ pub struct Enforcers {
     pub identity: Arc<Enforcer>,
     pub image: Arc<Enforcer>,
     pub compute: Arc<Enforcer>,
+    pub placement: Arc<Enforcer>,
 }
 
 impl Enforcers {
     /// Every service's enforcer, by service name, for `ferrostack policy`.
-    pub fn all(&self) -> [(&'static str, &Arc<Enforcer>); 3] {
+    pub fn all(&self) -> [(&'static str, &Arc<Enforcer>); 4] {
         [
             ("identity", &self.identity),
             ("image", &self.image),
             ("compute", &self.compute),
+            ("placement", &self.placement),
         ]
     }
 }
@@ -47,6 +49,10 @@ pub fn build_enforcers(config: &Config) -> anyhow::Result<Enforcers> {
         compute: Arc::new(service_enforcer(
             config,
             &ferrostack_compute::default_rules(),
+        )?),
+        placement: Arc::new(service_enforcer(
+            config,
+            &ferrostack_placement::default_rules(),
         )?),
     })
 }
@@ -144,6 +150,9 @@ pub async fn migrate_only(config: Config) -> anyhow::Result<()> {
     store
         .migrate("compute", ferrostack_compute::MIGRATIONS)
         .await?;
+    store
+        .migrate("placement", ferrostack_placement::MIGRATIONS)
+        .await?;
     println!("migrations applied");
     Ok(())
 }
@@ -173,6 +182,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let compute =
         ferrostack_compute::Compute::open(open_store(&config).await?, &config.api.public_url)
             .await?;
+    let placement =
+        ferrostack_placement::Placement::open(open_store(&config).await?, &config.api.public_url)
+            .await?;
     let readiness = Readiness::default();
     let context = |enforcer: &Arc<Enforcer>| ApiContext {
         validator: identity.clone(),
@@ -189,6 +201,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             "/compute",
             ErrorFormat::Nova,
             ferrostack_compute::api::router(compute).layer(Extension(context(&enforcers.compute))),
+        )
+        .mount(
+            "/placement",
+            ErrorFormat::Placement,
+            ferrostack_placement::api::router(placement)
+                .layer(Extension(context(&enforcers.placement))),
         )
         .mount(
             "/image",

@@ -382,7 +382,8 @@ fn registration_errors() {
     ));
     assert!(e.register(&[rule("x", "@"), rule("x", "@")]).is_err());
     // Another service registering the same base rule with the same check string is fine.
-    e.register(&[rule("good", "@"), rule("other", "@")]).unwrap();
+    e.register(&[rule("good", "@"), rule("other", "@")])
+        .unwrap();
     assert!(e.is_registered("other"));
     for bad in ["admin", "(role:a", "role:a)", "'quoted'", "  ", "a:%(x)d"] {
         let mut e = Enforcer::new(true);

@@ -1,0 +1,51 @@
+//! OpenStack Placement (API 1.0–1.39) for Ferrostack, mounted at `/placement`: resource
+//! providers and their trees, inventories, resource classes, traits, aggregates, consumers and
+//! their allocations, usages and allocation candidates, following
+//! `docs/design/placement-service.md`.
+//!
+//! Everything lives in the shared store (`placement_*` tables). Writes are one transaction each;
+//! writes that depend on a provider's inventory or usage bump the provider's generation first
+//! (compare-and-swap when the client supplied a generation), which takes the provider's row lock
+//! up front so concurrent claims can never over-allocate (`db::write_allocations`).
+
+pub mod api;
+mod candidates;
+mod db;
+pub mod policies;
+mod standard;
+
+pub use db::MIGRATIONS;
+pub use standard::{STANDARD_RESOURCE_CLASSES, standard_traits};
+
+use ferrostack_store::Store;
+use std::sync::Arc;
+
+/// Every default policy rule of the placement service.
+pub fn default_rules() -> Vec<ferrostack_policy::RuleDefault> {
+    policies::PLACEMENT_RULES.to_vec()
+}
+
+/// The placement service: its store and where it is published.
+pub struct Placement {
+    /// The shared store.
+    pub store: Store,
+    /// Absolute base of the service (`http://host:port/placement`), used for `Location`.
+    pub(crate) base_url: String,
+}
+
+impl Placement {
+    /// Applies the migrations and inserts the standard resource classes and traits that are
+    /// missing (idempotent; never deletes). `public_url` is the process's public root URL
+    /// (`http://host:port`); `/placement` is appended unless it is already there.
+    pub async fn open(store: Store, public_url: &str) -> anyhow::Result<Arc<Placement>> {
+        store.migrate("placement", MIGRATIONS).await?;
+        db::sync_standards(&store).await?;
+        let trimmed = public_url.trim_end_matches('/');
+        let base_url = if trimmed.ends_with("/placement") {
+            trimmed.to_string()
+        } else {
+            format!("{trimmed}/placement")
+        };
+        Ok(Arc::new(Placement { store, base_url }))
+    }
+}
