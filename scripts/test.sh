@@ -15,7 +15,7 @@ cargo nextest run --workspace --no-fail-fast
 
 if [[ -n ${FERROSTACK_TEST_DATABASE_URL:-} ]]; then
   step "Store tests on PostgreSQL"
-  cargo nextest run --no-fail-fast -p ferrostack-store -p ferrostack-identity -p ferrostack-image
+  cargo nextest run --no-fail-fast -p ferrostack-store -p ferrostack-identity -p ferrostack-image -p ferrostack-compute -p ferrostack-placement
 else
   note "FERROSTACK_TEST_DATABASE_URL unset: PostgreSQL store tests skipped (.ci/run sets it)"
 fi
@@ -25,5 +25,5 @@ scripts/e2e.sh
 
 if [[ -n ${FERROSTACK_TEST_DATABASE_URL:-} ]]; then
   step "End-to-end smoke on PostgreSQL (same code paths, other store)"
-  FERROSTACK_E2E_DATABASE_URL=$FERROSTACK_TEST_DATABASE_URL scripts/e2e.sh -k "lifecycle or assignments or revoked or application or raw_show_and_save or share_with_demo or list_filters or killed_mid_upload"
+  FERROSTACK_E2E_DATABASE_URL=$FERROSTACK_TEST_DATABASE_URL scripts/e2e.sh -k "lifecycle or assignments or revoked or application or raw_show_and_save or share_with_demo or list_filters or killed_mid_upload or provider_inventory or flavor_lifecycle"
 fi
