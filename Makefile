@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/ferrostack/target
 export FERROSTACK_VENV ?= /opt/ferrostack/venv
 
-.PHONY: up down test build lint unit e2e tempest-identity bench-identity clean-state
+.PHONY: up down test build lint unit e2e tempest-identity bench-identity clean-state guest-image
 .PHONY: tempest-image bench-image
 
 up:  ## Install what is missing, build, start the cloud in the background, write clouds.yaml
@@ -39,3 +39,6 @@ tempest-image:  ## Run Tempest's image API tests against the cloud started by `m
 
 bench-image:  ## Image upload/download throughput: Ferrostack vs Glance vs dd on the same disk
 	@scripts/bench-image.sh
+
+guest-image:  ## Build (and self-test with --selftest) the tiny test guest: kernel + initramfs and a whole-disk qcow2
+	@scripts/build-guest-image.sh
