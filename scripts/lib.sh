@@ -45,6 +45,19 @@ ensure_venv() {
   fi
 }
 
+# libvirtd and virtlogd (console logs go through it) for the compute driver; these machines have
+# no systemd, so the daemons are started directly when they are not running.
+ensure_libvirtd() {
+  local i
+  pgrep -x virtlogd >/dev/null || virtlogd -d
+  pgrep -x libvirtd >/dev/null || libvirtd -d
+  for ((i = 0; i < 50; i++)); do
+    virsh -q -c qemu:///system version >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  die "libvirtd did not start (see /var/log/libvirt/libvirtd.log)"
+}
+
 # Waits until `url` answers 200, or fails after `timeout` seconds.
 wait_ready() {
   local url=$1 timeout=${2:-60} i

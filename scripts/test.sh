@@ -6,6 +6,10 @@ ensure_apt_packages
 ensure_rust
 ensure_venv
 
+step "Test guest image and hypervisor (QEMU, libvirt)"
+scripts/build-guest-image.sh >/dev/null
+ensure_libvirtd
+
 step "Formatting and clippy"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings

@@ -1,0 +1,112 @@
+//! The virt-driver seam of the compute agent, as Nova's `virt/driver.py`: what the agent asks
+//! of a hypervisor, with two implementations — [`libvirt::LibvirtDriver`] (QEMU/KVM through
+//! libvirt, the real one) and [`fake::FakeDriver`] (in memory, for scale tests of the control
+//! plane only, never in functional tests).
+
+pub mod domain_xml;
+pub mod fake;
+pub mod libvirt;
+
+use async_trait::async_trait;
+use std::path::PathBuf;
+
+/// Nova's power states (`nova/compute/power_state.py`), with their numeric codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PowerState {
+    NoState = 0,
+    Running = 1,
+    Paused = 3,
+    Shutdown = 4,
+    Crashed = 6,
+    Suspended = 7,
+}
+
+/// How a guest boots.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Boot {
+    /// From its first disk (a whole-disk image).
+    Disk,
+    /// Direct kernel boot (images with `kernel_id`/`ramdisk_id`).
+    Kernel {
+        kernel: PathBuf,
+        initrd: Option<PathBuf>,
+        cmdline: String,
+    },
+}
+
+/// Hypervisor flavour of the domain: `qemu` (TCG, software) or `kvm`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VirtType {
+    Qemu,
+    Kvm,
+}
+
+impl VirtType {
+    /// libvirt's domain type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VirtType::Qemu => "qemu",
+            VirtType::Kvm => "kvm",
+        }
+    }
+}
+
+/// Everything needed to create one guest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuestSpec {
+    /// The server's uuid: also the domain uuid, so `virsh list --uuid` maps back to servers.
+    pub uuid: String,
+    /// Domain name (Nova's `instance-%08x`).
+    pub name: String,
+    /// The server's display name (recorded in the domain metadata).
+    pub display_name: String,
+    pub vcpus: u32,
+    pub memory_mb: u64,
+    /// The root disk (a qcow2 overlay over the cached image).
+    pub root_disk: PathBuf,
+    /// A config drive ISO, attached read-only as a CD-ROM.
+    pub config_drive: Option<PathBuf>,
+    pub boot: Boot,
+    /// Where the serial console is logged (read by `os-getConsoleOutput`).
+    pub console_log: PathBuf,
+    pub virt_type: VirtType,
+}
+
+/// A guest as the hypervisor reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuestInfo {
+    pub uuid: String,
+    pub name: String,
+    pub state: PowerState,
+}
+
+/// Driver errors.
+#[derive(Debug, thiserror::Error)]
+pub enum VirtError {
+    #[error("no guest with uuid {0}")]
+    NotFound(String),
+    #[error("hypervisor error: {0}")]
+    Hypervisor(String),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What the compute agent needs from a hypervisor. Every call is idempotent where Nova's
+/// recovery needs it: spawning an existing guest starts it, destroying a missing one is Ok.
+#[async_trait]
+pub trait VirtDriver: Send + Sync {
+    /// Defines and starts the guest.
+    async fn spawn(&self, spec: &GuestSpec) -> Result<(), VirtError>;
+    /// Stops the guest if it runs and removes its definition (disks are the caller's).
+    async fn destroy(&self, uuid: &str) -> Result<(), VirtError>;
+    /// Starts a defined, stopped guest.
+    async fn power_on(&self, uuid: &str) -> Result<(), VirtError>;
+    /// Stops the guest: an ACPI shutdown, then a hard stop after `timeout` seconds.
+    async fn power_off(&self, uuid: &str, timeout: std::time::Duration) -> Result<(), VirtError>;
+    /// Reboots: `hard` resets at once, otherwise an ACPI reboot.
+    async fn reboot(&self, uuid: &str, hard: bool) -> Result<(), VirtError>;
+    /// The guest's power state.
+    async fn power_state(&self, uuid: &str) -> Result<PowerState, VirtError>;
+    /// Every guest of this host that the driver manages.
+    async fn list(&self) -> Result<Vec<GuestInfo>, VirtError>;
+}

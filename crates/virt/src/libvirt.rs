@@ -1,0 +1,198 @@
+//! The libvirt driver: QEMU guests (TCG or KVM) through libvirtd. The binding's calls block, so
+//! every call runs on the blocking pool with its own connection.
+
+use crate::domain_xml::{METADATA_NS, domain_xml};
+use crate::{GuestInfo, GuestSpec, PowerState, VirtDriver, VirtError};
+use async_trait::async_trait;
+use std::time::Duration;
+use virt::connect::Connect;
+use virt::domain::Domain;
+use virt::error::ErrorNumber;
+use virt::sys;
+
+/// Drives guests on the libvirt at `uri` (e.g. `qemu:///system`).
+pub struct LibvirtDriver {
+    uri: String,
+}
+
+fn hv(e: virt::error::Error) -> VirtError {
+    VirtError::Hypervisor(e.message().to_string())
+}
+
+fn state_of(state: sys::virDomainState) -> PowerState {
+    match state {
+        sys::VIR_DOMAIN_RUNNING | sys::VIR_DOMAIN_BLOCKED => PowerState::Running,
+        sys::VIR_DOMAIN_PAUSED => PowerState::Paused,
+        sys::VIR_DOMAIN_SHUTDOWN | sys::VIR_DOMAIN_SHUTOFF => PowerState::Shutdown,
+        sys::VIR_DOMAIN_CRASHED => PowerState::Crashed,
+        sys::VIR_DOMAIN_PMSUSPENDED => PowerState::Suspended,
+        _ => PowerState::NoState,
+    }
+}
+
+impl LibvirtDriver {
+    /// A driver for the libvirt at `uri`; checks that it answers.
+    pub async fn connect(uri: &str) -> Result<LibvirtDriver, VirtError> {
+        let driver = LibvirtDriver {
+            uri: uri.to_string(),
+        };
+        driver.with_conn(|_| Ok(())).await?;
+        Ok(driver)
+    }
+
+    /// Runs `f` with a fresh connection on the blocking pool.
+    async fn with_conn<T, F>(&self, f: F) -> Result<T, VirtError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connect) -> Result<T, VirtError> + Send + 'static,
+    {
+        let uri = self.uri.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = Connect::open(Some(&uri)).map_err(hv)?;
+            let result = f(&conn);
+            let _ = conn.close();
+            result
+        })
+        .await
+        .map_err(|e| VirtError::Hypervisor(e.to_string()))?
+    }
+
+    /// Runs `f` on the domain `uuid`; `missing` is returned when there is none.
+    async fn with_domain<T, F>(&self, uuid: &str, missing: Option<T>, f: F) -> Result<T, VirtError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Domain) -> Result<T, VirtError> + Send + 'static,
+    {
+        let uuid = uuid.to_string();
+        self.with_conn(
+            move |conn| match Domain::lookup_by_uuid_string(conn, &uuid) {
+                Ok(dom) => f(&dom),
+                Err(e) if e.code() == ErrorNumber::NoDomain => {
+                    missing.ok_or(VirtError::NotFound(uuid))
+                }
+                Err(e) => Err(hv(e)),
+            },
+        )
+        .await
+    }
+}
+
+fn running(dom: &Domain) -> Result<bool, VirtError> {
+    dom.is_active().map_err(hv)
+}
+
+#[async_trait]
+impl VirtDriver for LibvirtDriver {
+    async fn spawn(&self, spec: &GuestSpec) -> Result<(), VirtError> {
+        let xml = domain_xml(spec);
+        let (uuid, name) = (spec.uuid.clone(), spec.name.clone());
+        self.with_conn(move |conn| {
+            let dom = match Domain::lookup_by_uuid_string(conn, &uuid) {
+                Ok(dom) => dom,
+                Err(e) if e.code() == ErrorNumber::NoDomain => {
+                    Domain::define_xml(conn, &xml).map_err(hv)?
+                }
+                Err(e) => return Err(hv(e)),
+            };
+            if !running(&dom)? {
+                dom.create().map_err(hv)?;
+            }
+            tracing::info!(%uuid, domain = %name, "guest started");
+            Ok(())
+        })
+        .await
+    }
+
+    async fn destroy(&self, uuid: &str) -> Result<(), VirtError> {
+        self.with_domain(uuid, Some(()), |dom| {
+            if running(dom)? {
+                dom.destroy().map_err(hv)?;
+            }
+            dom.undefine_flags(sys::VIR_DOMAIN_UNDEFINE_NVRAM)
+                .or_else(|_| dom.undefine())
+                .map_err(hv)
+        })
+        .await
+    }
+
+    async fn power_on(&self, uuid: &str) -> Result<(), VirtError> {
+        self.with_domain(uuid, None, |dom| {
+            if !running(dom)? {
+                dom.create().map_err(hv)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn power_off(&self, uuid: &str, timeout: Duration) -> Result<(), VirtError> {
+        let asked = self
+            .with_domain(uuid, None, |dom| {
+                if running(dom)? {
+                    dom.shutdown().map_err(hv)?;
+                    return Ok(true);
+                }
+                Ok(false)
+            })
+            .await?;
+        if !asked {
+            return Ok(());
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        while tokio::time::Instant::now() < deadline {
+            if self.power_state(uuid).await? == PowerState::Shutdown {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        tracing::info!(%uuid, "guest ignored the ACPI shutdown: stopping it");
+        self.with_domain(uuid, Some(()), |dom| {
+            if running(dom)? {
+                dom.destroy().map_err(hv)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn reboot(&self, uuid: &str, hard: bool) -> Result<(), VirtError> {
+        self.with_domain(uuid, None, move |dom| {
+            if !running(dom)? {
+                return dom.create().map(|_| ()).map_err(hv);
+            }
+            match hard {
+                true => dom.reset().map(|_| ()).map_err(hv),
+                false => dom
+                    .reboot(sys::VIR_DOMAIN_REBOOT_ACPI_POWER_BTN)
+                    .map_err(hv),
+            }
+        })
+        .await
+    }
+
+    async fn power_state(&self, uuid: &str) -> Result<PowerState, VirtError> {
+        self.with_domain(uuid, None, |dom| {
+            dom.get_state().map(|(s, _)| state_of(s)).map_err(hv)
+        })
+        .await
+    }
+
+    async fn list(&self) -> Result<Vec<GuestInfo>, VirtError> {
+        self.with_conn(|conn| {
+            let mut guests = Vec::new();
+            for dom in conn.list_all_domains(0).map_err(hv)? {
+                let xml = dom.get_xml_desc(0).map_err(hv)?;
+                if !xml.contains(METADATA_NS) {
+                    continue;
+                }
+                guests.push(GuestInfo {
+                    uuid: dom.get_uuid_string().map_err(hv)?,
+                    name: dom.get_name().map_err(hv)?,
+                    state: dom.get_state().map(|(s, _)| state_of(s)).map_err(hv)?,
+                });
+            }
+            Ok(guests)
+        })
+        .await
+    }
+}
