@@ -3,8 +3,10 @@
 //! compute agent follow (issue 4, `docs/design/compute-service.md`).
 
 pub mod api;
+pub mod configdrive;
 pub mod db;
 pub mod keys;
+pub mod metadata;
 pub mod policies;
 pub mod service;
 

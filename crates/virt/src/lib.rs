@@ -6,6 +6,8 @@
 pub mod domain_xml;
 pub mod fake;
 pub mod libvirt;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use async_trait::async_trait;
 use std::path::PathBuf;

@@ -181,15 +181,24 @@ impl VirtDriver for LibvirtDriver {
         self.with_conn(|conn| {
             let mut guests = Vec::new();
             for dom in conn.list_all_domains(0).map_err(hv)? {
-                let xml = dom.get_xml_desc(0).map_err(hv)?;
-                if !xml.contains(METADATA_NS) {
-                    continue;
+                let info = (|| -> Result<Option<GuestInfo>, virt::error::Error> {
+                    let xml = dom.get_xml_desc(0)?;
+                    if !xml.contains(METADATA_NS) {
+                        return Ok(None);
+                    }
+                    Ok(Some(GuestInfo {
+                        uuid: dom.get_uuid_string()?,
+                        name: dom.get_name()?,
+                        state: dom.get_state().map(|(s, _)| state_of(s))?,
+                    }))
+                })();
+                match info {
+                    Ok(Some(guest)) => guests.push(guest),
+                    Ok(None) => {}
+                    // Undefined between the listing and this look (a concurrent destroy).
+                    Err(e) if e.code() == ErrorNumber::NoDomain => {}
+                    Err(e) => return Err(hv(e)),
                 }
-                guests.push(GuestInfo {
-                    uuid: dom.get_uuid_string().map_err(hv)?,
-                    name: dom.get_name().map_err(hv)?,
-                    state: dom.get_state().map(|(s, _)| state_of(s)).map_err(hv)?,
-                });
             }
             Ok(guests)
         })

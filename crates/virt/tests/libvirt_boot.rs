@@ -4,100 +4,10 @@
 //! (`FERROSTACK_GUEST_IMAGE`, default `~/.cache/ferrostack/guest-image`); `make test` provides
 //! both.
 
-use ferrostack_virt::libvirt::LibvirtDriver;
+use ferrostack_virt::testing::{Cleanup, driver, instance_dir, overlay, wait_for_console};
 use ferrostack_virt::{Boot, GuestSpec, PowerState, VirtDriver, VirtType};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
-fn guest_image_dir() -> PathBuf {
-    std::env::var_os("FERROSTACK_GUEST_IMAGE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default())
-                .join(".cache/ferrostack/guest-image")
-        })
-}
-
-/// A directory QEMU (running as its own user) can read, holding copies of the guest files.
-fn instance_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "ferrostack-virt-{tag}-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let source = guest_image_dir();
-    for file in ["disk.qcow2", "vmlinuz", "initrd.img"] {
-        let from = source.join(file);
-        assert!(
-            from.exists(),
-            "{} is missing: run `make guest-image` (scripts/build-guest-image.sh)",
-            from.display()
-        );
-        std::fs::copy(&from, dir.join(file)).unwrap();
-    }
-    dir
-}
-
-fn overlay(dir: &Path) -> PathBuf {
-    let disk = dir.join("disk");
-    let out = std::process::Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
-        .arg(dir.join("disk.qcow2"))
-        .arg(&disk)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    disk
-}
-
-async fn driver() -> LibvirtDriver {
-    let uri = std::env::var("FERROSTACK_LIBVIRT_URI").unwrap_or_else(|_| "qemu:///system".into());
-    LibvirtDriver::connect(&uri)
-        .await
-        .unwrap_or_else(|e| panic!("libvirtd at {uri} is needed (make test starts it): {e}"))
-}
-
-/// Waits for `marker` in the console log; returns the log.
-async fn wait_for_console(log: &Path, marker: &str, timeout: Duration) -> String {
-    let start = Instant::now();
-    loop {
-        let text = std::fs::read_to_string(log)
-            .unwrap_or_default()
-            .replace('\r', "");
-        if text.contains(marker) {
-            return text;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "no {marker:?} on the console after {timeout:?}:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-/// Removes the test domain and its files even when an assertion fails half-way.
-struct Cleanup {
-    uuid: String,
-    dir: PathBuf,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for args in [["destroy", &self.uuid], ["undefine", &self.uuid]] {
-            let _ = std::process::Command::new("virsh")
-                .args(["-q", "-c", "qemu:///system"])
-                .args(args)
-                .output();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use std::path::Path;
+use std::time::Duration;
 
 fn spec(dir: &Path, boot: Boot) -> GuestSpec {
     let uuid = uuid::Uuid::new_v4().to_string();
