@@ -13,6 +13,8 @@ pub mod metrics;
 pub mod microversion;
 pub mod pagination;
 pub mod request_id;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod validation;
 
 pub use auth::{ApiContext, Auth, AuthContext, NamedRef, PolicyCheck, Public, TokenValidator};

@@ -4,43 +4,10 @@
 use crate::service::Images;
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode};
-use ferrostack_api::{ApiContext, ApiError, AuthContext, NamedRef, TokenValidator};
-use ferrostack_policy::Enforcer;
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tower::ServiceExt;
-
-struct Callers(HashMap<String, Arc<AuthContext>>);
-
-#[async_trait::async_trait]
-impl TokenValidator for Callers {
-    async fn validate(&self, token: &str) -> Result<Arc<AuthContext>, ApiError> {
-        self.0
-            .get(token)
-            .cloned()
-            .ok_or_else(ApiError::unauthorized)
-    }
-}
-
-fn caller(user: &str, project: &str, roles: &[&str]) -> Arc<AuthContext> {
-    let named = |id: &str| NamedRef {
-        id: id.into(),
-        name: id.into(),
-    };
-    Arc::new(
-        AuthContext {
-            user: named(user),
-            user_domain: named("default"),
-            project: Some(named(project)),
-            project_domain: Some(named("default")),
-            roles: roles.iter().map(|r| named(r)).collect(),
-            ..Default::default()
-        }
-        .with_creds(),
-    )
-}
 
 struct Harness {
     dir: PathBuf,
@@ -86,27 +53,10 @@ impl Harness {
         store: ferrostack_store::Store,
     ) -> Harness {
         let images = Images::open(&config, store).await.unwrap();
-        let mut enforcer = Enforcer::new(true);
-        enforcer.register(&crate::default_rules()).unwrap();
-        let callers = Callers(HashMap::from([
-            (
-                "admin".to_string(),
-                caller("u-admin", "p-admin", &["admin", "member", "reader"]),
-            ),
-            (
-                "alice".to_string(),
-                caller("u-alice", "p1", &["member", "reader"]),
-            ),
-            (
-                "bob".to_string(),
-                caller("u-bob", "p2", &["member", "reader"]),
-            ),
-            ("reader".to_string(), caller("u-reader", "p1", &["reader"])),
-        ]));
-        let ctx = ApiContext {
-            validator: Arc::new(callers),
-            enforcer: Arc::new(enforcer),
-        };
+        let ctx = ferrostack_api::testing::context(
+            ferrostack_api::testing::standard_callers(),
+            &crate::default_rules(),
+        );
         let router = crate::api::router(images.clone()).layer(axum::Extension(ctx));
         Harness {
             dir,

@@ -5,42 +5,9 @@
 use crate::Placement;
 use axum::body::{Body, to_bytes};
 use axum::http::Request;
-use ferrostack_api::{ApiContext, ApiError, AuthContext, NamedRef, TokenValidator};
-use ferrostack_policy::Enforcer;
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::sync::Arc;
 use tower::ServiceExt;
-
-struct Callers(HashMap<String, Arc<AuthContext>>);
-
-#[async_trait::async_trait]
-impl TokenValidator for Callers {
-    async fn validate(&self, token: &str) -> Result<Arc<AuthContext>, ApiError> {
-        self.0
-            .get(token)
-            .cloned()
-            .ok_or_else(ApiError::unauthorized)
-    }
-}
-
-fn caller(user: &str, project: &str, roles: &[&str]) -> Arc<AuthContext> {
-    let named = |id: &str| NamedRef {
-        id: id.into(),
-        name: id.into(),
-    };
-    Arc::new(
-        AuthContext {
-            user: named(user),
-            user_domain: named("default"),
-            project: Some(named(project)),
-            project_domain: Some(named("default")),
-            roles: roles.iter().map(|r| named(r)).collect(),
-            ..Default::default()
-        }
-        .with_creds(),
-    )
-}
 
 struct Harness {
     router: axum::Router,
@@ -75,27 +42,11 @@ impl Harness {
         let placement = Placement::open(store, "http://cloud.example:8080")
             .await
             .unwrap();
-        let mut enforcer = Enforcer::new(true);
-        enforcer.register(&crate::default_rules()).unwrap();
-        let callers = Callers(HashMap::from([
-            (
-                ADMIN.to_string(),
-                caller("u-admin", "p-admin", &["admin", "member", "reader"]),
-            ),
-            (
-                "nova".to_string(),
-                caller("u-nova", "service", &["service"]),
-            ),
-            (
-                "alice".to_string(),
-                caller("u-alice", "p1", &["member", "reader"]),
-            ),
-            ("reader".to_string(), caller("u-reader", "p1", &["reader"])),
-        ]));
-        let ctx = ApiContext {
-            validator: Arc::new(callers),
-            enforcer: Arc::new(enforcer),
-        };
+        let callers = ferrostack_api::testing::standard_callers().with(
+            "nova",
+            ferrostack_api::testing::caller("u-nova", "service", &["service"]),
+        );
+        let ctx = ferrostack_api::testing::context(callers, &crate::default_rules());
         let router = crate::api::router(placement.clone())
             .layer(axum::middleware::from_fn(
                 ferrostack_api::request_id::request_id_middleware,
@@ -1748,7 +1699,7 @@ async fn concurrent_claims_never_exceed_capacity() {
             (r.status == 204).then_some(allocations)
         }));
     }
-    let mut granted: HashMap<String, i64> = HashMap::new();
+    let mut granted: std::collections::HashMap<String, i64> = Default::default();
     for t in tasks {
         if let Some(allocs) = t.await.unwrap() {
             for (rp, entry) in allocs.as_object().unwrap() {
