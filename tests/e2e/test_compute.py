@@ -67,3 +67,19 @@ def test_keypairs_generated_and_imported_per_user(cloud, unique, tmp_path):
     assert refused.returncode != 0 and "400" in refused.stderr
     cloud.run("ferrostack-demo", "keypair", "delete", f"gen-{unique}")
     assert f"gen-{unique}" not in [k["Name"] for k in cloud.json("ferrostack-demo", "keypair", "list")]
+
+
+def test_server_groups_with_the_cli(cloud, unique):
+    name = f"group-{unique}"
+    group = cloud.json("ferrostack-demo", "server", "group", "create", "--policy", "anti-affinity", name)
+    assert group["name"] == name and group["policy"] == "anti-affinity" and group["members"] == []
+    assert name in [g["Name"] for g in cloud.json("ferrostack-demo", "server", "group", "list")]
+    assert cloud.json("ferrostack-demo", "server", "group", "show", group["id"])["id"] == group["id"]
+    # Another project does not see it; admin sees it with --all-projects.
+    assert name not in [g["Name"] for g in cloud.json("ferrostack", "server", "group", "list")]
+    assert name in [g["Name"] for g in cloud.json("ferrostack", "server", "group", "list", "--all-projects")]
+    refused = cloud.run("ferrostack-demo", "server", "group", "create", "--policy", "affinity",
+                        "--rule", "max_server_per_host=2", f"bad-{unique}", check=False)
+    assert refused.returncode != 0 and "anti-affinity" in refused.stderr
+    cloud.run("ferrostack-demo", "server", "group", "delete", group["id"])
+    assert name not in [g["Name"] for g in cloud.json("ferrostack-demo", "server", "group", "list")]

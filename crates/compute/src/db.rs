@@ -4,10 +4,11 @@ use ferrostack_store::{AnyRow, Migration, Row, Store, StoreError};
 use std::collections::BTreeMap;
 
 /// The compute service's schema.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "flavors and keypairs",
-    sql: "CREATE TABLE flavors (
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "flavors and keypairs",
+        sql: "CREATE TABLE flavors (
             flavorid TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, memory_mb BIGINT NOT NULL,
             vcpus BIGINT NOT NULL, root_gb BIGINT NOT NULL, ephemeral_gb BIGINT NOT NULL,
             swap BIGINT NOT NULL, rxtx_factor TEXT NOT NULL, is_public BIGINT NOT NULL,
@@ -22,7 +23,22 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             id BIGINT PRIMARY KEY, user_id TEXT NOT NULL, name TEXT NOT NULL,
             key_type TEXT NOT NULL, public_key TEXT NOT NULL, fingerprint TEXT NOT NULL,
             created_at TEXT NOT NULL, UNIQUE (user_id, name));",
-}];
+    },
+    Migration {
+        version: 2,
+        name: "server groups",
+        sql: "CREATE TABLE server_groups (
+                id TEXT PRIMARY KEY, name TEXT NOT NULL, policy TEXT NOT NULL,
+                max_server_per_host BIGINT, project_id TEXT NOT NULL, user_id TEXT NOT NULL,
+                created_at TEXT NOT NULL);
+              CREATE INDEX server_groups_project ON server_groups (project_id);
+              CREATE TABLE server_group_members (
+                group_id TEXT NOT NULL, instance_uuid TEXT NOT NULL,
+                PRIMARY KEY (group_id, instance_uuid));
+              CREATE TABLE compute_project_locks (
+                project_id TEXT PRIMARY KEY, touched BIGINT NOT NULL);",
+    },
+];
 
 /// A flavor.
 #[derive(Debug, Clone, PartialEq)]
@@ -325,5 +341,134 @@ pub async fn delete_keypair(store: &Store, user_id: &str, name: &str) -> Result<
         .execute(store.pool())
         .await?
         .rows_affected();
+    Ok(done > 0)
+}
+
+/// A server group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerGroup {
+    pub id: String,
+    pub name: String,
+    pub policy: String,
+    pub max_server_per_host: Option<i64>,
+    pub project_id: String,
+    pub user_id: String,
+    pub created_at: String,
+    pub members: Vec<String>,
+}
+
+/// Server groups, of one project or of all (`None`), oldest first, with their members.
+pub async fn server_groups(
+    store: &Store,
+    project: Option<&str>,
+) -> Result<Vec<ServerGroup>, StoreError> {
+    let rows = match project {
+        Some(p) => {
+            sqlx::query(
+                "SELECT id, name, policy, max_server_per_host, project_id, user_id, created_at \
+                 FROM server_groups WHERE project_id = $1 ORDER BY created_at, id",
+            )
+            .bind(p)
+            .fetch_all(store.pool())
+            .await?
+        }
+        None => {
+            sqlx::query(
+                "SELECT id, name, policy, max_server_per_host, project_id, user_id, created_at \
+                 FROM server_groups ORDER BY created_at, id",
+            )
+            .fetch_all(store.pool())
+            .await?
+        }
+    };
+    let mut groups = Vec::new();
+    for row in rows {
+        groups.push(ServerGroup {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            policy: row.try_get("policy")?,
+            max_server_per_host: row.try_get("max_server_per_host")?,
+            project_id: row.try_get("project_id")?,
+            user_id: row.try_get("user_id")?,
+            created_at: row.try_get("created_at")?,
+            members: Vec::new(),
+        });
+    }
+    let members = sqlx::query("SELECT group_id, instance_uuid FROM server_group_members")
+        .fetch_all(store.pool())
+        .await?;
+    for row in members {
+        let group: String = row.try_get("group_id")?;
+        if let Some(g) = groups.iter_mut().find(|g| g.id == group) {
+            g.members.push(row.try_get("instance_uuid")?);
+        }
+    }
+    Ok(groups)
+}
+
+/// Serialises quota-checked writes of one project until the transaction ends: the project's
+/// lock row is updated first, so on PostgreSQL a concurrent transaction waits on the row lock
+/// (SQLite serialises writers anyway).
+pub async fn lock_project(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    project: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO compute_project_locks (project_id, touched) VALUES ($1, 0) \
+         ON CONFLICT (project_id) DO NOTHING",
+    )
+    .bind(project)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE compute_project_locks SET touched = touched + 1 WHERE project_id = $1")
+        .bind(project)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Inserts a server group if its project has fewer than `quota` (negative: unlimited), in one
+/// transaction so concurrent creates cannot pass the quota together. False when over quota.
+pub async fn insert_server_group(
+    store: &Store,
+    g: &ServerGroup,
+    quota: i64,
+) -> Result<bool, StoreError> {
+    let mut tx = store.begin().await?;
+    lock_project(&mut tx, &g.project_id).await?;
+    let inserted = sqlx::query(
+        "INSERT INTO server_groups (id, name, policy, max_server_per_host, project_id, user_id, \
+         created_at) SELECT $1, $2, $3, $4, $5, $6, $7 \
+         WHERE $8 < 0 OR (SELECT COUNT(*) FROM server_groups WHERE project_id = $5) < $8",
+    )
+    .bind(&g.id)
+    .bind(&g.name)
+    .bind(&g.policy)
+    .bind(g.max_server_per_host)
+    .bind(&g.project_id)
+    .bind(&g.user_id)
+    .bind(&g.created_at)
+    .bind(quota)
+    .execute(&mut *tx)
+    .await
+    .map_err(StoreError::from_write)?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(inserted == 1)
+}
+
+/// Deletes a server group and its membership rows; false when it did not exist.
+pub async fn delete_server_group(store: &Store, id: &str) -> Result<bool, StoreError> {
+    let mut tx = store.begin().await?;
+    sqlx::query("DELETE FROM server_group_members WHERE group_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    let done = sqlx::query("DELETE FROM server_groups WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
     Ok(done > 0)
 }

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 /// Per-user keypair quota (Nova's `quota.key_pairs` default).
 pub const KEY_PAIRS_QUOTA: i64 = 100;
+/// Per-project server group quota (Nova's `quota.server_groups` default).
+pub const SERVER_GROUPS_QUOTA: i64 = 10;
 
 /// The compute service.
 pub struct Compute {

@@ -2,6 +2,7 @@
 
 mod flavors;
 mod keypairs;
+mod server_groups;
 #[cfg(test)]
 mod tests;
 mod versions;
@@ -70,6 +71,14 @@ pub fn router(compute: Arc<Compute>) -> Router {
         .route(
             "/os-keypairs/{name}",
             get(keypairs::show).delete(keypairs::delete),
+        )
+        .route(
+            "/os-server-groups",
+            get(server_groups::index).post(server_groups::create),
+        )
+        .route(
+            "/os-server-groups/{id}",
+            get(server_groups::show).delete(server_groups::delete),
         );
     let router = Router::new()
         .route("/", get(versions::index))

@@ -642,3 +642,211 @@ async fn keypairs_are_per_user_generated_or_imported() {
         404
     );
 }
+
+#[tokio::test]
+async fn server_groups_follow_policies_by_microversion_and_quota() {
+    let h = Harness::open("server-groups").await;
+    let old = json!({"server_group": {"name": "g1", "policies": ["anti-affinity"]}});
+    let reply = h
+        .call("alice", "POST", "/v2.1/os-server-groups", "2.1", Some(old))
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let g1 = reply.body["server_group"].clone();
+    assert_eq!(g1["policies"], json!(["anti-affinity"]));
+    assert_eq!(g1["members"], json!([]));
+    assert_eq!(g1["metadata"], json!({}));
+    assert!(g1.get("project_id").is_none());
+    let new = json!({"server_group": {"name": "g2", "policy": "anti-affinity", "rules": {"max_server_per_host": 2}}});
+    let reply = h
+        .call("alice", "POST", "/v2.1/os-server-groups", "2.64", Some(new))
+        .await;
+    assert_eq!(
+        reply.body["server_group"]["rules"],
+        json!({"max_server_per_host": 2})
+    );
+    assert_eq!(reply.body["server_group"]["project_id"], "p1");
+    for (mv, body) in [
+        (
+            "2.64",
+            json!({"server_group": {"name": "x", "policy": "affinity", "rules": {"max_server_per_host": 2}}}),
+        ),
+        (
+            "2.14",
+            json!({"server_group": {"name": "x", "policies": ["soft-affinity"]}}),
+        ),
+        (
+            "2.1",
+            json!({"server_group": {"name": "x", "policies": ["affinity", "anti-affinity"]}}),
+        ),
+        (
+            "2.64",
+            json!({"server_group": {"name": "x", "policies": ["affinity"]}}),
+        ),
+    ] {
+        let reply = h
+            .call(
+                "alice",
+                "POST",
+                "/v2.1/os-server-groups",
+                mv,
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(reply.status, 400, "{mv} {body}");
+    }
+    let soft = json!({"server_group": {"name": "g3", "policies": ["soft-affinity"]}});
+    assert_eq!(
+        h.call(
+            "alice",
+            "POST",
+            "/v2.1/os-server-groups",
+            "2.15",
+            Some(soft)
+        )
+        .await
+        .status,
+        200
+    );
+    let reader = json!({"server_group": {"name": "r", "policies": ["affinity"]}});
+    assert_eq!(
+        h.call(
+            "reader",
+            "POST",
+            "/v2.1/os-server-groups",
+            "2.1",
+            Some(reader)
+        )
+        .await
+        .status,
+        403
+    );
+
+    // Project isolation; admins see all with all_projects.
+    let id = g1["id"].as_str().unwrap();
+    assert_eq!(
+        h.call(
+            "bob",
+            "GET",
+            &format!("/v2.1/os-server-groups/{id}"),
+            "2.1",
+            None
+        )
+        .await
+        .status,
+        404
+    );
+    assert_eq!(
+        h.call("bob", "GET", "/v2.1/os-server-groups", "2.1", None)
+            .await
+            .body["server_groups"],
+        json!([])
+    );
+    let count = |r: Reply| r.body["server_groups"].as_array().unwrap().len();
+    assert_eq!(
+        count(
+            h.call("alice", "GET", "/v2.1/os-server-groups", "2.1", None)
+                .await
+        ),
+        3
+    );
+    assert_eq!(
+        count(
+            h.call(
+                "alice",
+                "GET",
+                "/v2.1/os-server-groups?limit=1&offset=1",
+                "2.1",
+                None
+            )
+            .await
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            h.call(
+                "admin",
+                "GET",
+                "/v2.1/os-server-groups?all_projects=True",
+                "2.1",
+                None
+            )
+            .await
+        ),
+        3
+    );
+    assert_eq!(
+        count(
+            h.call(
+                "bob",
+                "GET",
+                "/v2.1/os-server-groups?all_projects=True",
+                "2.1",
+                None
+            )
+            .await
+        ),
+        0
+    );
+
+    // The quota (10 per project) holds under concurrent creates.
+    let creates = (0..12).map(|n| {
+        let body = json!({"server_group": {"name": format!("q{n}"), "policies": ["affinity"]}});
+        h.call("alice", "POST", "/v2.1/os-server-groups", "2.1", Some(body))
+    });
+    let statuses: Vec<u16> = futures_util::future::join_all(creates)
+        .await
+        .into_iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        7,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.iter().filter(|s| **s == 403).count(), 5);
+    assert_eq!(
+        count(
+            h.call("alice", "GET", "/v2.1/os-server-groups", "2.1", None)
+                .await
+        ),
+        10
+    );
+
+    assert_eq!(
+        h.call(
+            "bob",
+            "DELETE",
+            &format!("/v2.1/os-server-groups/{id}"),
+            "2.1",
+            None
+        )
+        .await
+        .status,
+        404
+    );
+    assert_eq!(
+        h.call(
+            "alice",
+            "DELETE",
+            &format!("/v2.1/os-server-groups/{id}"),
+            "2.1",
+            None
+        )
+        .await
+        .status,
+        204
+    );
+    assert_eq!(
+        h.call(
+            "alice",
+            "GET",
+            &format!("/v2.1/os-server-groups/{id}"),
+            "2.1",
+            None
+        )
+        .await
+        .status,
+        404
+    );
+}
