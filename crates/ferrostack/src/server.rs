@@ -178,13 +178,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let identity = open_identity(&config).await?;
     bootstrap(&config, &identity).await?;
-    let images = ferrostack_image::Images::open(&config, open_store(&config).await?).await?;
-    let compute =
-        ferrostack_compute::Compute::open(open_store(&config).await?, &config.api.public_url)
-            .await?;
-    let placement =
-        ferrostack_placement::Placement::open(open_store(&config).await?, &config.api.public_url)
-            .await?;
+    // One pool for the services below (identity keeps its own, opened with it).
+    let store = open_store(&config).await?;
+    let images = ferrostack_image::Images::open(&config, store.clone()).await?;
+    let compute = ferrostack_compute::Compute::open(store.clone(), &config.api.public_url).await?;
+    let placement = ferrostack_placement::Placement::open(store, &config.api.public_url).await?;
     let readiness = Readiness::default();
     let context = |enforcer: &Arc<Enforcer>| ApiContext {
         validator: identity.clone(),
