@@ -14,6 +14,16 @@ use std::time::{Duration, SystemTime};
 pub struct Harness {
     pub identity: Arc<Identity>,
     router: axum::Router,
+    _state_dir: StateDir,
+}
+
+/// The harness's state directory (Fernet keys), removed with the harness.
+struct StateDir(std::path::PathBuf);
+
+impl Drop for StateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// An HTTP response: status, lower-cased headers, JSON body (`Null` when empty).
@@ -57,7 +67,11 @@ impl Harness {
             enforcer: Arc::new(enforcer),
         };
         let router = crate::api::router(identity.clone()).layer(axum::Extension(ctx));
-        Harness { identity, router }
+        Harness {
+            identity,
+            router,
+            _state_dir: StateDir(dir),
+        }
     }
 
     pub fn user_id(&self, name: &str) -> String {

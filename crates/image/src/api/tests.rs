@@ -9,8 +9,24 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tower::ServiceExt;
 
+/// A test's directory, removed when the last harness using it is dropped.
+struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 struct Harness {
-    dir: PathBuf,
+    dir: Arc<TempDir>,
     config: ferrostack_config::Config,
     router: axum::Router,
     images: Arc<Images>,
@@ -44,11 +60,11 @@ impl Harness {
         let store = ferrostack_store::test_store(&format!("image-{name}"))
             .await
             .unwrap();
-        Self::with(dir, config, store).await
+        Self::with(Arc::new(TempDir(dir)), config, store).await
     }
 
     async fn with(
-        dir: PathBuf,
+        dir: Arc<TempDir>,
         config: ferrostack_config::Config,
         store: ferrostack_store::Store,
     ) -> Harness {
