@@ -13,6 +13,14 @@ use ferrostack_api::{ApiError, Auth, JsonBody, Public};
 use serde_json::{Map, Value, json};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+/// Flavor ids a client may choose (Nova's pattern, without the leading/trailing space rule).
+static FLAVOR_ID: LazyLock<regex::Regex> =
+    LazyLock::new(|| regex::Regex::new(r"^[a-zA-Z0-9. _-]+$").expect("valid regex"));
+/// Extra spec keys.
+static SPEC_KEY: LazyLock<regex::Regex> =
+    LazyLock::new(|| regex::Regex::new(r"^[a-zA-Z0-9-_:. ]{1,255}$").expect("valid regex"));
 
 fn is_admin(auth: &Auth) -> bool {
     auth.allows("context_is_admin", &json!({}))
@@ -139,7 +147,7 @@ fn compare(a: &Value, b: &Value) -> Ordering {
     }
 }
 
-const SORT_KEYS: [&str; 16] = [
+const SORT_KEYS: [&str; 15] = [
     "created_at",
     "description",
     "disabled",
@@ -155,7 +163,6 @@ const SORT_KEYS: [&str; 16] = [
     "updated_at",
     "vcpu_weight",
     "vcpus",
-    "flavorid",
 ];
 
 async fn listing(
@@ -343,12 +350,11 @@ pub async fn create(
             ));
         }
     };
-    let id_pattern = regex::Regex::new(r"^[a-zA-Z0-9. _-]+$").expect("valid regex");
     let flavorid = match f.get("id") {
         None | Some(Value::Null) => uuid::Uuid::new_v4().to_string(),
         Some(Value::Number(n)) => n.to_string(),
         Some(Value::String(s))
-            if id_pattern.is_match(s)
+            if FLAVOR_ID.is_match(s)
                 && !s.starts_with(' ')
                 && !s.ends_with(' ')
                 && s.len() <= 255 =>
@@ -502,10 +508,9 @@ fn parse_specs(value: Option<&Value>) -> Result<BTreeMap<String, String>, ApiErr
             "'extra_specs' is a required property",
         ));
     };
-    let key_pattern = regex::Regex::new(r"^[a-zA-Z0-9-_:. ]{1,255}$").expect("valid regex");
     let mut specs = BTreeMap::new();
     for (k, v) in map {
-        if !key_pattern.is_match(k) {
+        if !SPEC_KEY.is_match(k) {
             return Err(ApiError::bad_request(format!(
                 "Invalid input for field/attribute extra_specs. Value: {k}. '{k}' does not match any of the regexes"
             )));

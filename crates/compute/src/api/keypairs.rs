@@ -12,6 +12,13 @@ use axum::{
 };
 use ferrostack_api::{ApiError, Auth, JsonBody};
 use serde_json::{Map, Value, json};
+use std::sync::LazyLock;
+
+/// Keypair names before 2.92, and from 2.92 (`@` and `.` allowed).
+static NAME: LazyLock<regex::Regex> =
+    LazyLock::new(|| regex::Regex::new(r"^[_\- a-zA-Z0-9]+$").expect("valid regex"));
+static NAME_2_92: LazyLock<regex::Regex> =
+    LazyLock::new(|| regex::Regex::new(r"^[_\-@. a-zA-Z0-9]+$").expect("valid regex"));
 
 /// The user whose keypairs are addressed: `?user_id=` (admins, ≥ 2.10) or the caller.
 fn owner(auth: &Auth, mv: &Mv, requested: Option<&str>) -> String {
@@ -142,18 +149,13 @@ pub async fn create(
     };
     let user_id = owner(&auth, &mv, requested_user);
     enforce(&auth, "create", &user_id)?;
-    let pattern = if at_least(&mv, 2, 92) {
-        r"^[_\-@. a-zA-Z0-9]+$"
+    let pattern: &regex::Regex = if at_least(&mv, 2, 92) {
+        &NAME_2_92
     } else {
-        r"^[_\- a-zA-Z0-9]+$"
+        &NAME
     };
     let name = match k.get("name") {
-        Some(Value::String(n))
-            if n.trim().len() <= 255
-                && regex::Regex::new(pattern)
-                    .expect("valid regex")
-                    .is_match(n.trim()) =>
-        {
+        Some(Value::String(n)) if n.trim().len() <= 255 && pattern.is_match(n.trim()) => {
             n.trim().to_string()
         }
         Some(v) => {
