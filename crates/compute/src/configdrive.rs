@@ -2,16 +2,32 @@
 //! `config-2`, made with `genisoimage` as Nova does (`nova/virt/configdrive.py`).
 
 use crate::metadata::InstanceMetadata;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Writes the config drive of `instance` to `output` (built in a temporary directory next to
 /// it, then renamed, so a crash never leaves a half-written drive under the final name).
 pub async fn build(instance: &InstanceMetadata, output: &Path) -> std::io::Result<()> {
+    let files: BTreeMap<String, Vec<u8>> = instance.config_drive_files().into_iter().collect();
+    build_from_files(&files, output).await
+}
+
+/// Writes a config drive holding `files` (path inside the drive → content) to `output`,
+/// atomically as [`build`] does. The compute agent uses this with the files the conductor sent.
+pub async fn build_from_files(
+    files: &BTreeMap<String, Vec<u8>>,
+    output: &Path,
+) -> std::io::Result<()> {
     let parent = output.parent().unwrap_or(Path::new("."));
     let staging = parent.join(format!(".configdrive-{}", uuid::Uuid::new_v4().simple()));
     let result = async {
-        for (name, content) in instance.config_drive_files() {
-            let path = staging.join(&name);
+        for (name, content) in files {
+            if name.starts_with('/') || name.split('/').any(|part| part == "..") {
+                return Err(std::io::Error::other(format!(
+                    "bad config drive path {name}"
+                )));
+            }
+            let path = staging.join(name);
             if let Some(dir) = path.parent() {
                 tokio::fs::create_dir_all(dir).await?;
             }

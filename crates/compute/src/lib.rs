@@ -8,6 +8,7 @@ pub mod db;
 pub mod keys;
 pub mod metadata;
 pub mod policies;
+pub mod rpc;
 pub mod service;
 
 pub use db::MIGRATIONS;

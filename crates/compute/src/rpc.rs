@@ -1,0 +1,200 @@
+//! The messages between the conductor (in the API process, the only one with database access)
+//! and the compute agents (one per hypervisor host, database-free), carried as JSON over the
+//! [`ferrostack_bus::MessageBus`].
+//!
+//! - Conductor → agent: casts and calls on the agent's queue ([`agent_queue`]).
+//! - Agent → conductor: calls on [`CONDUCTOR_QUEUE`]; every state change an agent makes is a
+//!   compare-and-swap on the instance's task state done by the conductor, so an agent acting on
+//!   a stale request (the server was deleted meanwhile) learns it and cleans up.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The conductor's queue.
+pub const CONDUCTOR_QUEUE: &str = "compute.conductor";
+
+/// The queue of the agent on `host`.
+pub fn agent_queue(host: &str) -> String {
+    format!("compute.agent.{host}")
+}
+
+/// A Glance image the agent fetches and caches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageRef {
+    pub id: String,
+    pub disk_format: String,
+    /// Bytes, for the cache's free-space check.
+    pub size: Option<i64>,
+}
+
+/// Everything an agent needs to create (or re-create) one guest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuestBuild {
+    pub uuid: String,
+    /// Domain name (`instance-%08x`).
+    pub domain_name: String,
+    pub display_name: String,
+    pub vcpus: u32,
+    pub memory_mb: u64,
+    /// Root disk size in GiB; 0 keeps the image's virtual size.
+    pub root_gb: u64,
+    pub image: ImageRef,
+    /// Direct kernel boot: kernel and ramdisk images and the command line.
+    pub kernel: Option<ImageRef>,
+    pub ramdisk: Option<ImageRef>,
+    pub kernel_cmdline: Option<String>,
+    /// The config drive's files (path → content), when the server has one.
+    pub config_drive: Option<BTreeMap<String, Vec<u8>>>,
+}
+
+/// Conductor → agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum AgentRequest {
+    /// Build and start a guest (cast). The agent reports through [`ConductorRequest`].
+    Build {
+        build: GuestBuild,
+        /// The instance action's request id, for events.
+        request_id: String,
+    },
+    /// Stop and undefine the guest and remove its files (cast; idempotent).
+    Delete { uuid: String, request_id: String },
+    /// Clean shutdown (ACPI, then hard after the timeout).
+    Stop { uuid: String, request_id: String },
+    /// Start a stopped guest; re-creates its domain and disks from `build` if missing.
+    Start {
+        build: GuestBuild,
+        request_id: String,
+    },
+    Reboot {
+        build: GuestBuild,
+        hard: bool,
+        request_id: String,
+    },
+    /// Call: the tail of the serial console log.
+    ConsoleOutput { uuid: String, length: Option<i64> },
+    /// Call: liveness, answered with [`AgentReply::Pong`].
+    Ping,
+}
+
+/// Agent → conductor, answering [`AgentRequest`] calls.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum AgentReply {
+    ConsoleOutput { output: String },
+    NotFound,
+    Pong,
+    Error { message: String },
+}
+
+/// The resources a host offers, as it measures them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostResources {
+    pub vcpus: i64,
+    pub memory_mb: i64,
+    pub disk_gb: i64,
+}
+
+/// One guest the agent sees on its hypervisor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuestState {
+    pub uuid: String,
+    /// Nova's power state code.
+    pub power_state: i64,
+}
+
+/// An instance's state change reported by an agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateUpdate {
+    pub uuid: String,
+    /// Applied only if the instance's task state is one of these (`None` = idle).
+    pub expected_task_state: Vec<Option<String>>,
+    pub vm_state: Option<String>,
+    /// `Some(None)` clears the task state.
+    pub task_state: Option<Option<String>>,
+    pub power_state: Option<i64>,
+    /// Sets `launched_at` to now.
+    pub launched: bool,
+}
+
+/// A finished step of an instance action (Nova's action events).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionEvent {
+    pub uuid: String,
+    pub request_id: String,
+    pub event: String,
+    pub start_time: String,
+    pub finish_time: String,
+    /// `None` = success, else the error text.
+    pub error: Option<String>,
+}
+
+/// Agent → conductor (all calls).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ConductorRequest {
+    /// Periodic: the agent is alive, what it offers and which guests run.
+    Heartbeat {
+        host: String,
+        node_uuid: String,
+        resources: HostResources,
+        guests: Vec<GuestState>,
+    },
+    /// On agent start-up: which instances does the conductor say this host owns?
+    HostInstances { host: String },
+    /// A state change, applied as a compare-and-swap on the task state.
+    Update(StateUpdate),
+    /// A build failed on the host: the conductor reschedules or errors the instance.
+    BuildFailed {
+        uuid: String,
+        host: String,
+        message: String,
+        /// Whether another host might succeed.
+        reschedule: bool,
+    },
+    /// The guest of a deleted instance is gone from its host: finish the deletion.
+    Deleted { uuid: String, host: String },
+    /// Records an action event.
+    Event(ActionEvent),
+}
+
+/// What the conductor knows about an instance assigned to a host (answer to
+/// [`ConductorRequest::HostInstances`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OwnedInstance {
+    pub uuid: String,
+    pub vm_state: String,
+    pub task_state: Option<String>,
+    /// Set for instances whose guest should exist (everything but deleted rows).
+    pub build: Option<GuestBuild>,
+    /// The request id of the instance's newest action.
+    pub request_id: String,
+}
+
+/// The conductor's answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum ConductorReply {
+    Ok,
+    /// The compare-and-swap failed: the instance is in another state (or deleted).
+    Conflict {
+        task_state: Option<String>,
+        deleted: bool,
+    },
+    Instances {
+        instances: Vec<OwnedInstance>,
+    },
+    Error {
+        message: String,
+    },
+}
+
+/// Encodes a message.
+pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
+    serde_json::to_vec(message).expect("RPC messages always serialise")
+}
+
+/// Decodes a message.
+pub fn decode<T: for<'de> Deserialize<'de>>(payload: &[u8]) -> Result<T, serde_json::Error> {
+    serde_json::from_slice(payload)
+}
