@@ -6,7 +6,7 @@
 
 use ferrostack_store::{Backend, Migration, Store, StoreError, now_rfc3339};
 use sqlx::{Any, AnyConnection, Row, Transaction};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The placement schema.
 pub const MIGRATIONS: &[Migration] = &[Migration {
@@ -515,4 +515,340 @@ pub(crate) async fn has_allocations(
         .await?,
     };
     Ok(found.is_some())
+}
+
+/// Inserts a provider row at generation 0 (a unique violation comes back as
+/// [`StoreError::Conflict`]).
+pub(crate) async fn insert_provider(
+    conn: &mut AnyConnection,
+    uuid: &str,
+    name: &str,
+    parent: Option<&str>,
+    root: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO placement_providers (uuid, name, generation, parent_uuid, root_uuid, created_at) \
+         VALUES ($1, $2, 0, $3, $4, $5)",
+    )
+    .bind(uuid)
+    .bind(name)
+    .bind(parent)
+    .bind(root)
+    .bind(now_rfc3339())
+    .execute(conn)
+    .await
+    .map_err(StoreError::from_write)?;
+    Ok(())
+}
+
+/// The classes of `current` missing from `wanted` that still have allocations on `uuid`.
+pub(crate) async fn inventory_in_use(
+    conn: &mut AnyConnection,
+    uuid: &str,
+    current: &BTreeMap<String, Inventory>,
+    wanted: &BTreeMap<String, Inventory>,
+) -> Result<Vec<String>, StoreError> {
+    let mut in_use = Vec::new();
+    for rc in current.keys().filter(|rc| !wanted.contains_key(*rc)) {
+        if has_allocations(&mut *conn, uuid, Some(rc)).await? {
+            in_use.push(rc.clone());
+        }
+    }
+    Ok(in_use)
+}
+
+/// Turns a provider's inventories from `current` into `wanted`: deletes the classes not wanted
+/// and rewrites the changed ones (the caller has bumped the generation and checked usage).
+pub(crate) async fn apply_inventories(
+    conn: &mut AnyConnection,
+    uuid: &str,
+    current: &BTreeMap<String, Inventory>,
+    wanted: &BTreeMap<String, Inventory>,
+) -> Result<(), StoreError> {
+    for rc in current.keys().filter(|rc| !wanted.contains_key(*rc)) {
+        sqlx::query(
+            "DELETE FROM placement_inventories WHERE provider_uuid = $1 AND resource_class = $2",
+        )
+        .bind(uuid)
+        .bind(rc)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for (rc, inv) in wanted {
+        if current.get(rc) != Some(inv) {
+            put_inventory(&mut *conn, uuid, rc, inv).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Every class with inventory on `uuid` and its usage (0 when unused), plus any class that has
+/// allocations without inventory.
+pub(crate) async fn usages_with_zeros(
+    conn: &mut AnyConnection,
+    uuid: &str,
+) -> Result<BTreeMap<String, i64>, StoreError> {
+    let mut out: BTreeMap<String, i64> = inventories(&mut *conn, uuid)
+        .await?
+        .into_keys()
+        .map(|rc| (rc, 0))
+        .collect();
+    out.extend(usages(conn, uuid).await?);
+    Ok(out)
+}
+
+/// The allocations on one provider: (consumer, class, used, consumer generation).
+pub(crate) async fn provider_allocations(
+    conn: &mut AnyConnection,
+    uuid: &str,
+) -> Result<Vec<(String, String, i64, i64)>, StoreError> {
+    sqlx::query_as(
+        "SELECT a.consumer_uuid, a.resource_class, a.used, c.generation FROM placement_allocations a \
+         JOIN placement_consumers c ON c.uuid = a.consumer_uuid WHERE a.provider_uuid = $1 \
+         ORDER BY a.consumer_uuid, a.resource_class",
+    )
+    .bind(uuid)
+    .fetch_all(conn)
+    .await
+    .map_err(Into::into)
+}
+
+/// Deletes a consumer's allocations and its record (no provider generation bump, as
+/// `DELETE /allocations/{consumer}`); returns how many allocation rows went.
+pub(crate) async fn delete_consumer(
+    conn: &mut AnyConnection,
+    uuid: &str,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query("DELETE FROM placement_allocations WHERE consumer_uuid = $1")
+        .bind(uuid)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM placement_consumers WHERE uuid = $1")
+        .bind(uuid)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Allocation writes, shared by `PUT`/`POST /allocations` and the in-process API.
+
+/// One consumer's requested allocations.
+#[derive(Debug, Clone)]
+pub(crate) struct ConsumerWrite {
+    pub consumer: String,
+    /// (provider, class, amount), in request order; empty deletes the consumer's allocations.
+    pub allocs: Vec<(String, String, i64)>,
+    pub project_id: String,
+    pub user_id: String,
+    /// Set at ≥1.38 (kept when `None` and the consumer exists).
+    pub consumer_type: Option<String>,
+    /// The expected consumer generation (`Some(None)` = a new consumer); `None` = not checked.
+    pub generation: Option<Option<i64>>,
+}
+
+/// Why [`write_allocations`] wrote nothing.
+#[derive(Debug)]
+pub(crate) enum WriteError {
+    Store(StoreError),
+    /// A requested provider does not exist.
+    NoProvider(String),
+    /// (consumer, class): the class does not exist.
+    NoClass(String, String),
+    /// The consumer generation did not match, or the consumer changed concurrently.
+    ConsumerGeneration(String),
+    /// (provider, class): the provider has no inventory of the class.
+    NoInventory(String, String),
+    /// (provider, class): the amount violates min_unit, max_unit or step_size.
+    Constraints(String, String),
+    /// (provider, class): the amount would exceed the capacity.
+    Capacity(String, String),
+}
+
+impl From<StoreError> for WriteError {
+    fn from(e: StoreError) -> Self {
+        WriteError::Store(e)
+    }
+}
+
+impl From<sqlx::Error> for WriteError {
+    fn from(e: sqlx::Error) -> Self {
+        WriteError::Store(e.into())
+    }
+}
+
+async fn used(conn: &mut AnyConnection, provider: &str, rc: &str) -> Result<i64, StoreError> {
+    let n: Option<i64> = sqlx::query_scalar(
+        "SELECT CAST(SUM(used) AS BIGINT) FROM placement_allocations WHERE provider_uuid = $1 AND resource_class = $2",
+    )
+    .bind(provider)
+    .bind(rc)
+    .fetch_one(conn)
+    .await?;
+    Ok(n.unwrap_or(0))
+}
+
+/// Writes the allocations of one or more consumers in one transaction (spec §6.2, §10.2):
+/// the providers involved are locked (generation +1) in sorted order first, so concurrent
+/// claims on a provider are serialised and each sees the other's usage.
+pub(crate) async fn write_allocations(
+    store: &Store,
+    writes: &[ConsumerWrite],
+) -> Result<(), WriteError> {
+    let mut tx = begin_write(store).await?;
+    let requested: BTreeSet<&str> = writes
+        .iter()
+        .flat_map(|w| w.allocs.iter().map(|(rp, _, _)| rp.as_str()))
+        .collect();
+    let mut lock: BTreeSet<String> = requested.iter().map(|s| s.to_string()).collect();
+    for w in writes.iter().filter(|w| w.allocs.is_empty()) {
+        let had: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT provider_uuid FROM placement_allocations WHERE consumer_uuid = $1",
+        )
+        .bind(&w.consumer)
+        .fetch_all(&mut *tx)
+        .await?;
+        lock.extend(had);
+    }
+    for rp in &lock {
+        let bumped = bump_generation(&mut tx, rp, None).await?;
+        if bumped.is_none() && requested.contains(rp.as_str()) {
+            return Err(WriteError::NoProvider(rp.clone()));
+        }
+    }
+    for w in writes {
+        for (_, rc, _) in &w.allocs {
+            if !class_exists(&mut tx, rc).await? {
+                return Err(WriteError::NoClass(w.consumer.clone(), rc.clone()));
+            }
+        }
+    }
+    let mut existing = HashMap::new();
+    for w in writes {
+        let current = consumer(&mut tx, &w.consumer).await?;
+        if let Some(expected) = w.generation {
+            let show = |g: Option<i64>| g.map(|g| g.to_string()).unwrap_or_else(|| "None".into());
+            match (&current, expected) {
+                (Some(c), Some(g)) if c.generation == g => {}
+                (Some(c), got) => {
+                    return Err(WriteError::ConsumerGeneration(format!(
+                        "consumer generation conflict - expected {} but got {}",
+                        c.generation,
+                        show(got)
+                    )));
+                }
+                (None, Some(got)) => {
+                    return Err(WriteError::ConsumerGeneration(format!(
+                        "consumer generation conflict - expected null but got {got}"
+                    )));
+                }
+                (None, None) => {}
+            }
+        }
+        existing.insert(w.consumer.clone(), current);
+    }
+    // Usage before this request, then without the consumers' old allocations.
+    let mut pairs: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for w in writes {
+        for (rp, rc, n) in &w.allocs {
+            *pairs.entry((rp.clone(), rc.clone())).or_default() += n;
+        }
+    }
+    let mut before = HashMap::new();
+    for (rp, rc) in pairs.keys() {
+        before.insert((rp.clone(), rc.clone()), used(&mut tx, rp, rc).await?);
+    }
+    for w in writes {
+        sqlx::query("DELETE FROM placement_allocations WHERE consumer_uuid = $1")
+            .bind(&w.consumer)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let mut invs: HashMap<String, BTreeMap<String, Inventory>> = HashMap::new();
+    for rp in &requested {
+        invs.insert(rp.to_string(), inventories(&mut tx, rp).await?);
+    }
+    for w in writes {
+        for (rp, rc, n) in &w.allocs {
+            let Some(inv) = invs.get(rp).and_then(|m| m.get(rc)) else {
+                return Err(WriteError::NoInventory(rp.clone(), rc.clone()));
+            };
+            if *n < inv.min_unit || *n > inv.max_unit || n % inv.step_size.max(1) != 0 {
+                return Err(WriteError::Constraints(rp.clone(), rc.clone()));
+            }
+            let key = (rp.clone(), rc.clone());
+            let others = used(&mut tx, rp, rc).await?;
+            let new_total = others + pairs[&key];
+            if new_total as f64 > inv.capacity_real() && new_total > before[&key] {
+                return Err(WriteError::Capacity(rp.clone(), rc.clone()));
+            }
+        }
+    }
+    let now = now_rfc3339();
+    for w in writes {
+        let current = existing.get(&w.consumer).cloned().flatten();
+        if w.allocs.is_empty() {
+            sqlx::query("DELETE FROM placement_consumers WHERE uuid = $1")
+                .bind(&w.consumer)
+                .execute(&mut *tx)
+                .await?;
+            continue;
+        }
+        match current {
+            Some(c) => {
+                let done = sqlx::query(
+                    "UPDATE placement_consumers SET project_id = $1, user_id = $2, consumer_type = $3, \
+                     generation = generation + 1, updated_at = $4 WHERE uuid = $5 AND generation = $6",
+                )
+                .bind(&w.project_id)
+                .bind(&w.user_id)
+                .bind(w.consumer_type.clone().or(c.consumer_type))
+                .bind(&now)
+                .bind(&w.consumer)
+                .bind(c.generation)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Err(WriteError::ConsumerGeneration(format!(
+                        "consumer generation conflict - expected {} but the consumer changed concurrently",
+                        c.generation
+                    )));
+                }
+            }
+            None => {
+                sqlx::query(
+                    "INSERT INTO placement_consumers (uuid, project_id, user_id, consumer_type, generation, created_at) \
+                     VALUES ($1, $2, $3, $4, 1, $5)",
+                )
+                .bind(&w.consumer)
+                .bind(&w.project_id)
+                .bind(&w.user_id)
+                .bind(&w.consumer_type)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| match StoreError::from_write(e) {
+                    StoreError::Conflict(_) => WriteError::ConsumerGeneration(
+                        "consumer generation conflict - expected null but the consumer was created concurrently".into(),
+                    ),
+                    other => WriteError::Store(other),
+                })?;
+            }
+        }
+        for (rp, rc, n) in &w.allocs {
+            sqlx::query(
+                "INSERT INTO placement_allocations (consumer_uuid, provider_uuid, resource_class, used, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&w.consumer)
+            .bind(rp)
+            .bind(rc)
+            .bind(n)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    commit_write(store, tx).await?;
+    Ok(())
 }

@@ -7,14 +7,20 @@
 //! writes that depend on a provider's inventory or usage bump the provider's generation first
 //! (compare-and-swap when the client supplied a generation), which takes the provider's row lock
 //! up front so concurrent claims can never over-allocate (`db::write_allocations`).
+//!
+//! Services in the same process (the compute scheduler and conductor) use the in-process API
+//! in [`local`] (`Placement::ensure_compute_node`, `host_candidates`, `claim`, `release`, …),
+//! which shares those code paths with the HTTP handlers.
 
 pub mod api;
 mod candidates;
 mod db;
+pub mod local;
 pub mod policies;
 mod standard;
 
 pub use db::MIGRATIONS;
+pub use local::{HostCandidate, InventorySpec, PlacementError, Resources};
 pub use standard::{STANDARD_RESOURCE_CLASSES, standard_traits};
 
 use ferrostack_store::Store;

@@ -6,34 +6,18 @@ use super::{
     CONCURRENT, Ctx, Mv, R, State, UNDEFINED, bad, begin, body, commit, conflict, conn, dberr,
     empty, enforce, enforce_on, normalize_uuid, not_found, reply,
 };
-use crate::Placement;
-use crate::db;
+use crate::db::{self, ConsumerWrite, WriteError, write_allocations};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery};
 use axum::http::{HeaderMap, StatusCode};
-use ferrostack_api::Auth;
-use ferrostack_store::{StoreError, now_rfc3339};
+use ferrostack_api::{ApiError, Auth};
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Project and user of consumers written below 1.8.
 pub(crate) const INCOMPLETE_ID: &str = "00000000-0000-0000-0000-000000000000";
 const UUID36: &str =
     "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
-
-/// One consumer's requested allocations.
-#[derive(Debug, Clone)]
-pub(crate) struct ConsumerWrite {
-    pub consumer: String,
-    /// (provider, class) → amount, in request order.
-    pub allocs: Vec<(String, String, i64)>,
-    pub project_id: String,
-    pub user_id: String,
-    /// Set at ≥1.38.
-    pub consumer_type: Option<String>,
-    /// The expected consumer generation at ≥1.28 (`Some(None)` = a new consumer).
-    pub generation: Option<Option<i64>>,
-}
 
 fn resources_schema() -> Value {
     json!({"type": "object", "minProperties": 1,
@@ -154,217 +138,37 @@ fn consumer_write(consumer: String, data: &Value, v: &Mv) -> ConsumerWrite {
     }
 }
 
-async fn used(tx: &mut sqlx::AnyConnection, provider: &str, rc: &str) -> Result<i64, StoreError> {
-    let n: Option<i64> = sqlx::query_scalar(
-        "SELECT CAST(SUM(used) AS BIGINT) FROM placement_allocations WHERE provider_uuid = $1 AND resource_class = $2",
-    )
-    .bind(provider)
-    .bind(rc)
-    .fetch_one(tx)
-    .await?;
-    Ok(n.unwrap_or(0))
-}
-
-/// Writes the allocations of one or more consumers in one transaction (spec §6.2, §10.2):
-/// the providers involved are locked (generation +1) in sorted order first, so concurrent
-/// claims on a provider are serialised and each sees the other's usage.
-pub(crate) async fn write_allocations(p: &Placement, writes: &[ConsumerWrite]) -> R<()> {
-    let mut tx = begin(p).await?;
-    let requested: BTreeSet<&str> = writes
-        .iter()
-        .flat_map(|w| w.allocs.iter().map(|(rp, _, _)| rp.as_str()))
-        .collect();
-    let mut lock: BTreeSet<String> = requested.iter().map(|s| s.to_string()).collect();
-    for w in writes.iter().filter(|w| w.allocs.is_empty()) {
-        let had: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT provider_uuid FROM placement_allocations WHERE consumer_uuid = $1",
-        )
-        .bind(&w.consumer)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(dberr)?;
-        lock.extend(had);
-    }
-    for rp in &lock {
-        let bumped = db::bump_generation(&mut tx, rp, None)
-            .await
-            .map_err(dberr)?;
-        if bumped.is_none() && requested.contains(rp.as_str()) {
-            return Err(bad(format!(
+impl From<WriteError> for ApiError {
+    fn from(e: WriteError) -> ApiError {
+        match e {
+            WriteError::Store(e) => dberr(e),
+            WriteError::NoProvider(rp) => bad(format!(
                 "Allocation for resource provider '{rp}' that does not exist."
-            )));
+            )),
+            WriteError::NoClass(consumer, rc) => bad(format!(
+                "Unable to allocate inventory for consumer {consumer}: No such resource class {rc}."
+            )),
+            WriteError::ConsumerGeneration(message) => conflict(message, CONCURRENT),
+            WriteError::NoInventory(rp, rc) => conflict(
+                format!(
+                    "Unable to allocate inventory: Inventory for '{rc}' on resource provider '{rp}' invalid."
+                ),
+                UNDEFINED,
+            ),
+            WriteError::Constraints(rp, rc) => conflict(
+                format!(
+                    "Unable to allocate inventory: Unable to create allocation for '{rc}' on resource provider '{rp}'. The requested amount would violate inventory constraints."
+                ),
+                UNDEFINED,
+            ),
+            WriteError::Capacity(rp, rc) => conflict(
+                format!(
+                    "Unable to allocate inventory: Unable to create allocation for '{rc}' on resource provider '{rp}'. The requested amount would exceed the capacity."
+                ),
+                UNDEFINED,
+            ),
         }
     }
-    for w in writes {
-        for (_, rc, _) in &w.allocs {
-            if !db::class_exists(&mut tx, rc).await.map_err(dberr)? {
-                return Err(bad(format!(
-                    "Unable to allocate inventory for consumer {}: No such resource class {rc}.",
-                    w.consumer
-                )));
-            }
-        }
-    }
-    let mut existing = HashMap::new();
-    for w in writes {
-        let current = db::consumer(&mut tx, &w.consumer).await.map_err(dberr)?;
-        if let Some(expected) = w.generation {
-            let show = |g: Option<i64>| g.map(|g| g.to_string()).unwrap_or_else(|| "None".into());
-            match (&current, expected) {
-                (Some(c), Some(g)) if c.generation == g => {}
-                (Some(c), got) => {
-                    return Err(conflict(
-                        format!(
-                            "consumer generation conflict - expected {} but got {}",
-                            c.generation,
-                            show(got)
-                        ),
-                        CONCURRENT,
-                    ));
-                }
-                (None, Some(got)) => {
-                    return Err(conflict(
-                        format!("consumer generation conflict - expected null but got {got}"),
-                        CONCURRENT,
-                    ));
-                }
-                (None, None) => {}
-            }
-        }
-        existing.insert(w.consumer.clone(), current);
-    }
-    // Usage before this request, then without the consumers' old allocations.
-    let mut pairs: BTreeMap<(String, String), i64> = BTreeMap::new();
-    for w in writes {
-        for (rp, rc, n) in &w.allocs {
-            *pairs.entry((rp.clone(), rc.clone())).or_default() += n;
-        }
-    }
-    let mut before = HashMap::new();
-    for (rp, rc) in pairs.keys() {
-        before.insert(
-            (rp.clone(), rc.clone()),
-            used(&mut tx, rp, rc).await.map_err(dberr)?,
-        );
-    }
-    for w in writes {
-        sqlx::query("DELETE FROM placement_allocations WHERE consumer_uuid = $1")
-            .bind(&w.consumer)
-            .execute(&mut *tx)
-            .await
-            .map_err(dberr)?;
-    }
-    let mut inventories: HashMap<String, BTreeMap<String, db::Inventory>> = HashMap::new();
-    for rp in &requested {
-        inventories.insert(
-            rp.to_string(),
-            db::inventories(&mut tx, rp).await.map_err(dberr)?,
-        );
-    }
-    for w in writes {
-        for (rp, rc, n) in &w.allocs {
-            let Some(inv) = inventories.get(rp).and_then(|m| m.get(rc)) else {
-                return Err(conflict(
-                    format!(
-                        "Unable to allocate inventory: Inventory for '{rc}' on resource provider '{rp}' invalid."
-                    ),
-                    UNDEFINED,
-                ));
-            };
-            if *n < inv.min_unit || *n > inv.max_unit || n % inv.step_size.max(1) != 0 {
-                return Err(conflict(
-                    format!(
-                        "Unable to allocate inventory: Unable to create allocation for '{rc}' on resource provider '{rp}'. The requested amount would violate inventory constraints."
-                    ),
-                    UNDEFINED,
-                ));
-            }
-            let key = (rp.clone(), rc.clone());
-            let others = used(&mut tx, rp, rc).await.map_err(dberr)?;
-            let new_total = others + pairs[&key];
-            if new_total as f64 > inv.capacity_real() && new_total > before[&key] {
-                return Err(conflict(
-                    format!(
-                        "Unable to allocate inventory: Unable to create allocation for '{rc}' on resource provider '{rp}'. The requested amount would exceed the capacity."
-                    ),
-                    UNDEFINED,
-                ));
-            }
-        }
-    }
-    let now = now_rfc3339();
-    for w in writes {
-        let current = existing.get(&w.consumer).cloned().flatten();
-        if w.allocs.is_empty() {
-            sqlx::query("DELETE FROM placement_consumers WHERE uuid = $1")
-                .bind(&w.consumer)
-                .execute(&mut *tx)
-                .await
-                .map_err(dberr)?;
-            continue;
-        }
-        match current {
-            Some(c) => {
-                let done = sqlx::query(
-                    "UPDATE placement_consumers SET project_id = $1, user_id = $2, consumer_type = $3, \
-                     generation = generation + 1, updated_at = $4 WHERE uuid = $5 AND generation = $6",
-                )
-                .bind(&w.project_id)
-                .bind(&w.user_id)
-                .bind(w.consumer_type.clone().or(c.consumer_type))
-                .bind(&now)
-                .bind(&w.consumer)
-                .bind(c.generation)
-                .execute(&mut *tx)
-                .await
-                .map_err(dberr)?;
-                if done.rows_affected() == 0 {
-                    return Err(conflict(
-                        format!(
-                            "consumer generation conflict - expected {} but the consumer changed concurrently",
-                            c.generation
-                        ),
-                        CONCURRENT,
-                    ));
-                }
-            }
-            None => {
-                sqlx::query(
-                    "INSERT INTO placement_consumers (uuid, project_id, user_id, consumer_type, generation, created_at) \
-                     VALUES ($1, $2, $3, $4, 1, $5)",
-                )
-                .bind(&w.consumer)
-                .bind(&w.project_id)
-                .bind(&w.user_id)
-                .bind(&w.consumer_type)
-                .bind(&now)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| match StoreError::from_write(e) {
-                    StoreError::Conflict(_) => conflict(
-                        "consumer generation conflict - expected null but the consumer was created concurrently",
-                        CONCURRENT,
-                    ),
-                    other => dberr(other),
-                })?;
-            }
-        }
-        for (rp, rc, n) in &w.allocs {
-            sqlx::query(
-                "INSERT INTO placement_allocations (consumer_uuid, provider_uuid, resource_class, used, created_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(&w.consumer)
-            .bind(rp)
-            .bind(rc)
-            .bind(n)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await
-            .map_err(dberr)?;
-        }
-    }
-    commit(p, tx).await
 }
 
 /// `PUT /allocations/{consumer}` → 204
@@ -385,7 +189,7 @@ pub(crate) async fn update(
     };
     let data = body(&headers, &bytes, &schema)?;
     let write = consumer_write(consumer, &data, &v);
-    write_allocations(&p, &[write]).await?;
+    write_allocations(&p.store, &[write]).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -409,7 +213,7 @@ pub(crate) async fn post_allocations(
         .flatten()
         .map(|(c, body)| consumer_write(lower(c), body, &v))
         .collect();
-    write_allocations(&p, &writes).await?;
+    write_allocations(&p.store, &writes).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -461,19 +265,9 @@ pub(crate) async fn delete(State(p): Ctx, auth: Auth, Path(consumer): Path<Strin
         return Err(none());
     };
     let mut tx = begin(&p).await?;
-    let done = sqlx::query("DELETE FROM placement_allocations WHERE consumer_uuid = $1")
-        .bind(&uuid)
-        .execute(&mut *tx)
-        .await
-        .map_err(dberr)?;
-    if done.rows_affected() == 0 {
+    if db::delete_consumer(&mut tx, &uuid).await.map_err(dberr)? == 0 {
         return Err(none());
     }
-    sqlx::query("DELETE FROM placement_consumers WHERE uuid = $1")
-        .bind(&uuid)
-        .execute(&mut *tx)
-        .await
-        .map_err(dberr)?;
     commit(&p, tx).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
@@ -495,14 +289,9 @@ pub(crate) async fn provider_allocations(
                 "Resource provider '{uuid}' not found: No resource provider with uuid {uuid} found"
             ))
         })?;
-    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
-        "SELECT a.consumer_uuid, a.resource_class, a.used, c.generation FROM placement_allocations a \
-         JOIN placement_consumers c ON c.uuid = a.consumer_uuid WHERE a.provider_uuid = $1",
-    )
-    .bind(&uuid)
-    .fetch_all(&mut *c)
-    .await
-    .map_err(dberr)?;
+    let rows = db::provider_allocations(&mut c, &uuid)
+        .await
+        .map_err(dberr)?;
     let mut out: BTreeMap<String, Value> = BTreeMap::new();
     for (consumer, rc, used, generation) in rows {
         let entry = out
@@ -527,13 +316,7 @@ pub(crate) async fn provider_usages(State(p): Ctx, auth: Auth, Path(uuid): Path<
         .await
         .map_err(dberr)?
         .ok_or_else(|| not_found(format!("No resource provider with uuid {uuid} found")))?;
-    let mut usages: BTreeMap<String, i64> = db::inventories(&mut c, &uuid)
-        .await
-        .map_err(dberr)?
-        .keys()
-        .map(|rc| (rc.clone(), 0))
-        .collect();
-    usages.extend(db::usages(&mut c, &uuid).await.map_err(dberr)?);
+    let usages = db::usages_with_zeros(&mut c, &uuid).await.map_err(dberr)?;
     Ok(reply(
         StatusCode::OK,
         json!({"resource_provider_generation": rp.generation, "usages": usages}),

@@ -159,15 +159,9 @@ pub(crate) async fn replace(
         wanted.insert(rc.clone(), inv);
     }
     let current = db::inventories(&mut tx, &uuid).await.map_err(dberr)?;
-    let mut in_use = Vec::new();
-    for rc in current.keys().filter(|rc| !wanted.contains_key(*rc)) {
-        if db::has_allocations(&mut tx, &uuid, Some(rc))
-            .await
-            .map_err(dberr)?
-        {
-            in_use.push(rc.clone());
-        }
-    }
+    let in_use = db::inventory_in_use(&mut tx, &uuid, &current, &wanted)
+        .await
+        .map_err(dberr)?;
     if !in_use.is_empty() {
         return Err(conflict(
             format!(
@@ -177,23 +171,9 @@ pub(crate) async fn replace(
             "placement.inventory.inuse",
         ));
     }
-    for rc in current.keys().filter(|rc| !wanted.contains_key(*rc)) {
-        sqlx::query(
-            "DELETE FROM placement_inventories WHERE provider_uuid = $1 AND resource_class = $2",
-        )
-        .bind(&uuid)
-        .bind(rc)
-        .execute(&mut *tx)
+    db::apply_inventories(&mut tx, &uuid, &current, &wanted)
         .await
         .map_err(dberr)?;
-    }
-    for (rc, inv) in &wanted {
-        if current.get(rc) != Some(inv) {
-            db::put_inventory(&mut tx, &uuid, rc, inv)
-                .await
-                .map_err(dberr)?;
-        }
-    }
     commit(&p, tx).await?;
     Ok(reply(StatusCode::OK, all_json(new_generation, &wanted)))
 }

@@ -187,19 +187,9 @@ pub(crate) async fn create(
             "placement.duplicate_name",
         ));
     }
-    let inserted = sqlx::query(
-        "INSERT INTO placement_providers (uuid, name, generation, parent_uuid, root_uuid, created_at) \
-         VALUES ($1, $2, 0, $3, $4, $5)",
-    )
-    .bind(&uuid)
-    .bind(&name)
-    .bind(&parent)
-    .bind(&root)
-    .bind(now_rfc3339())
-    .execute(&mut *tx)
-    .await;
+    let inserted = db::insert_provider(&mut tx, &uuid, &name, parent.as_deref(), &root).await;
     if let Err(e) = inserted {
-        return Err(match ferrostack_store::StoreError::from_write(e) {
+        return Err(match e {
             ferrostack_store::StoreError::Conflict(_) => conflict(
                 format!("Conflicting resource provider uuid: {uuid} already exists."),
                 "placement.duplicate_name",
