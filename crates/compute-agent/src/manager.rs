@@ -1,0 +1,349 @@
+//! What the agent does for each request (Nova's `compute/manager.py`): build, delete, stop,
+//! start, reboot and console output, each reporting its state changes to the conductor as
+//! compare-and-swaps ([`crate::transitions`]) and recording its action event.
+//!
+//! Common rules:
+//! - A conflict from the conductor (the instance moved on) stops the operation. When the
+//!   instance was deleted, the agent removes the guest and its files and sends `Deleted`.
+//! - A build that fails removes what it made, then sends `BuildFailed` (reschedule unless the
+//!   image is the problem).
+//! - A stop or start that fails puts the task state back to None (Nova's `reverts_task_state`).
+
+use crate::conductor::Conductor;
+use crate::console;
+use crate::error::OpError;
+use crate::guest::Guests;
+use crate::transitions::{self, POWER_RUNNING, POWER_SHUTDOWN, task, vm};
+use chrono::Utc;
+use ferrostack_compute::rpc::{AgentReply, AgentRequest, GuestBuild};
+use ferrostack_virt::VirtError;
+
+/// Nova's action event names.
+pub mod events {
+    pub const BUILD: &str = "compute__do_build_and_run_instance";
+    pub const TERMINATE: &str = "compute_terminate_instance";
+    pub const STOP: &str = "compute_stop_instance";
+    pub const START: &str = "compute_start_instance";
+    pub const REBOOT: &str = "compute_reboot_instance";
+}
+
+/// The request handlers.
+pub(crate) struct Manager {
+    pub(crate) guests: Guests,
+    pub(crate) conductor: Conductor,
+}
+
+fn error_text(result: &Result<(), OpError>) -> Option<String> {
+    result.as_ref().err().map(|e| e.to_string())
+}
+
+impl Manager {
+    /// Runs a cast (a request without reply) to its end.
+    pub(crate) async fn handle(&self, request: AgentRequest) {
+        match request {
+            AgentRequest::Build { build, request_id } => self.build(&build, &request_id).await,
+            AgentRequest::Delete { uuid, request_id } => self.delete(&uuid, &request_id).await,
+            AgentRequest::Stop { uuid, request_id } => self.stop(&uuid, &request_id).await,
+            AgentRequest::Start { build, request_id } => self.start(&build, &request_id).await,
+            AgentRequest::Reboot {
+                build,
+                hard,
+                request_id,
+            } => self.reboot(&build, hard, &request_id).await,
+            AgentRequest::ConsoleOutput { .. } | AgentRequest::Ping => {
+                tracing::warn!("a call was sent as a cast: ignored");
+            }
+        }
+    }
+
+    /// The guest of a deleted instance: remove it and tell the conductor.
+    async fn finish_deleted(&self, uuid: &str) {
+        match self.guests.remove(uuid).await {
+            Ok(()) => {
+                if let Err(e) = self.conductor.deleted(uuid).await {
+                    tracing::warn!(%uuid, "could not report the deletion: {e:#}");
+                }
+            }
+            Err(e) => tracing::error!(%uuid, "could not remove the deleted instance's guest: {e}"),
+        }
+    }
+
+    /// Build: task `spawning`, the guest's files, the domain started and running, then
+    /// `active` with `launched_at`. Idempotent: existing files and a running domain are kept.
+    pub(crate) async fn build(&self, build: &GuestBuild, request_id: &str) {
+        let start = Utc::now();
+        let uuid = build.uuid.as_str();
+        tracing::info!(%uuid, request_id, "building");
+        let result = self.try_build(build).await;
+        let error = error_text(&result);
+        match result {
+            Ok(()) => {
+                tracing::info!(%uuid, "built and running");
+                self.conductor
+                    .event(uuid, request_id, events::BUILD, start, None)
+                    .await;
+            }
+            Err(OpError::Conflict {
+                task_state,
+                deleted,
+            }) => {
+                tracing::warn!(%uuid, ?task_state, deleted, "build abandoned: the instance changed");
+                self.conductor
+                    .event(uuid, request_id, events::BUILD, start, error)
+                    .await;
+                if deleted {
+                    self.finish_deleted(uuid).await;
+                } else if let Err(e) = self.guests.remove(uuid).await {
+                    tracing::error!(%uuid, "could not clean up the abandoned build: {e}");
+                }
+            }
+            Err(e) => {
+                tracing::error!(%uuid, reschedule = e.reschedule(), "build failed: {e}");
+                if let Err(e) = self.guests.remove(uuid).await {
+                    tracing::error!(%uuid, "could not clean up the failed build: {e}");
+                }
+                self.conductor
+                    .event(uuid, request_id, events::BUILD, start, error)
+                    .await;
+                let message = e.to_string();
+                if let Err(report) = self
+                    .conductor
+                    .build_failed(uuid, &message, e.reschedule())
+                    .await
+                {
+                    tracing::error!(%uuid, "could not report the failed build: {report:#}");
+                }
+            }
+        }
+    }
+
+    async fn try_build(&self, build: &GuestBuild) -> Result<(), OpError> {
+        self.conductor
+            .update(transitions::build_spawning(&build.uuid))
+            .await?;
+        let spec = self.guests.prepare(build).await?;
+        self.guests.boot(&spec).await?;
+        self.conductor
+            .update(transitions::build_done(&build.uuid, POWER_RUNNING))
+            .await
+    }
+
+    /// Delete: the domain destroyed (idempotent), the instance directory removed, `Deleted`.
+    pub(crate) async fn delete(&self, uuid: &str, request_id: &str) {
+        let start = Utc::now();
+        let result = self.guests.remove(uuid).await;
+        let error = error_text(&result);
+        self.conductor
+            .event(uuid, request_id, events::TERMINATE, start, error)
+            .await;
+        match result {
+            Ok(()) => {
+                tracing::info!(%uuid, "deleted");
+                if let Err(e) = self.conductor.deleted(uuid).await {
+                    tracing::error!(%uuid, "could not report the deletion: {e:#}");
+                }
+            }
+            Err(e) => tracing::error!(%uuid, "delete failed: {e}"),
+        }
+    }
+
+    /// The measured power state as Nova's code; a missing guest counts as shut down.
+    async fn power_code(&self, uuid: &str) -> Option<i64> {
+        match self.guests.power_state(uuid).await {
+            Ok(Some(state)) => Some(state as i64),
+            Ok(None) => Some(POWER_SHUTDOWN),
+            Err(e) => {
+                tracing::warn!(%uuid, "power state unknown: {e}");
+                None
+            }
+        }
+    }
+
+    /// The end of a stop or start: conflicts and failures handled, the event recorded.
+    async fn finish_power_action(
+        &self,
+        uuid: &str,
+        request_id: &str,
+        event: &str,
+        from_task: &str,
+        start: chrono::DateTime<Utc>,
+        result: Result<(), OpError>,
+    ) {
+        let error = error_text(&result);
+        self.conductor
+            .event(uuid, request_id, event, start, error)
+            .await;
+        match result {
+            Ok(()) => tracing::info!(%uuid, event, "done"),
+            Err(OpError::Conflict { deleted: true, .. }) => self.finish_deleted(uuid).await,
+            Err(OpError::Conflict { task_state, .. }) => {
+                tracing::warn!(%uuid, event, ?task_state, "the instance moved on meanwhile");
+            }
+            Err(e) => {
+                tracing::error!(%uuid, event, "failed: {e}");
+                let power = self.power_code(uuid).await;
+                let revert = transitions::revert_task(uuid, from_task, power);
+                if let Err(e) = self.conductor.update(revert).await {
+                    tracing::warn!(%uuid, "task state not reverted: {e}");
+                }
+            }
+        }
+    }
+
+    /// Stop: ACPI shutdown, a hard stop after the shutdown timeout, then `stopped`/power 4.
+    /// A guest that is already down (or has no domain) counts as stopped.
+    pub(crate) async fn stop(&self, uuid: &str, request_id: &str) {
+        let start = Utc::now();
+        let result = async {
+            match self
+                .guests
+                .driver
+                .power_off(uuid, self.guests.config.shutdown_timeout)
+                .await
+            {
+                Ok(()) | Err(VirtError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            let power = self.power_code(uuid).await.unwrap_or(POWER_SHUTDOWN);
+            self.conductor
+                .update(transitions::stopped(uuid, power))
+                .await
+        }
+        .await;
+        self.finish_power_action(
+            uuid,
+            request_id,
+            events::STOP,
+            task::POWERING_OFF,
+            start,
+            result,
+        )
+        .await;
+    }
+
+    /// Start: missing files (and a missing domain, e.g. after a host reboot) are made again
+    /// from `build` — an existing disk is never replaced — then the guest is started and
+    /// reported `active`/power 1.
+    pub(crate) async fn start(&self, build: &GuestBuild, request_id: &str) {
+        let start = Utc::now();
+        let uuid = build.uuid.as_str();
+        let result = async {
+            let spec = self.guests.prepare(build).await?;
+            self.guests.boot(&spec).await?;
+            self.conductor
+                .update(transitions::started(uuid, POWER_RUNNING))
+                .await
+        }
+        .await;
+        self.finish_power_action(
+            uuid,
+            request_id,
+            events::START,
+            task::POWERING_ON,
+            start,
+            result,
+        )
+        .await;
+    }
+
+    /// Reboot (Nova's libvirt driver): soft = ACPI shutdown, wait up to the soft reboot timeout
+    /// (then a hard stop), start again; a guest that is not running gets a hard reboot. Hard =
+    /// destroy the domain, re-create missing files, define and start it again from the same
+    /// disk (this also boots a stopped server).
+    pub(crate) async fn reboot(&self, build: &GuestBuild, hard: bool, request_id: &str) {
+        let start = Utc::now();
+        let uuid = build.uuid.as_str();
+        if let Err(e) = self
+            .conductor
+            .update(transitions::reboot_started(uuid, hard))
+            .await
+        {
+            self.conductor
+                .event(uuid, request_id, events::REBOOT, start, Some(e.to_string()))
+                .await;
+            match e {
+                OpError::Conflict { deleted: true, .. } => self.finish_deleted(uuid).await,
+                e => tracing::warn!(%uuid, hard, "reboot not started: {e}"),
+            }
+            return;
+        }
+        let outcome = match hard {
+            true => self.hard_reboot(build).await,
+            false => self.soft_reboot(build).await,
+        };
+        let (vm_state, power) = match &outcome {
+            Ok(()) => (vm::ACTIVE, POWER_RUNNING),
+            Err(e) => {
+                tracing::error!(%uuid, hard, "reboot failed: {e}");
+                match self.power_code(uuid).await {
+                    Some(POWER_RUNNING) => (vm::ACTIVE, POWER_RUNNING),
+                    power => (vm::ERROR, power.unwrap_or(0)),
+                }
+            }
+        };
+        let reported = self
+            .conductor
+            .update(transitions::reboot_done(uuid, hard, vm_state, power))
+            .await;
+        let result = outcome.and(reported);
+        let error = error_text(&result);
+        self.conductor
+            .event(uuid, request_id, events::REBOOT, start, error)
+            .await;
+        match result {
+            Ok(()) => tracing::info!(%uuid, hard, "rebooted"),
+            Err(OpError::Conflict { deleted: true, .. }) => self.finish_deleted(uuid).await,
+            Err(e) => tracing::warn!(%uuid, hard, "reboot: {e}"),
+        }
+    }
+
+    async fn soft_reboot(&self, build: &GuestBuild) -> Result<(), OpError> {
+        let uuid = build.uuid.as_str();
+        if !self.guests.running(uuid).await? {
+            tracing::info!(%uuid, "not running: rebooting hard instead");
+            return self.hard_reboot(build).await;
+        }
+        let timeout = self.guests.config.soft_reboot_timeout;
+        self.guests.driver.power_off(uuid, timeout).await?;
+        self.guests.driver.power_on(uuid).await?;
+        self.guests.wait_running(uuid).await
+    }
+
+    async fn hard_reboot(&self, build: &GuestBuild) -> Result<(), OpError> {
+        self.guests.driver.destroy(&build.uuid).await?;
+        let spec = self.guests.prepare(build).await?;
+        self.guests.boot(&spec).await
+    }
+
+    /// Start-up: a reboot interrupted by an agent restart whose guest runs: clear its task.
+    pub(crate) async fn clear_reboot(&self, uuid: &str, from_task: &str) {
+        match self
+            .conductor
+            .update(transitions::reboot_cleared(uuid, from_task))
+            .await
+        {
+            Ok(()) => tracing::info!(%uuid, "interrupted reboot cleared: the guest runs"),
+            Err(OpError::Conflict { deleted: true, .. }) => self.finish_deleted(uuid).await,
+            Err(e) => tracing::warn!(%uuid, "interrupted reboot not cleared: {e}"),
+        }
+    }
+
+    /// The tail of the guest's serial log. [`AgentReply::NotFound`] when this host has no
+    /// files for the instance; an empty output when it has no log yet.
+    pub(crate) async fn console_output(&self, uuid: &str, length: Option<i64>) -> AgentReply {
+        let files = self.guests.files(uuid);
+        if !files.exists() {
+            return AgentReply::NotFound;
+        }
+        let log = files.console_log();
+        match tokio::task::spawn_blocking(move || console::console_output(&log, length)).await {
+            Ok(Ok(output)) => AgentReply::ConsoleOutput { output },
+            Ok(Err(e)) => AgentReply::Error {
+                message: format!("reading the console log of {uuid}: {e}"),
+            },
+            Err(e) => AgentReply::Error {
+                message: e.to_string(),
+            },
+        }
+    }
+}
