@@ -22,7 +22,7 @@
 //! |---|---|---|---|---|---|
 //! | build starts | None, `scheduling`, `spawning` | — | `spawning` | — | |
 //! | build done | `spawning` | `active` | None | 1 | yes |
-//! | stop done | `powering-off` | `stopped` | None | 4 (measured) | |
+//! | stop done | `powering-off` (and None if the guest was already down) | `stopped` | None | 4 (measured) | |
 //! | start done | `powering-on` | `active` | None | 1 | |
 //! | stop/start failed | `powering-off` / `powering-on` | — (kept) | None | measured | |
 //! | soft reboot starts | `rebooting`, `reboot_pending`, `reboot_started` | — | `reboot_started` | — | |

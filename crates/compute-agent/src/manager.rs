@@ -70,11 +70,29 @@ impl Manager {
 
     /// Build: task `spawning`, the guest's files, the domain started and running, then
     /// `active` with `launched_at`. Idempotent: existing files and a running domain are kept.
+    /// After the first step, a conflict or a failure removes the domain and the instance
+    /// directory (then `Deleted` if the instance was deleted, else `BuildFailed` for a failure).
     pub(crate) async fn build(&self, build: &GuestBuild, request_id: &str) {
         let start = Utc::now();
         let uuid = build.uuid.as_str();
         tracing::info!(%uuid, request_id, "building");
-        let result = self.try_build(build).await;
+        // Nothing is made before this first step succeeds, so nothing is undone when it fails:
+        // a stale copy of a build for an instance that has moved on must not touch its guest.
+        if let Err(e) = self
+            .conductor
+            .update(transitions::build_spawning(uuid))
+            .await
+        {
+            self.conductor
+                .event(uuid, request_id, events::BUILD, start, Some(e.to_string()))
+                .await;
+            match e {
+                OpError::Conflict { deleted: true, .. } => self.finish_deleted(uuid).await,
+                e => tracing::warn!(%uuid, "build not started: {e}"),
+            }
+            return;
+        }
+        let result = self.spawn_guest(build).await;
         let error = error_text(&result);
         match result {
             Ok(()) => {
@@ -117,10 +135,7 @@ impl Manager {
         }
     }
 
-    async fn try_build(&self, build: &GuestBuild) -> Result<(), OpError> {
-        self.conductor
-            .update(transitions::build_spawning(&build.uuid))
-            .await?;
+    async fn spawn_guest(&self, build: &GuestBuild) -> Result<(), OpError> {
         let spec = self.guests.prepare(build).await?;
         self.guests.boot(&spec).await?;
         self.conductor
@@ -195,6 +210,7 @@ impl Manager {
     pub(crate) async fn stop(&self, uuid: &str, request_id: &str) {
         let start = Utc::now();
         let result = async {
+            let was_down = !self.guests.running(uuid).await?;
             match self
                 .guests
                 .driver
@@ -206,7 +222,7 @@ impl Manager {
             }
             let power = self.power_code(uuid).await.unwrap_or(POWER_SHUTDOWN);
             self.conductor
-                .update(transitions::stopped(uuid, power))
+                .update(transitions::stopped(uuid, power, was_down))
                 .await
         }
         .await;

@@ -113,7 +113,9 @@ fn normal(uuid: &str) -> String {
     uuid::Uuid::parse_str(uuid).map_or_else(|_| uuid.to_string(), |u| u.hyphenated().to_string())
 }
 
-/// Applies rules 1–3 and returns the recoveries of rule 4.
+/// Applies rules 1–3 and returns the recoveries of rule 4. Only a hypervisor that cannot list
+/// its guests (or an unreadable instances path) is fatal; a guest or directory that cannot be
+/// removed is logged and left for the next start.
 pub(crate) async fn reconcile(
     guests: &Guests,
     owned: &[OwnedInstance],
@@ -132,7 +134,9 @@ pub(crate) async fn reconcile(
         }
         if InstanceFiles::new(instances_path, &uuid).exists() {
             tracing::warn!(%uuid, domain = %guest.name, "removing a guest no instance owns");
-            guests.remove(&uuid).await?;
+            if let Err(e) = guests.remove(&uuid).await {
+                tracing::error!(%uuid, "could not remove the orphan guest: {e}");
+            }
         } else {
             tracing::info!(%uuid, domain = %guest.name, "a guest not made by this agent: left alone");
         }
@@ -140,12 +144,15 @@ pub(crate) async fn reconcile(
     for dir in instance_dirs(instances_path)? {
         if !owned_uuids.contains(&normal(&dir)) {
             tracing::warn!(uuid = %dir, "removing an instance directory no instance owns");
-            guests.remove(&dir).await?;
+            if let Err(e) = guests.remove(&dir).await {
+                tracing::error!(uuid = %dir, "could not remove the orphan directory: {e}");
+            }
         }
     }
-    let leftovers = guests.cache.remove_leftovers().await?;
-    if leftovers > 0 {
-        tracing::info!(leftovers, "removed temporary files of the image cache");
+    match guests.cache.remove_leftovers().await {
+        Ok(0) => {}
+        Ok(leftovers) => tracing::info!(leftovers, "removed temporary files of the image cache"),
+        Err(e) => tracing::error!("could not sweep the image cache: {e}"),
     }
     Ok(owned
         .iter()

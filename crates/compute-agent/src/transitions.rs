@@ -82,13 +82,19 @@ pub fn build_done(uuid: &str, power_state: i64) -> StateUpdate {
     }
 }
 
-/// Stop: task `powering-off` → vm `stopped`, task None, the measured power state (4).
-pub fn stopped(uuid: &str, power_state: i64) -> StateUpdate {
+/// Stop: task `powering-off` → vm `stopped`, task None, the measured power state (4). When the
+/// guest was already down before the stop, an idle task (None) is accepted too (Nova's
+/// `stop_instance`: something else may have finished the job meanwhile).
+pub fn stopped(uuid: &str, power_state: i64, was_down: bool) -> StateUpdate {
+    let mut expected = some(&[task::POWERING_OFF]);
+    if was_down {
+        expected.push(None);
+    }
     StateUpdate {
         vm_state: Some(vm::STOPPED.into()),
         task_state: Some(None),
         power_state: Some(power_state),
-        ..update(uuid, some(&[task::POWERING_OFF]))
+        ..update(uuid, expected)
     }
 }
 
