@@ -21,6 +21,11 @@ pub(crate) struct Conductor {
     bus: Arc<dyn MessageBus>,
     host: String,
     timeout: Duration,
+    /// State updates hold it shared, a heartbeat exclusively from its look at the guests to
+    /// the conductor's answer: the conductor then never applies a heartbeat whose guest list
+    /// is older than an update it applied before (a guest defined just after the listing,
+    /// whose build then reported `active`, would otherwise look gone to the power sync).
+    reports: Arc<tokio::sync::RwLock<()>>,
 }
 
 /// How often a call is tried when nobody consumes the conductor's queue (the message was never
@@ -34,7 +39,13 @@ impl Conductor {
             bus,
             host: host.to_string(),
             timeout,
+            reports: Arc::default(),
         }
+    }
+
+    /// Held by a heartbeat from its look at the guests until the conductor answered it.
+    pub(crate) async fn heartbeat_turn(&self) -> tokio::sync::RwLockWriteGuard<'_, ()> {
+        self.reports.write().await
     }
 
     /// One call; retried with back-off while the conductor's queue has no consumer.
@@ -64,6 +75,7 @@ impl Conductor {
     pub(crate) async fn update(&self, update: StateUpdate) -> Result<(), OpError> {
         let uuid = update.uuid.clone();
         let task = update.task_state.clone();
+        let _turn = self.reports.read().await;
         match self
             .call(&ConductorRequest::Update(update))
             .await

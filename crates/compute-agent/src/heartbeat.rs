@@ -38,6 +38,7 @@ pub(crate) async fn beat(
     let resources =
         tokio::task::spawn_blocking(move || host::measure(&config.instances_path, reserved))
             .await??;
+    let _turn = conductor.heartbeat_turn().await;
     let states = our_guests(guests).await?;
     conductor.heartbeat(node_uuid, resources, states).await
 }
