@@ -20,8 +20,6 @@ SELF=$REPO_DIR/scripts/build-guest-image.sh
 
 # Tools the build needs (Debian packages).
 BUILD_PACKAGES=(fdisk dosfstools mtools syslinux syslinux-common busybox-static cpio kmod)
-# The self-test also needs qemu; libvirt comes in the same apt transaction (see ensure_qemu_system).
-SELFTEST_PACKAGES=(qemu-system-x86 libvirt-daemon-system libvirt-clients libvirt-dev genisoimage)
 
 # Kernel modules (and, computed from the package, their dependencies) loaded by /init, in order.
 GUEST_MODULES=(
@@ -52,28 +50,7 @@ ensure_build_tools() {
   if [[ ! -x $BUSYBOX ]] || ! "$BUSYBOX" --list | grep -x udhcpc >/dev/null; then
     die "$BUSYBOX is not busybox-static"
   fi
-  qemu-img --version >/dev/null 2>&1 || ensure_qemu_system
-}
-
-# qemu-system-x86 for the self-test. Gotcha (shared/GUIDE.md): the machine ships a backported
-# qemu-utils 10 that Debian's qemu-system-x86 7.2 (and libvirt) cannot sit beside; apt then removes
-# qemu-img, or refuses ("held broken packages") when qemu-utils is named without a version. So
-# qemu-utils is pinned to qemu-system-x86's version in the same transaction (a downgrade from 10),
-# together with libvirt (the compute driver needs it; libvirtd is not started here).
-ensure_qemu_system() {
-  if command -v qemu-system-x86_64 >/dev/null && qemu-img --version >/dev/null 2>&1 &&
-    dpkg -s "${SELFTEST_PACKAGES[@]}" >/dev/null 2>&1; then
-    return
-  fi
-  step "Installing qemu-system-x86, qemu-utils (same version) and libvirt"
-  apt-get update -qq
-  local version
-  version=$(apt-cache policy qemu-system-x86 | awk '/Candidate:/ {print $2}')
-  [[ -n $version && $version != "(none)" ]] || die "apt knows no qemu-system-x86 package"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --allow-downgrades \
-    "${SELFTEST_PACKAGES[@]}" "qemu-utils=$version" >/dev/null
-  qemu-img --version >/dev/null || die "qemu-img does not run after installing qemu"
-  note "$(qemu-img --version | head -n 1); $(qemu-system-x86_64 --version | head -n 1)"
+  qemu-img --version >/dev/null 2>&1 || ensure_hypervisor
 }
 
 # --- kernel package -----------------------------------------------------------------------------
@@ -360,7 +337,7 @@ start_qemu() {
 }
 
 selftest() {
-  ensure_qemu_system
+  ensure_hypervisor
   command -v "$SYSTEM_PYTHON" >/dev/null || die "$SYSTEM_PYTHON is needed for the metadata responder"
   SELFTEST_DIR=$OUT_DIR/selftest
   rm -rf "$SELFTEST_DIR"

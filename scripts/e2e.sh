@@ -3,6 +3,7 @@
 source "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 ensure_venv
+ensure_libvirtd
 cargo build -p ferrostack --quiet
 export FERROSTACK_BIN=$CARGO_TARGET_DIR/debug/ferrostack
 export OPENSTACK_CLI=$FERROSTACK_VENV/bin/openstack

@@ -45,6 +45,30 @@ ensure_venv() {
   fi
 }
 
+# The hypervisor packages: QEMU, libvirt (daemon, client, headers), genisoimage (config drives).
+HYPERVISOR_PACKAGES=(qemu-system-x86 libvirt-daemon-system libvirt-clients libvirt-dev genisoimage)
+
+# QEMU and libvirt (the compute driver; libvirt-dev to build it). Gotcha (shared/GUIDE.md): the machine ships a backported
+# qemu-utils 10 that Debian's qemu-system-x86 7.2 (and libvirt) cannot sit beside; apt then removes
+# qemu-img, or refuses ("held broken packages") when qemu-utils is named without a version. So
+# qemu-utils is pinned to qemu-system-x86's version in the same transaction (a downgrade from 10),
+# together with libvirt (the compute driver needs it; libvirtd is not started here).
+ensure_hypervisor() {
+  if command -v qemu-system-x86_64 >/dev/null && qemu-img --version >/dev/null 2>&1 &&
+    dpkg -s "${HYPERVISOR_PACKAGES[@]}" >/dev/null 2>&1; then
+    return
+  fi
+  step "Installing qemu-system-x86, qemu-utils (same version) and libvirt"
+  apt-get update -qq
+  local version
+  version=$(apt-cache policy qemu-system-x86 | awk '/Candidate:/ {print $2}')
+  [[ -n $version && $version != "(none)" ]] || die "apt knows no qemu-system-x86 package"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --allow-downgrades \
+    "${HYPERVISOR_PACKAGES[@]}" "qemu-utils=$version" >/dev/null
+  qemu-img --version >/dev/null || die "qemu-img does not run after installing qemu"
+  note "$(qemu-img --version | head -n 1); $(qemu-system-x86_64 --version | head -n 1)"
+}
+
 # libvirtd and virtlogd (console logs go through it) for the compute driver; these machines have
 # no systemd, so the daemons are started directly when they are not running.
 ensure_libvirtd() {

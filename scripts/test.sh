@@ -3,6 +3,7 @@
 source "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 ensure_apt_packages
+ensure_hypervisor
 ensure_rust
 ensure_venv
 

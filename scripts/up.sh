@@ -6,8 +6,13 @@ cd "$(dirname "$0")/.."
 
 [[ $(id -u) == 0 ]] || die "make up sets up system services: run it as root."
 ensure_apt_packages
+ensure_hypervisor
 ensure_rust
 ensure_venv
+step "Test guest image and hypervisor (QEMU, libvirt)"
+GUEST_DIR=${FERROSTACK_GUEST_IMAGE_DIR:-$HOME/.cache/ferrostack/guest-image}
+scripts/build-guest-image.sh "$GUEST_DIR" >/dev/null
+ensure_libvirtd
 
 step "Building ferrostack (release)"
 cargo build --release -p ferrostack --quiet
@@ -53,12 +58,16 @@ mkdir -p ~/.config/openstack
 "$FERROSTACK_VENV/bin/python" scripts/write_clouds_yaml.py ~/.config/openstack/clouds.yaml "$PUBLIC_URL/identity" \
   "$(cat "$STATE_DIR/admin-password")" "$(cat "$STATE_DIR/demo-password")"
 
+OS_CLIENT_CONFIG_FILE=~/.config/openstack/clouds.yaml scripts/seed.sh ferrostack "$GUEST_DIR"
+
 cat <<MSG
 
 Ferrostack is running.
   openstack --os-cloud ferrostack token issue          # admin
   openstack --os-cloud ferrostack-demo project list --my-projects   # demo, a member of project demo
   openstack --os-cloud ferrostack catalog list
+  openstack --os-cloud ferrostack-demo server create --image ferrostack-guest --flavor m1.nano --wait vm1
+  openstack --os-cloud ferrostack-demo console log show vm1
   export OS_CLOUD=ferrostack                             # to drop --os-cloud
 Logs: $LOG_FILE    Config: $CONFIG_FILE    Stop: make down
 MSG

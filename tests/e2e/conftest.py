@@ -37,6 +37,11 @@ class Cloud:
     def __init__(self, root):
         self.root = root
         self.port = free_port()
+        self.metadata_port = free_port()
+        self.host = f"e2e-{self.port}"
+        # QEMU runs as its own user: the instances directory must be reachable by it.
+        self.instances = tempfile.mkdtemp(prefix="ferrostack-e2e-instances-")
+        os.chmod(self.instances, 0o755)
         self.url = f"http://127.0.0.1:{self.port}"
         self.state = os.path.join(root, "state")
         self.config = os.path.join(root, "ferrostack.toml")
@@ -48,6 +53,11 @@ class Cloud:
                 f'public_url = "{self.url}"\n[identity]\npassword_hash_rounds = 4\n'
                 # Debug logs: the log-secrecy test must hold at the most verbose level.
                 f'[log]\nlevel = "debug"\n'
+                # Its own compute host and guest names: other clouds may share this libvirt.
+                f'[compute]\nhost = "e2e-{self.port}"\ninstance_name_template = "e2e{self.port}-%08x"\n'
+                f'report_interval = 2\nshutdown_timeout = 20\n'
+                f'metadata_listen = "127.0.0.1:{self.metadata_port}"\n'
+                f'instances_path = "{self.instances}"\n'
             )
             if database:
                 f.write(f'[database]\nurl = "{database}"\n')
@@ -159,6 +169,12 @@ class Cloud:
         assert status == 201, (status, data)
         return headers["X-Subject-Token"], data
 
+    def domains(self):
+        """Names of this cloud's libvirt domains (all states)."""
+        out = subprocess.run(["virsh", "-q", "-c", "qemu:///system", "list", "--all", "--name"],
+                             capture_output=True, text=True)
+        return [d for d in out.stdout.split() if d.startswith(f"e2e{self.port}-")]
+
     def stop(self):
         self.proc.terminate()
         try:
@@ -166,6 +182,10 @@ class Cloud:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.log.close()
+        # Guests a failed test left behind (only this cloud's, by their name prefix).
+        for name in self.domains():
+            for cmd in (["destroy", name], ["undefine", name]):
+                subprocess.run(["virsh", "-q", "-c", "qemu:///system", *cmd], capture_output=True)
 
 
 def pytest_configure(config):
@@ -182,6 +202,7 @@ def cloud():
     c.stop()
     if not os.environ.get("FERROSTACK_KEEP_E2E"):
         shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(c.instances, ignore_errors=True)
 
 
 @pytest.fixture

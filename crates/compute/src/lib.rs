@@ -3,16 +3,20 @@
 //! compute agent follow (issue 4, `docs/design/compute-service.md`).
 
 pub mod api;
+pub mod conductor;
 pub mod configdrive;
 pub mod db;
+pub mod guest;
 pub mod keys;
 pub mod metadata;
 pub mod policies;
 pub mod rpc;
+pub mod scheduler;
 pub mod service;
+pub mod states;
 
 pub use db::MIGRATIONS;
-pub use service::Compute;
+pub use service::{Compute, ImageCatalog, ImageInfo};
 
 /// Every default policy rule of the compute service.
 pub fn default_rules() -> Vec<ferrostack_policy::RuleDefault> {

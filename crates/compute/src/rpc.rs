@@ -110,7 +110,12 @@ pub struct StateUpdate {
     /// Applied only if the instance's task state is one of these (`None` = idle).
     pub expected_task_state: Vec<Option<String>>,
     pub vm_state: Option<String>,
-    /// `Some(None)` clears the task state.
+    /// `Some(None)` clears the task state (sent as `null`; an absent key is `None`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub task_state: Option<Option<String>>,
     pub power_state: Option<i64>,
     /// Sets `launched_at` to now.
@@ -189,6 +194,15 @@ pub enum ConductorReply {
     },
 }
 
+/// A key that is present deserialises to `Some`, even when its value is `null`.
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
 /// Encodes a message.
 pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
     serde_json::to_vec(message).expect("RPC messages always serialise")
@@ -197,4 +211,28 @@ pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
 /// Decodes a message.
 pub fn decode<T: for<'de> Deserialize<'de>>(payload: &[u8]) -> Result<T, serde_json::Error> {
     serde_json::from_slice(payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clearing_the_task_state_survives_encoding() {
+        let mut u = StateUpdate {
+            uuid: "u".into(),
+            expected_task_state: vec![None, Some("spawning".into())],
+            vm_state: None,
+            task_state: Some(None),
+            power_state: None,
+            launched: false,
+        };
+        let back: StateUpdate = decode(&encode(&u)).unwrap();
+        assert_eq!(back, u);
+        u.task_state = None;
+        let back: StateUpdate = decode(&encode(&u)).unwrap();
+        assert_eq!(back, u);
+        u.task_state = Some(Some("spawning".into()));
+        assert_eq!(decode::<StateUpdate>(&encode(&u)).unwrap(), u);
+    }
 }

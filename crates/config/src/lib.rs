@@ -35,6 +35,7 @@ pub struct Config {
     pub log: LogConfig,
     pub identity: IdentityConfig,
     pub image: ImageConfig,
+    pub compute: ComputeConfig,
     pub bootstrap: BootstrapConfig,
 }
 
@@ -178,6 +179,7 @@ impl Default for Config {
             log: LogConfig::default(),
             identity: IdentityConfig::default(),
             image: ImageConfig::default(),
+            compute: ComputeConfig::default(),
             bootstrap: BootstrapConfig::default(),
         }
     }
@@ -264,6 +266,100 @@ impl Default for ImageConfig {
     }
 }
 
+/// Nova: the compute API, scheduler, conductor and this host's compute agent. Option names
+/// follow nova.conf's where one exists.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ComputeConfig {
+    /// Run a compute agent in this process (all-in-one). Default true.
+    pub agent: bool,
+    /// This host's name as compute agent (`[DEFAULT] host`). Empty (default): the hostname.
+    pub host: String,
+    /// `libvirt` (default) or `fake` (in-memory guests, only for control-plane scale tests).
+    pub driver: String,
+    /// libvirt connection URI. Default `qemu:///system`.
+    pub libvirt_uri: String,
+    /// `qemu` (software emulation, default: works everywhere) or `kvm`.
+    pub virt_type: String,
+    /// Where guests' disks, config drives and console logs live (`instances_path`). QEMU runs
+    /// as its own user and must traverse every parent, so the default is beside the (private)
+    /// state dir rather than in it: `<state_dir>-instances`, e.g. `/var/lib/ferrostack-instances`.
+    pub instances_path: PathBuf,
+    /// Seconds between agent heartbeats (`report_interval`). Default 10.
+    pub report_interval: u64,
+    /// A host whose last heartbeat is older than this many seconds is down
+    /// (`service_down_time`). Default 60.
+    pub service_down_time: u64,
+    /// Hosts tried per build before the server goes to ERROR (`[scheduler] max_attempts`). Default 3.
+    pub max_attempts: u32,
+    /// Seconds a clean shutdown may take before the guest is destroyed (`shutdown_timeout`). Default 60.
+    pub shutdown_timeout: u64,
+    /// Allocation ratios reported to Placement. Defaults 4.0 / 1.0 / 1.0 (Nova's initial ratios).
+    pub cpu_allocation_ratio: f64,
+    pub ram_allocation_ratio: f64,
+    pub disk_allocation_ratio: f64,
+    /// Memory kept for the host (`reserved_host_memory_mb`). Default 512.
+    pub reserved_host_memory_mb: i64,
+    /// Disk kept for the host in GiB. Default 0.
+    pub reserved_host_disk_gb: i64,
+    /// Per-project defaults (`[quota]`; -1 = unlimited): instances 10, cores 20, ram 51200 MiB,
+    /// metadata items 128.
+    pub quota_instances: i64,
+    pub quota_cores: i64,
+    pub quota_ram: i64,
+    pub quota_metadata_items: i64,
+    /// Where the metadata service (169.254.169.254's backend, reached through the network
+    /// metadata proxy) listens; empty disables it. Default `127.0.0.1:8775`.
+    pub metadata_listen: String,
+    /// Key of the proxy's `X-Instance-ID-Signature` (`metadata_proxy_shared_secret`). Empty
+    /// (default): generated once into the state dir.
+    pub metadata_proxy_shared_secret: String,
+    /// Hypervisor names of guests (`instance_name_template`; `%08x` is the server's internal
+    /// id). Default `instance-%08x`. Two clouds sharing one libvirt need different ones.
+    pub instance_name_template: String,
+    /// The availability zone of compute hosts (`default_availability_zone`). Default `nova`.
+    pub default_availability_zone: String,
+    /// Weigher multipliers (`[filter_scheduler] *_weight_multiplier`). Defaults 1.0, 1.0, 1.0, -1.0.
+    pub ram_weight_multiplier: f64,
+    pub cpu_weight_multiplier: f64,
+    pub disk_weight_multiplier: f64,
+    pub io_ops_weight_multiplier: f64,
+}
+
+impl Default for ComputeConfig {
+    fn default() -> Self {
+        ComputeConfig {
+            agent: true,
+            host: String::new(),
+            driver: "libvirt".into(),
+            libvirt_uri: "qemu:///system".into(),
+            virt_type: "qemu".into(),
+            instances_path: PathBuf::new(),
+            report_interval: 10,
+            service_down_time: 60,
+            max_attempts: 3,
+            shutdown_timeout: 60,
+            cpu_allocation_ratio: 4.0,
+            ram_allocation_ratio: 1.0,
+            disk_allocation_ratio: 1.0,
+            reserved_host_memory_mb: 512,
+            reserved_host_disk_gb: 0,
+            quota_instances: 10,
+            quota_cores: 20,
+            quota_ram: 51200,
+            quota_metadata_items: 128,
+            metadata_listen: "127.0.0.1:8775".into(),
+            metadata_proxy_shared_secret: String::new(),
+            instance_name_template: "instance-%08x".into(),
+            default_availability_zone: "nova".into(),
+            ram_weight_multiplier: 1.0,
+            cpu_weight_multiplier: 1.0,
+            disk_weight_multiplier: 1.0,
+            io_ops_weight_multiplier: -1.0,
+        }
+    }
+}
+
 impl Default for BootstrapConfig {
     fn default() -> Self {
         BootstrapConfig {
@@ -324,6 +420,20 @@ impl Config {
         if self.image.node_staging_dir.as_os_str().is_empty() {
             self.image.node_staging_dir = self.state_dir.join("images-staging");
         }
+        if self.compute.instances_path.as_os_str().is_empty() {
+            let mut name = self
+                .state_dir
+                .file_name()
+                .unwrap_or_default()
+                .to_os_string();
+            name.push("-instances");
+            self.compute.instances_path = self.state_dir.with_file_name(name);
+        }
+        if self.compute.host.is_empty() {
+            self.compute.host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "localhost".into());
+        }
         if self.identity.policy_file.as_os_str().is_empty() {
             self.identity.policy_file = self.state_dir.join("policy.yaml");
         }
@@ -334,6 +444,9 @@ impl Config {
         let mut shown = self.clone();
         shown.database.url = mask_url_password(&shown.database.url);
         shown.bus.url = mask_url_password(&shown.bus.url);
+        if !shown.compute.metadata_proxy_shared_secret.is_empty() {
+            shown.compute.metadata_proxy_shared_secret = "***".into();
+        }
         toml::to_string_pretty(&shown).unwrap_or_default()
     }
 }
@@ -387,6 +500,7 @@ mod tests {
             PathBuf::from("/tmp/x/fernet-keys")
         );
         assert_eq!(c.api.listen, "0.0.0.0:8080");
+        assert_eq!(c.compute.instances_path, PathBuf::from("/tmp/x-instances"));
     }
 
     #[test]

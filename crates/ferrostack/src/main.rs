@@ -1,5 +1,6 @@
 //! `ferrostack`: every role of the cloud as a subcommand, and `up`, the all-in-one.
 
+mod compute_host;
 mod logging;
 mod server;
 

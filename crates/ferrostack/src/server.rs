@@ -164,6 +164,7 @@ async fn bootstrap(config: &Config, identity: &Identity) -> anyhow::Result<()> {
             true => Some(state_secret(config, "demo-password")?),
             false => None,
         },
+        service_password: Some(state_secret(config, "service-password")?),
     };
     ferrostack_identity::bootstrap::bootstrap(identity, &input)
         .await
@@ -180,9 +181,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     bootstrap(&config, &identity).await?;
     // One pool for the services below (identity keeps its own, opened with it).
     let store = open_store(&config).await?;
+    let bus = open_bus(&config)?;
     let images = ferrostack_image::Images::open(&config, store.clone()).await?;
-    let compute = ferrostack_compute::Compute::open(store.clone(), &config.api.public_url).await?;
-    let placement = ferrostack_placement::Placement::open(store, &config.api.public_url).await?;
+    let placement =
+        ferrostack_placement::Placement::open(store.clone(), &config.api.public_url).await?;
+    let compute = ferrostack_compute::Compute::open(
+        store,
+        &config.api.public_url,
+        placement.clone(),
+        bus.clone(),
+        Arc::new(crate::compute_host::LocalImages(images.clone())),
+        config.compute.clone(),
+    )
+    .await?;
+    let conductor = ferrostack_compute::conductor::start(compute.clone()).await?;
     let readiness = Readiness::default();
     let context = |enforcer: &Arc<Enforcer>| ApiContext {
         validator: identity.clone(),
@@ -217,6 +229,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.api.listen))?;
     tracing::info!(listen = %config.api.listen, public_url = %config.api.public_url, "ferrostack API ready");
+    // The agent authenticates against this very listener, so it starts once it accepts.
+    let agent_config = config.clone();
+    let agent_bus = bus.clone();
+    let service_password = state_secret(&config, "service-password")?;
+    let agent = tokio::spawn(async move {
+        if !agent_config.compute.agent {
+            return None;
+        }
+        match crate::compute_host::start_agent(&agent_config, agent_bus, &service_password).await {
+            Ok(handle) => {
+                tracing::info!(host = %agent_config.compute.host, "compute agent started");
+                Some(handle)
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "compute agent did not start; servers cannot be built on this host");
+                None
+            }
+        }
+    });
     readiness.set(true);
     let grace = Duration::from_secs(config.api.shutdown_grace_secs);
     let shutdown_readiness = readiness.clone();
@@ -239,6 +270,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         result = server => result?,
         _ = forced => tracing::warn!("grace period over; closing remaining connections"),
     }
+    if let Ok(Some(agent)) = agent.await {
+        agent.shutdown().await;
+    }
+    conductor.abort();
     identity.close().await;
     tracing::info!("stopped");
     Ok(())

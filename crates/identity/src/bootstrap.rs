@@ -16,7 +16,14 @@ pub struct BootstrapInput {
     pub admin_password: String,
     /// Password of the `demo` user (set when the user is created); `None` skips the demo project.
     pub demo_password: Option<String>,
+    /// Password of the `ferrostack` service user (the one Nova's `nova` user is: `admin` and
+    /// `service` in the `service` project), which compute agents use to fetch images;
+    /// `None` skips it.
+    pub service_password: Option<String>,
 }
+
+/// Name of the service user compute agents authenticate as.
+pub const SERVICE_USER: &str = "ferrostack";
 
 /// Service catalog entries: (type, name, path under the public URL).
 pub const SERVICES: &[(&str, &str, &str)] = &[
@@ -108,7 +115,7 @@ pub async fn bootstrap(identity: &Identity, input: &BootstrapInput) -> Result<()
                 }
             };
         let admin_project = project_id("admin", &mut changes);
-        project_id("service", &mut changes);
+        let service_project = project_id("service", &mut changes);
         let demo_project = input
             .demo_password
             .as_ref()
@@ -169,6 +176,18 @@ pub async fn bootstrap(identity: &Identity, input: &BootstrapInput) -> Result<()
             &mut changes,
         );
         grant(&admin, Target::System, &admin_role, &mut changes);
+        if let Some(password) = &input.service_password {
+            let service_user = user_id(SERVICE_USER, password, &service_project, &mut new_users);
+            let service_role = role(&data, "service").expect("created in step 1");
+            for role_id in [&admin_role, &service_role] {
+                grant(
+                    &service_user,
+                    Target::Project(service_project.clone()),
+                    role_id,
+                    &mut changes,
+                );
+            }
+        }
         if let (Some(demo_project), Some(password)) = (demo_project, &input.demo_password) {
             let demo = user_id("demo", password, &demo_project, &mut new_users);
             let member_role = role(&data, "member").expect("created in step 1");

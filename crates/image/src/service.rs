@@ -227,6 +227,30 @@ impl Images {
         format!("{}/image", self.public_url)
     }
 
+    /// Image `id` as a caller of `project` (any project when `admin`) may see it, with
+    /// Glance's visibility rules (owner, public, community, or any membership of a shared
+    /// image): what Nova asks Glance before it boots a server.
+    pub async fn find_visible(
+        &self,
+        id: &str,
+        project: Option<&str>,
+        admin: bool,
+    ) -> Result<Option<Image>, ferrostack_store::StoreError> {
+        let Some(image) = db::get_image(&self.store, id).await? else {
+            return Ok(None);
+        };
+        let owned = image.owner.is_some() && image.owner.as_deref() == project;
+        let seen = admin
+            || owned
+            || matches!(image.visibility.as_str(), "public" | "community")
+            || (image.visibility == "shared"
+                && match project {
+                    Some(p) => db::member(&self.store, id, p).await?.is_some(),
+                    None => false,
+                });
+        Ok(seen.then_some(image))
+    }
+
     /// Loads a live image.
     pub(crate) async fn load(&self, id: &str) -> Result<Option<Image>, ApiError> {
         db::get_image(&self.store, id).await.map_err(db_error)

@@ -108,7 +108,11 @@ async fn visible_flavors(
     Ok(all.into_iter().filter(|f| keep(f)).collect())
 }
 
-async fn find_visible(compute: &Compute, auth: &Auth, id: &str) -> Result<Flavor, ApiError> {
+pub(crate) async fn find_visible(
+    compute: &Compute,
+    auth: &Auth,
+    id: &str,
+) -> Result<Flavor, ApiError> {
     visible_flavors(compute, auth, Some("none"))
         .await?
         .into_iter()

@@ -1,8 +1,11 @@
 //! The Nova HTTP API (mounted at `/compute`), one module per resource.
 
-mod flavors;
+pub(crate) mod flavors;
 mod keypairs;
 mod server_groups;
+#[cfg(test)]
+mod server_tests;
+mod servers;
 #[cfg(test)]
 mod tests;
 mod versions;
@@ -79,6 +82,47 @@ pub fn router(compute: Arc<Compute>) -> Router {
         .route(
             "/os-server-groups/{id}",
             get(server_groups::show).delete(server_groups::delete),
+        )
+        .route("/servers", get(servers::index).post(servers::create))
+        .route("/servers/detail", get(servers::detail))
+        .route(
+            "/servers/{id}",
+            get(servers::show)
+                .put(servers::update)
+                .delete(servers::delete),
+        )
+        .route("/servers/{id}/action", post(servers::action))
+        .route(
+            "/servers/{id}/metadata",
+            get(servers::metadata_index)
+                .post(servers::metadata_create)
+                .put(servers::metadata_replace),
+        )
+        .route(
+            "/servers/{id}/metadata/{key}",
+            get(servers::metadata_show)
+                .put(servers::metadata_set)
+                .delete(servers::metadata_delete),
+        )
+        .route(
+            "/servers/{id}/tags",
+            get(servers::tags_index)
+                .put(servers::tags_replace)
+                .delete(servers::tags_clear),
+        )
+        .route(
+            "/servers/{id}/tags/{tag}",
+            get(servers::tag_show)
+                .put(servers::tag_add)
+                .delete(servers::tag_delete),
+        )
+        .route(
+            "/servers/{id}/os-instance-actions",
+            get(servers::actions_index),
+        )
+        .route(
+            "/servers/{id}/os-instance-actions/{request_id}",
+            get(servers::action_show),
         );
     let router = Router::new()
         .route("/", get(versions::index))

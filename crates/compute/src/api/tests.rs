@@ -7,31 +7,75 @@ use axum::http::Request;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-struct Harness {
-    router: axum::Router,
+pub(crate) struct Harness {
+    pub(crate) router: axum::Router,
+    pub(crate) compute: std::sync::Arc<Compute>,
 }
 
-struct Reply {
-    status: u16,
-    headers: axum::http::HeaderMap,
-    body: Value,
+/// A fixed image catalog: every image public and active unless named otherwise.
+pub(crate) struct TestImages(pub Vec<crate::service::ImageInfo>);
+
+#[async_trait::async_trait]
+impl crate::service::ImageCatalog for TestImages {
+    async fn image(
+        &self,
+        id: &str,
+        _project: Option<&str>,
+        _admin: bool,
+    ) -> anyhow::Result<Option<crate::service::ImageInfo>> {
+        Ok(self.0.iter().find(|i| i.id == id).cloned())
+    }
+}
+
+/// The image every server test boots.
+pub(crate) const IMAGE: &str = "6a6e0b6e-4a53-4a8f-9a77-0a1d7c3b5f00";
+
+fn test_images() -> TestImages {
+    TestImages(vec![crate::service::ImageInfo {
+        id: IMAGE.into(),
+        name: Some("guest".into()),
+        status: "active".into(),
+        disk_format: Some("qcow2".into()),
+        container_format: Some("bare".into()),
+        size: Some(10 << 20),
+        virtual_size: Some(64 << 20),
+        ..Default::default()
+    }])
+}
+
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: axum::http::HeaderMap,
+    pub(crate) body: Value,
 }
 
 impl Harness {
-    async fn open(name: &str) -> Harness {
+    pub(crate) async fn open(name: &str) -> Harness {
         let store = ferrostack_store::test_store(&format!("compute-{name}"))
             .await
             .unwrap();
-        let compute = Compute::open(store, "http://cloud:8080").await.unwrap();
+        let placement = ferrostack_placement::Placement::open(store.clone(), "http://cloud:8080")
+            .await
+            .unwrap();
+        let compute = Compute::open(
+            store,
+            "http://cloud:8080",
+            placement,
+            ferrostack_bus::InProcessBus::new(),
+            std::sync::Arc::new(test_images()),
+            ferrostack_config::ComputeConfig::default(),
+        )
+        .await
+        .unwrap();
         let ctx = ferrostack_api::testing::context(
             ferrostack_api::testing::standard_callers(),
             &crate::default_rules(),
         );
-        let router = crate::api::router(compute).layer(axum::Extension(ctx));
-        Harness { router }
+        let router = crate::api::router(compute.clone()).layer(axum::Extension(ctx));
+        Harness { router, compute }
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         token: &str,
         method: &str,
@@ -54,7 +98,10 @@ impl Harness {
         let mut request = req.body(body).unwrap();
         request
             .extensions_mut()
-            .insert(ferrostack_api::RequestId("req-test".into()));
+            .insert(ferrostack_api::RequestId(format!(
+                "req-{}",
+                uuid::Uuid::new_v4()
+            )));
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status().as_u16();
         let headers = response.headers().clone();
@@ -67,7 +114,7 @@ impl Harness {
     }
 }
 
-fn flavor(name: &str, extra: Value) -> Value {
+pub(crate) fn flavor(name: &str, extra: Value) -> Value {
     let mut f = json!({"name": name, "ram": 512, "vcpus": 1, "disk": 1, "id": null});
     for (k, v) in extra.as_object().unwrap() {
         f[k] = v.clone();
@@ -98,7 +145,12 @@ async fn version_discovery_follows_nova() {
     assert_eq!(reply.body["computeFault"]["code"], 406);
     let reply = h.call("alice", "GET", "/v2.1/flavors", "2.61", None).await;
     assert_eq!(reply.headers["openstack-api-version"], "compute 2.61");
-    assert_eq!(reply.headers["x-compute-request-id"], "req-test");
+    assert!(
+        reply.headers["x-compute-request-id"]
+            .to_str()
+            .unwrap()
+            .starts_with("req-")
+    );
     assert_eq!(
         h.call("nobody", "GET", "/v2.1/flavors", "2.1", None)
             .await

@@ -58,6 +58,7 @@ impl Harness {
         let input = BootstrapInput {
             admin_password: "admin-pw".into(),
             demo_password: Some("demo-pw".into()),
+            service_password: None,
         };
         bootstrap(&identity, &input).await.unwrap();
         let mut enforcer = Enforcer::new(true);

@@ -3,6 +3,9 @@
 use ferrostack_store::{AnyRow, Migration, Row, Store, StoreError};
 use std::collections::BTreeMap;
 
+pub mod instances;
+pub mod nodes;
+
 /// The compute service's schema.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -37,6 +40,41 @@ pub const MIGRATIONS: &[Migration] = &[
                 PRIMARY KEY (group_id, instance_uuid));
               CREATE TABLE compute_project_locks (
                 project_id TEXT PRIMARY KEY, touched BIGINT NOT NULL);",
+    },
+    Migration {
+        version: 3,
+        name: "instances, actions, faults, compute nodes",
+        sql: "CREATE TABLE compute_counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+              INSERT INTO compute_counters (name, value) VALUES ('instances', 0);
+              CREATE TABLE instances (
+                id BIGINT PRIMARY KEY, uuid TEXT NOT NULL UNIQUE, project_id TEXT NOT NULL,
+                user_id TEXT NOT NULL, host TEXT, vm_state TEXT NOT NULL, task_state TEXT,
+                power_state BIGINT NOT NULL, deleted BIGINT NOT NULL, created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL, launched_at TEXT, deleted_at TEXT,
+                generation BIGINT NOT NULL, vcpus BIGINT NOT NULL, memory_mb BIGINT NOT NULL,
+                data TEXT NOT NULL);
+              CREATE INDEX instances_project ON instances (project_id, deleted);
+              CREATE INDEX instances_host ON instances (host, deleted);
+              CREATE INDEX instances_busy ON instances (deleted, task_state);
+              CREATE TABLE instance_actions (
+                instance_uuid TEXT NOT NULL, request_id TEXT NOT NULL, action TEXT NOT NULL,
+                user_id TEXT NOT NULL, project_id TEXT NOT NULL, start_time TEXT NOT NULL,
+                updated_at TEXT NOT NULL, message TEXT, seq BIGINT NOT NULL,
+                PRIMARY KEY (instance_uuid, request_id));
+              CREATE TABLE instance_action_events (
+                instance_uuid TEXT NOT NULL, request_id TEXT NOT NULL, event TEXT NOT NULL,
+                start_time TEXT NOT NULL, finish_time TEXT, result TEXT, traceback TEXT,
+                host TEXT, details TEXT, seq BIGINT NOT NULL);
+              CREATE INDEX instance_action_events_uuid ON instance_action_events (instance_uuid);
+              CREATE TABLE instance_faults (
+                instance_uuid TEXT NOT NULL, code BIGINT NOT NULL, message TEXT NOT NULL,
+                details TEXT, host TEXT, created_at TEXT NOT NULL, seq BIGINT NOT NULL);
+              CREATE INDEX instance_faults_uuid ON instance_faults (instance_uuid);
+              CREATE TABLE compute_nodes (
+                host TEXT PRIMARY KEY, node_uuid TEXT NOT NULL UNIQUE, vcpus BIGINT NOT NULL,
+                memory_mb BIGINT NOT NULL, disk_gb BIGINT NOT NULL, heartbeat_at TEXT NOT NULL,
+                disabled BIGINT NOT NULL, disabled_reason TEXT, forced_down BIGINT NOT NULL,
+                created_at TEXT NOT NULL, updated_at TEXT NOT NULL);",
     },
 ];
 

@@ -1,0 +1,690 @@
+//! `POST /servers` (`servers.py:create`, `compute/api.py:_provision_instances`): validation
+//! in Nova's order, then the instances, their `create` actions and group memberships are
+//! written in one quota-checked transaction, and scheduling starts in the background.
+
+use super::is_admin;
+use crate::api::flavors::find_visible;
+use crate::api::{AppState, Mv, at_least};
+use crate::conductor;
+use crate::db::instances::{
+    self as idb, CreateRefusal, FlavorCopy, Instance, InstanceData, KeyCopy, NewAction,
+    RequestSpec, ServerQuota,
+};
+use crate::db::{self, Flavor};
+use crate::service::{ImageInfo, SERVER_GROUP_MEMBERS_QUOTA, db_error};
+use crate::states::{power, task, vm};
+use axum::{Extension, Json, http::HeaderMap, http::StatusCode, response::IntoResponse};
+use base64::Engine;
+use ferrostack_api::{ApiError, Auth, JsonBody, RequestId};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+static METADATA_KEY: LazyLock<regex::Regex> =
+    LazyLock::new(|| regex::Regex::new(r"^[a-zA-Z0-9-_:. ]{1,255}$").expect("valid regex"));
+static UUID: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(
+        r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$",
+    )
+    .expect("valid regex")
+});
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::bad_request(message.into())
+}
+
+fn invalid(field: &str, value: &Value) -> ApiError {
+    bad(format!(
+        "Invalid input for field/attribute {field}. Value: {value}."
+    ))
+}
+
+/// Keys a `server` object may have at microversion `mv`.
+fn allowed_keys(mv: &Mv) -> Vec<&'static str> {
+    let mut keys = vec![
+        "name",
+        "imageRef",
+        "flavorRef",
+        "networks",
+        "block_device_mapping_v2",
+        "block_device_mapping",
+        "min_count",
+        "max_count",
+        "return_reservation_id",
+        "key_name",
+        "user_data",
+        "metadata",
+        "availability_zone",
+        "config_drive",
+        "adminPass",
+        "accessIPv4",
+        "accessIPv6",
+        "OS-DCF:diskConfig",
+        "security_groups",
+        "scheduler_hints",
+    ];
+    if !at_least(mv, 2, 57) {
+        keys.push("personality");
+    }
+    for (minor, key) in [
+        (19, "description"),
+        (52, "tags"),
+        (63, "trusted_image_certificates"),
+        (74, "host"),
+        (74, "hypervisor_hostname"),
+        (90, "hostname"),
+    ] {
+        if at_least(mv, 2, minor) {
+            keys.push(key);
+        }
+    }
+    keys
+}
+
+/// A positive count (int or digit string).
+fn count(v: Option<&Value>, field: &str) -> Result<Option<i64>, ApiError> {
+    let Some(v) = v else { return Ok(None) };
+    let n = match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) if s.chars().all(|c| c.is_ascii_digit()) && !s.is_empty() => {
+            s.parse().ok()
+        }
+        _ => None,
+    };
+    match n {
+        Some(n) if n >= 1 => Ok(Some(n)),
+        _ => Err(invalid(field, v)),
+    }
+}
+
+fn boolean(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => match s.to_ascii_lowercase().as_str() {
+            "true" | "t" | "1" | "on" | "y" | "yes" => Some(true),
+            "false" | "f" | "0" | "off" | "n" | "no" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Nova's `sanitize_hostname`.
+pub fn sanitize_hostname(name: &str) -> String {
+    let replaced: String = name
+        .chars()
+        .map(|c| if matches!(c, ' ' | '_' | '.') { '-' } else { c })
+        .filter(|c| c.is_alphanumeric() || *c == '-')
+        .collect();
+    let lower = replaced.to_lowercase();
+    let cut: String = lower.chars().take(63).collect();
+    cut.trim_matches(|c| c == '-' || c == '.').to_string()
+}
+
+/// A 12-character admin password.
+fn generate_password() -> String {
+    const CHARS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut bytes = [0u8; 12];
+    openssl::rand::rand_bytes(&mut bytes).expect("the system random generator works");
+    bytes
+        .iter()
+        .map(|b| CHARS[*b as usize % CHARS.len()] as char)
+        .collect()
+}
+
+fn string_field<'a>(s: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, ApiError> {
+    match s.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(v)) => Ok(Some(v)),
+        Some(v) => Err(invalid(key, v)),
+    }
+}
+
+/// The image to boot, from `imageRef` or an image→local boot BDM.
+fn image_id(s: &Map<String, Value>) -> Result<String, ApiError> {
+    let image_ref = string_field(s, "imageRef")?.unwrap_or("").to_string();
+    if s.contains_key("block_device_mapping") && s.contains_key("block_device_mapping_v2") {
+        return Err(bad(
+            "Using different block_device_mapping syntaxes is not allowed in the same request.",
+        ));
+    }
+    if s.contains_key("block_device_mapping") {
+        return Err(bad(
+            "Block Device Mapping is Invalid: volumes are not available yet.",
+        ));
+    }
+    let mut from_bdm = None;
+    if let Some(bdms) = s.get("block_device_mapping_v2") {
+        let Some(list) = bdms.as_array() else {
+            return Err(invalid("block_device_mapping_v2", bdms));
+        };
+        for bdm in list {
+            let get = |k: &str| bdm.get(k).and_then(Value::as_str).unwrap_or("");
+            let source = get("source_type");
+            let dest = match get("destination_type") {
+                "" if source == "image" => "local",
+                "" => "volume",
+                d => d,
+            };
+            let boot_index = bdm.get("boot_index").and_then(|b| match b {
+                Value::Number(n) => n.as_i64(),
+                Value::String(s) => s.parse().ok(),
+                _ => None,
+            });
+            match (source, dest) {
+                ("image", "local") if boot_index == Some(0) => {
+                    let uuid = get("uuid");
+                    if uuid.is_empty() {
+                        return Err(bad("Block Device Mapping is Invalid: Missing device UUID."));
+                    }
+                    from_bdm = Some(uuid.to_string());
+                }
+                ("image", "local") => {
+                    return Err(bad(
+                        "Block Device Mapping is Invalid: Mapping image to local is not supported.",
+                    ));
+                }
+                ("blank", "local") => {
+                    return Err(bad(
+                        "Block Device Mapping is Invalid: ephemeral and swap disks are not available yet.",
+                    ));
+                }
+                _ => {
+                    return Err(bad(
+                        "Block Device Mapping is Invalid: volumes are not available yet.",
+                    ));
+                }
+            }
+        }
+    }
+    match (image_ref.is_empty(), from_bdm) {
+        (false, _) => Ok(image_ref),
+        (true, Some(id)) => Ok(id),
+        (true, None) => Err(bad("Missing imageRef attribute")),
+    }
+}
+
+/// `networks` at the request's microversion; only `none`/`auto`/absent until networking
+/// exists.
+fn check_networks(s: &Map<String, Value>, mv: &Mv) -> Result<(), ApiError> {
+    match s.get("networks") {
+        None if at_least(mv, 2, 37) => Err(bad("'networks' is a required property")),
+        None => Ok(()),
+        Some(Value::String(v)) if at_least(mv, 2, 37) && (v == "none" || v == "auto") => Ok(()),
+        Some(Value::Array(list)) if list.is_empty() && !at_least(mv, 2, 37) => Ok(()),
+        Some(Value::Array(list)) => {
+            for n in list {
+                if let Some(u) = n.get("uuid").and_then(Value::as_str)
+                    && !UUID.is_match(u)
+                {
+                    return Err(bad(format!(
+                        "Bad networks format: network uuid is not in proper format ({u})"
+                    )));
+                }
+            }
+            Err(bad(
+                "Networks cannot be requested yet: this cloud has no networking service; use \"none\" or \"auto\".",
+            ))
+        }
+        Some(v) => Err(invalid("networks", v)),
+    }
+}
+
+fn metadata(s: &Map<String, Value>, limit: i64) -> Result<BTreeMap<String, String>, ApiError> {
+    let mut out = BTreeMap::new();
+    match s.get("metadata") {
+        None => {}
+        Some(Value::Object(m)) => {
+            for (k, v) in m {
+                let Value::String(v) = v else {
+                    return Err(invalid("metadata", &json!(m)));
+                };
+                if !METADATA_KEY.is_match(k) || v.chars().count() > 255 {
+                    return Err(invalid("metadata", &json!(m)));
+                }
+                out.insert(k.clone(), v.clone());
+            }
+        }
+        Some(v) => return Err(invalid("metadata", v)),
+    }
+    if limit >= 0 && out.len() as i64 > limit {
+        return Err(ApiError::forbidden("Quota exceeded for metadata_items"));
+    }
+    Ok(out)
+}
+
+/// Flavor vs image checks (`_check_requested_image`).
+fn check_image_fits(
+    image: &ImageInfo,
+    flavor: &Flavor,
+    auth: &Auth,
+    project: &str,
+) -> Result<(), ApiError> {
+    if image.min_ram > flavor.memory_mb {
+        return Err(bad("Flavor's memory is too small for requested image."));
+    }
+    if flavor.root_gb == 0 {
+        if !auth.allows(
+            "os_compute_api:servers:create:zero_disk_flavor",
+            &json!({"project_id": project}),
+        ) {
+            return Err(ApiError::forbidden(
+                "Only volume-backed servers are allowed for flavors with zero disk.",
+            ));
+        }
+        return Ok(());
+    }
+    let disk_bytes = flavor.root_gb << 30;
+    let image_bytes = image.virtual_size.or(image.size).unwrap_or(0);
+    if image.min_disk > flavor.root_gb || image_bytes > disk_bytes {
+        return Err(bad(format!(
+            "Flavor's disk is too small for requested image. Flavor disk is {disk_bytes} bytes, image is {image_bytes} bytes."
+        )));
+    }
+    Ok(())
+}
+
+async fn find_image(
+    state: &AppState,
+    auth: &Auth,
+    id: &str,
+) -> Result<Option<ImageInfo>, ApiError> {
+    state
+        .0
+        .images
+        .image(id, auth.project_id(), is_admin(auth))
+        .await
+        .map_err(ApiError::internal)
+}
+
+/// `POST /servers`: 202 with the first server's id, links and admin password.
+pub async fn create(
+    auth: Auth,
+    state: AppState,
+    mv: Mv,
+    Extension(request_id): Extension<RequestId>,
+    JsonBody(body): JsonBody,
+) -> Result<impl IntoResponse, ApiError> {
+    let c = state.0.clone();
+    let Some(s) = body.get("server").and_then(Value::as_object) else {
+        return Err(bad("'server' is a required property"));
+    };
+    let allowed = allowed_keys(&mv);
+    if let Some(extra) = s.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(bad(format!(
+            "Additional properties are not allowed ('{extra}' was unexpected)"
+        )));
+    }
+    let project = auth.project_id().unwrap_or_default().to_string();
+    let target = json!({"project_id": project, "user_id": auth.user.id});
+    auth.enforce("os_compute_api:servers:create", &target)?;
+    let name = match s.get("name") {
+        Some(Value::String(n)) => {
+            let n = n.trim();
+            if n.is_empty() || n.chars().count() > 255 {
+                return Err(invalid("name", &json!(n)));
+            }
+            n.to_string()
+        }
+        Some(v) => return Err(invalid("name", v)),
+        None => return Err(bad("'name' is a required property")),
+    };
+    // Availability zone, possibly with a forced host (`az:host[:node]`).
+    let mut force_host = None;
+    let mut zone = None;
+    if let Some(az) = string_field(s, "availability_zone")? {
+        let mut parts = az.splitn(3, ':');
+        let az_name = parts.next().unwrap_or("");
+        if let Some(host) = parts.next().filter(|h| !h.is_empty()) {
+            auth.enforce("os_compute_api:servers:create:forced_host", &target)?;
+            force_host = Some(host.to_string());
+        }
+        if !az_name.is_empty() {
+            if az_name != c.config.default_availability_zone {
+                return Err(bad("The requested availability zone is not available"));
+            }
+            zone = Some(az_name.to_string());
+        }
+    }
+    if at_least(&mv, 2, 74)
+        && let Some(host) = string_field(s, "host")?
+    {
+        auth.enforce("compute:servers:create:requested_destination", &target)
+            .or_else(|_| auth.enforce("os_compute_api:servers:create:forced_host", &target))?;
+        force_host = Some(host.to_string());
+    }
+    let image_ref = image_id(s)?;
+    if !UUID.is_match(&image_ref) {
+        return Err(bad("Invalid imageRef provided."));
+    }
+    let Some(image) = find_image(&state, &auth, &image_ref).await? else {
+        return Err(bad("Can not find requested image"));
+    };
+    if image.status != "active" {
+        return Err(bad(format!("Image {image_ref} is not active.")));
+    }
+    check_networks(s, &mv)?;
+    let flavor_ref = match s.get("flavorRef") {
+        Some(Value::String(f)) if !f.is_empty() => f.rsplit('/').next().unwrap_or(f).to_string(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(v) => return Err(invalid("flavorRef", v)),
+        None => return Err(bad("'flavorRef' is a required property")),
+    };
+    let flavor = find_visible(&c, &auth, &flavor_ref)
+        .await
+        .map_err(|_| bad(format!("Flavor {flavor_ref} could not be found.")))?;
+    check_image_fits(&image, &flavor, &auth, &project)?;
+    // Kernel and ramdisk of a kernel/ramdisk image (`_handle_kernel_and_ramdisk`).
+    let mut kernel_id = String::new();
+    let mut ramdisk_id = String::new();
+    for (prop, slot) in [
+        ("kernel_id", &mut kernel_id),
+        ("ramdisk_id", &mut ramdisk_id),
+    ] {
+        if let Some(id) = image.properties.get(prop).filter(|v| !v.is_empty()) {
+            match find_image(&state, &auth, id).await? {
+                Some(i) if i.status == "active" => *slot = id.clone(),
+                _ => return Err(bad(format!("Image {id} could not be found."))),
+            }
+        }
+    }
+    let keys = match string_field(s, "key_name")? {
+        Some(k) => {
+            let pairs = db::keypairs(&c.store, &auth.user.id)
+                .await
+                .map_err(db_error)?;
+            let Some(pair) = pairs.into_iter().find(|p| p.name == k) else {
+                return Err(bad("Invalid key_name provided."));
+            };
+            vec![KeyCopy {
+                name: pair.name,
+                key_type: pair.key_type,
+                public_key: pair.public_key,
+            }]
+        }
+        None => Vec::new(),
+    };
+    let meta = metadata(s, c.config.quota_metadata_items)?;
+    let user_data = match string_field(s, "user_data")? {
+        Some(u) => {
+            if u.len() > 65535 {
+                return Err(invalid("user_data", &json!("...")));
+            }
+            let cleaned: String = u.split_whitespace().collect();
+            if base64::engine::general_purpose::STANDARD
+                .decode(&cleaned)
+                .is_err()
+            {
+                return Err(bad("User data needs to be valid base 64."));
+            }
+            Some(cleaned)
+        }
+        None => None,
+    };
+    let config_drive = match s.get("config_drive") {
+        None | Some(Value::Null) => false,
+        Some(v) => boolean(v).ok_or_else(|| invalid("config_drive", v))?,
+    };
+    let min = count(s.get("min_count"), "min_count")?;
+    let max = count(s.get("max_count"), "max_count")?;
+    let min_count = min.unwrap_or(1);
+    let max_count = max.unwrap_or(min_count);
+    if min_count > max_count {
+        return Err(bad("min_count must be <= max_count"));
+    }
+    let explicit_hostname = if at_least(&mv, 2, 90) {
+        string_field(s, "hostname")?.map(str::to_string)
+    } else {
+        None
+    };
+    if explicit_hostname.is_some() && max_count > 1 {
+        return Err(bad(
+            "Unable to set hostname with max_count > 1; use name instead.",
+        ));
+    }
+    let description = if at_least(&mv, 2, 19) {
+        match s.get("description") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(d)) if d.chars().count() <= 255 => Some(d.clone()),
+            Some(v) => return Err(invalid("description", v)),
+        }
+    } else {
+        None
+    };
+    let tags: Vec<String> = match s.get("tags") {
+        None => Vec::new(),
+        Some(Value::Array(list)) if list.len() <= 50 => {
+            let mut tags = Vec::new();
+            for t in list {
+                match t.as_str() {
+                    Some(t) if !t.is_empty() && t.len() <= 60 && !t.contains(['/', ',']) => {
+                        tags.push(t.to_string())
+                    }
+                    _ => return Err(invalid("tags", t)),
+                }
+            }
+            tags
+        }
+        Some(v) => return Err(invalid("tags", v)),
+    };
+    let access = |key: &str| -> Result<String, ApiError> {
+        let Some(v) = string_field(s, key)? else {
+            return Ok(String::new());
+        };
+        match v.parse::<std::net::IpAddr>() {
+            Ok(ip) if (key == "accessIPv4") == ip.is_ipv4() => Ok(ip.to_string()),
+            _ => Err(invalid(key, &json!(v))),
+        }
+    };
+    let access_ip_v4 = access("accessIPv4")?;
+    let access_ip_v6 = access("accessIPv6")?;
+    let auto_disk_config = match string_field(s, "OS-DCF:diskConfig")? {
+        None | Some("MANUAL") => false,
+        Some("AUTO") => true,
+        Some(v) => return Err(invalid("OS-DCF:diskConfig", &json!(v))),
+    };
+    // Scheduler hints (`os:scheduler_hints`, or the old alias).
+    let hints = body
+        .get("os:scheduler_hints")
+        .or_else(|| body.get("OS-SCH-HNT:scheduler_hints"))
+        .cloned()
+        .unwrap_or(json!({}));
+    let hint_list = |k: &str| -> Vec<String> {
+        match hints.get(k) {
+            Some(Value::String(v)) => vec![v.clone()],
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let group = match hint_list("group").first() {
+        Some(g) => {
+            let groups = db::server_groups(&c.store, None).await.map_err(db_error)?;
+            match groups
+                .into_iter()
+                .find(|x| &x.id == g && (is_admin(&auth) || x.project_id == project))
+            {
+                Some(x) => Some(x.id),
+                None => return Err(bad(format!("Invalid server group {g}."))),
+            }
+        }
+        None => None,
+    };
+    let admin_pass = match string_field(s, "adminPass")? {
+        Some(p) => p.to_string(),
+        None => generate_password(),
+    };
+    // The instances.
+    let now = ferrostack_store::now_rfc3339();
+    let reservation_id = format!("r-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let spec = RequestSpec {
+        group: group.clone(),
+        different_host: hint_list("different_host"),
+        same_host: hint_list("same_host"),
+        force_host,
+        tried_hosts: Vec::new(),
+        image_properties: image.properties.clone(),
+        image_disk_format: image.disk_format.clone().unwrap_or_else(|| "raw".into()),
+        image_size: image.size,
+    };
+    let mut instances = Vec::new();
+    for index in 0..max_count {
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let (display_name, hostname) = if max_count > 1 {
+            (
+                format!("{name}-{}", index + 1),
+                format!("{}-{}", sanitize_hostname(&name), index + 1),
+            )
+        } else {
+            let h = explicit_hostname
+                .clone()
+                .unwrap_or_else(|| sanitize_hostname(&name));
+            (name.clone(), h)
+        };
+        let hostname = if hostname.is_empty() {
+            format!("Server-{uuid}")
+        } else {
+            hostname
+        };
+        instances.push(Instance {
+            id: 0,
+            uuid,
+            project_id: project.clone(),
+            user_id: auth.user.id.clone(),
+            host: None,
+            vm_state: vm::BUILDING.into(),
+            task_state: Some(task::SCHEDULING.into()),
+            power_state: power::NOSTATE,
+            deleted: false,
+            created_at: now.clone(),
+            updated_at: now.clone(),
+            launched_at: None,
+            deleted_at: None,
+            generation: 0,
+            data: InstanceData {
+                display_name,
+                display_description: description.clone(),
+                hostname,
+                reservation_id: reservation_id.clone(),
+                launch_index: index,
+                image_ref: image_ref.clone(),
+                kernel_id: kernel_id.clone(),
+                ramdisk_id: ramdisk_id.clone(),
+                kernel_cmdline: image.properties.get("os_command_line").cloned(),
+                flavor: FlavorCopy {
+                    flavorid: flavor.flavorid.clone(),
+                    name: flavor.name.clone(),
+                    vcpus: flavor.vcpus,
+                    memory_mb: flavor.memory_mb,
+                    root_gb: flavor.root_gb,
+                    ephemeral_gb: flavor.ephemeral_gb,
+                    swap: flavor.swap,
+                    extra_specs: flavor.extra_specs.clone(),
+                },
+                key_name: keys.first().map(|k| k.name.clone()),
+                keys: keys.clone(),
+                user_data: user_data.clone(),
+                availability_zone: zone
+                    .clone()
+                    .or_else(|| Some(c.config.default_availability_zone.clone())),
+                pinned_availability_zone: zone.clone(),
+                config_drive: if config_drive {
+                    "True".into()
+                } else {
+                    String::new()
+                },
+                access_ip_v4: access_ip_v4.clone(),
+                access_ip_v6: access_ip_v6.clone(),
+                auto_disk_config,
+                locked_by: None,
+                locked_reason: None,
+                metadata: meta.clone(),
+                tags: tags.clone(),
+                spec: spec.clone(),
+                node: None,
+                terminated_at: None,
+                admin_pass_set: true,
+            },
+        });
+    }
+    let quota = ServerQuota {
+        instances: c.config.quota_instances,
+        cores: c.config.quota_cores,
+        ram: c.config.quota_ram,
+    };
+    let action = NewAction {
+        action: "create",
+        request_id: &request_id.0,
+        user_id: &auth.user.id,
+        project_id: &project,
+        now: &now,
+    };
+    let group_quota = group.as_deref().map(|g| (g, SERVER_GROUP_MEMBERS_QUOTA));
+    match idb::create_instances(&c.store, &mut instances, quota, group_quota, &action)
+        .await
+        .map_err(db_error)?
+    {
+        Ok(()) => {}
+        Err(CreateRefusal::OverQuota(over)) => {
+            let names: Vec<&str> = over.iter().map(|o| o.0).collect();
+            let (_, req, used, allowed) = over[0];
+            return Err(ApiError::forbidden(format!(
+                "Quota exceeded for {}: Requested {req}, but already used {used} of {allowed} {}",
+                names.join(", "),
+                names.join(", ")
+            )));
+        }
+        Err(CreateRefusal::GroupFull) => {
+            return Err(ApiError::forbidden(
+                "Quota exceeded, too many servers in group",
+            ));
+        }
+    }
+    for inst in &instances {
+        tracing::info!(uuid = %inst.uuid, name = %inst.data.display_name, "server create accepted");
+        let c = c.clone();
+        let uuid = inst.uuid.clone();
+        tokio::spawn(async move {
+            if let Err(e) = conductor::schedule_and_build(&c, &uuid).await {
+                tracing::error!(uuid, error = %e, "scheduling failed");
+            }
+        });
+    }
+    let first = &instances[0];
+    if s.get("return_reservation_id")
+        .and_then(boolean)
+        .unwrap_or(false)
+    {
+        return Ok((
+            StatusCode::ACCEPTED,
+            HeaderMap::new(),
+            Json(json!({"reservation_id": reservation_id})),
+        ));
+    }
+    let links = super::view::links(&c, &first.uuid);
+    let location = links[0]["href"].as_str().unwrap_or_default().to_string();
+    let mut server = Map::new();
+    server.insert("id".into(), json!(first.uuid));
+    server.insert("links".into(), links);
+    server.insert(
+        "OS-DCF:diskConfig".into(),
+        json!(if auto_disk_config { "AUTO" } else { "MANUAL" }),
+    );
+    let groups = match s.get("security_groups") {
+        Some(Value::Array(list)) => json!(list),
+        _ => json!([{"name": "default"}]),
+    };
+    server.insert("security_groups".into(), groups);
+    server.insert("adminPass".into(), json!(admin_pass));
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = location.parse() {
+        headers.insert("location", v);
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        headers,
+        Json(json!({"server": Value::Object(server)})),
+    ))
+}

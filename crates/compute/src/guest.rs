@@ -1,0 +1,78 @@
+//! What an instance row means to a hypervisor host: its metadata documents and the
+//! [`GuestBuild`] the conductor sends to the agent.
+
+use crate::db::instances::Instance;
+use crate::metadata::{InstanceMetadata, Key, random_seed};
+use crate::rpc::{GuestBuild, ImageRef};
+use base64::Engine;
+use serde_json::json;
+use std::collections::BTreeMap;
+
+/// The metadata documents' input for `inst` (served by the metadata service and written to
+/// its config drive).
+pub fn instance_metadata(inst: &Instance) -> InstanceMetadata {
+    let d = &inst.data;
+    InstanceMetadata {
+        uuid: inst.uuid.clone(),
+        internal_id: inst.id as u64,
+        name: d.display_name.clone(),
+        hostname: d.hostname.clone(),
+        project_id: inst.project_id.clone(),
+        availability_zone: d.availability_zone.clone().unwrap_or_default(),
+        launch_index: d.launch_index as u32,
+        reservation_id: d.reservation_id.clone(),
+        flavor_name: d.flavor.name.clone(),
+        meta: d.metadata.clone(),
+        keys: d
+            .keys
+            .iter()
+            .map(|k| Key {
+                name: k.name.clone(),
+                key_type: k.key_type.clone(),
+                data: k.public_key.clone(),
+            })
+            .collect(),
+        user_data: d
+            .user_data
+            .as_deref()
+            .and_then(|u| base64::engine::general_purpose::STANDARD.decode(u).ok()),
+        fixed_ipv4: None,
+        floating_ipv4: None,
+        security_groups: Vec::new(),
+        network_data: json!({"links": [], "networks": [], "services": []}),
+        random_seed: random_seed(),
+    }
+}
+
+/// The agent's build request for `inst`.
+pub fn guest_build(inst: &Instance, name_template: &str) -> GuestBuild {
+    let d = &inst.data;
+    let image_ref = |id: &str, format: &str| ImageRef {
+        id: id.to_string(),
+        disk_format: format.to_string(),
+        size: None,
+    };
+    let config_drive = (d.config_drive == "True").then(|| {
+        instance_metadata(inst)
+            .config_drive_files()
+            .into_iter()
+            .collect::<BTreeMap<_, _>>()
+    });
+    GuestBuild {
+        uuid: inst.uuid.clone(),
+        domain_name: inst.domain_name(name_template),
+        display_name: d.display_name.clone(),
+        vcpus: d.flavor.vcpus.max(1) as u32,
+        memory_mb: d.flavor.memory_mb.max(1) as u64,
+        root_gb: d.flavor.root_gb.max(0) as u64,
+        image: ImageRef {
+            id: d.image_ref.clone(),
+            disk_format: d.spec.image_disk_format.clone(),
+            size: d.spec.image_size,
+        },
+        kernel: (!d.kernel_id.is_empty()).then(|| image_ref(&d.kernel_id, "aki")),
+        ramdisk: (!d.ramdisk_id.is_empty()).then(|| image_ref(&d.ramdisk_id, "ari")),
+        kernel_cmdline: d.kernel_cmdline.clone(),
+        config_drive,
+    }
+}
