@@ -199,10 +199,9 @@ mod tests {
     }
 
     /// Over the bus `task_state: Some(None)` ("clear the task") must not turn into `None`
-    /// ("leave it"). serde encodes both as `null` unless `rpc::StateUpdate::task_state` has a
-    /// double-option (de)serializer (absent = leave, `null` = clear).
+    /// ("leave it"): `rpc::StateUpdate::task_state` sends `null` for the first and no key for
+    /// the second.
     #[test]
-    #[ignore = "fails until rpc.rs's StateUpdate.task_state distinguishes Some(None) from None on the wire"]
     fn clearing_the_task_state_survives_the_wire() {
         use ferrostack_compute::rpc::{decode, encode};
         let sent = build_done("u", 1);

@@ -47,6 +47,7 @@ async fn a_disk_image_guest_is_built_stopped_started_rebooted_and_deleted() {
         updates[1].expected_task_state,
         vec![Some("spawning".into())]
     );
+    assert_eq!(updates[1].task_state, Some(None), "the task is cleared");
     assert_eq!(updates[1].vm_state.as_deref(), Some("active"));
     assert_eq!(updates[1].power_state, Some(1));
     assert!(updates[1].launched);

@@ -109,13 +109,8 @@ fn cas(i: &mut Instance, update: &StateUpdate) {
     if let Some(vm) = &update.vm_state {
         i.vm_state = vm.clone();
     }
-    match &update.task_state {
-        Some(task) => i.task_state = task.clone(),
-        // What arrives when the agent clears the task: serde turns `Some(None)` into `None`
-        // on the wire (see the ignored test in transitions.rs). A final state (vm state given)
-        // always clears the task in the agent's transitions, so read it as that here.
-        None if update.vm_state.is_some() => i.task_state = None,
-        None => {}
+    if let Some(task) = &update.task_state {
+        i.task_state = task.clone();
     }
     if let Some(power) = update.power_state {
         i.power_state = power;
