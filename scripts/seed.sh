@@ -24,12 +24,16 @@ if ! have_image ferrostack-guest-ramdisk; then
     --file "$GUEST/initrd.img" ferrostack-guest-ramdisk >/dev/null
 fi
 if ! have_image ferrostack-guest-kernel-boot; then
+  # An AMI is a raw disk image.
+  raw=$(mktemp --suffix=.raw)
+  qemu-img convert -O raw "$GUEST/disk.qcow2" "$raw"
   os image create --public --disk-format ami --container-format ami \
-    --file "$GUEST/disk.qcow2" \
+    --file "$raw" \
     --property kernel_id="$(image_id ferrostack-guest-kernel)" \
     --property ramdisk_id="$(image_id ferrostack-guest-ramdisk)" \
     --property os_command_line="console=tty0 console=ttyS0" \
     ferrostack-guest-kernel-boot >/dev/null
+  rm -f "$raw"
   note "image ferrostack-guest-kernel-boot (kernel + ramdisk)"
 fi
 # name ram(MiB) disk(GiB) vcpus, as devstack and Nova's classic flavors.

@@ -63,14 +63,18 @@ class Cloud:
                 f.write(f'[database]\nurl = "{database}"\n')
         self.log_path = os.path.join(root, "ferrostack.log")
         self.log = open(os.path.join(root, "ferrostack.log"), "w")
-        env = dict(os.environ, FERROSTACK_CONFIG=self.config)
-        self.proc = subprocess.Popen([BINARY, "up"], stdout=self.log, stderr=subprocess.STDOUT, env=env)
-        self._wait_ready()
+        self.start()
         self.admin_password = open(os.path.join(self.state, "admin-password")).read().strip()
         self.demo_password = open(os.path.join(self.state, "demo-password")).read().strip()
         self.clouds = {}
         self.add_cloud("ferrostack", "admin", self.admin_password, "admin")
         self.add_cloud("ferrostack-demo", "demo", self.demo_password, "demo")
+
+    def start(self, extra_env=None):
+        """Starts the process (on the same config and state) and waits until it is ready."""
+        env = dict(os.environ, FERROSTACK_CONFIG=self.config, **(extra_env or {}))
+        self.proc = subprocess.Popen([BINARY, "up"], stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        self._wait_ready()
 
     def _wait_ready(self):
         deadline = time.time() + 60

@@ -2,6 +2,7 @@
 guest image (tests/guest-image) reports on its serial console what it read from its config drive,
 and the test reads that back with `console log show`."""
 import os
+import re
 import subprocess
 import time
 
@@ -29,7 +30,7 @@ def wait(predicate, timeout, what):
 
 
 @pytest.fixture(scope="module")
-def guest(cloud):
+def guest(cloud, tmp_path_factory):
     """The test guest uploaded as public images (whole disk, and kernel + ramdisk), a flavor,
     and the compute host registered."""
     for f in ("disk.qcow2", "vmlinuz", "initrd.img"):
@@ -44,8 +45,12 @@ def guest(cloud):
     ramdisk = cloud.json("ferrostack", "image", "create", "--public", "--disk-format", "ari",
                          "--container-format", "ari", "--file", os.path.join(GUEST_DIR, "initrd.img"),
                          "e2e-guest-ramdisk")
+    # An AMI is a raw disk (the agent refuses content that does not match the disk format).
+    raw = tmp_path_factory.mktemp("ami") / "disk.raw"
+    subprocess.run(["qemu-img", "convert", "-O", "raw", os.path.join(GUEST_DIR, "disk.qcow2"), str(raw)],
+                   check=True)
     ami = cloud.json("ferrostack", "image", "create", "--public", "--disk-format", "ami",
-                     "--container-format", "ami", "--file", os.path.join(GUEST_DIR, "disk.qcow2"),
+                     "--container-format", "ami", "--file", str(raw),
                      "--property", f"kernel_id={kernel['id']}", "--property", f"ramdisk_id={ramdisk['id']}",
                      "--property", "os_command_line=console=tty0 console=ttyS0",
                      "e2e-guest-kernel-boot")
@@ -112,7 +117,7 @@ def test_quota_exceeded_is_403_with_novas_message(cloud, guest, unique):
     out = cloud.run("ferrostack-demo", "server", "create", "--image", guest["disk"], "--flavor", flavor,
                     f"big-{unique}", check=False)
     assert out.returncode != 0
-    assert "Quota exceeded for ram: Requested 60000, but already used 0 of 51200 ram" in out.stderr
+    assert re.search(r"Quota exceeded for ram: Requested 60000, but already used \d+ of 51200 ram", out.stderr)
     assert "403" in out.stderr
 
 
@@ -124,5 +129,43 @@ def test_other_projects_cannot_see_servers(cloud, guest, unique):
         listed = [s["Name"] for s in cloud.json("ferrostack", "server", "list")]
         assert name not in listed, "admin without --all-projects sees only its project"
         assert name in [s["Name"] for s in cloud.json("ferrostack", "server", "list", "--all-projects")]
+    finally:
+        cloud.run("ferrostack-demo", "server", "delete", "--wait", server["id"], timeout=180)
+
+
+def test_metadata_service_answers_signed_requests_only(cloud, guest, unique):
+    """The metadata service behind 169.254.169.254 (reached through the network metadata proxy,
+    which signs the instance id with the shared secret)."""
+    import hashlib
+    import hmac
+    import json
+    import urllib.error
+    import urllib.request
+
+    server = cloud.json("ferrostack-demo", "server", "create", "--image", guest["disk"], "--flavor", "e2e.nano",
+                        "--property", "role=web", f"md-{unique}")
+    try:
+        shown = cloud.json("ferrostack-demo", "server", "show", server["id"])
+        project = shown["project_id"]
+        secret = open(os.path.join(cloud.state, "metadata-proxy-secret")).read().strip()
+
+        def get(path, instance=server["id"], tenant=project, signature=None):
+            sig = signature or hmac.new(secret.encode(), instance.encode(), hashlib.sha256).hexdigest()
+            req = urllib.request.Request(f"http://127.0.0.1:{cloud.metadata_port}{path}", headers={
+                "X-Instance-ID": instance, "X-Tenant-ID": tenant, "X-Instance-ID-Signature": sig})
+            try:
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    return r.status, r.read().decode()
+            except urllib.error.HTTPError as e:
+                return e.code, e.read().decode()
+
+        status, body = get("/openstack/latest/meta_data.json")
+        assert status == 200, body
+        meta = json.loads(body)
+        assert meta["uuid"] == server["id"] and meta["meta"] == {"role": "web"}
+        assert meta["hostname"] == f"md-{unique}.novalocal"
+        assert get("/openstack/latest/meta_data.json", signature="0" * 64)[0] == 403
+        assert get("/openstack/latest/meta_data.json", tenant="someone-else")[0] == 404
+        assert get("/latest/meta-data/instance-id")[1].startswith("i-")
     finally:
         cloud.run("ferrostack-demo", "server", "delete", "--wait", server["id"], timeout=180)

@@ -8,6 +8,7 @@ use crate::files::{InstanceFiles, overlay_size};
 use ferrostack_compute::configdrive;
 use ferrostack_compute::rpc::GuestBuild;
 use ferrostack_virt::{Boot, GuestSpec, PowerState, VirtDriver, VirtError};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,13 +26,30 @@ impl Guests {
 
     /// Makes whatever of the guest's files is missing — cached image, overlay, config drive,
     /// kernel and ramdisk copies, console log — and returns the spec to boot it with. Existing
-    /// files are kept (a guest's disk is never overwritten).
+    /// files are kept (a guest's disk is never overwritten). A driver without disks
+    /// ([`VirtDriver::manages_disks`] false: the fake one) gets only the instance directory
+    /// (which marks the guest as this agent's, see reconciliation and the heartbeat) and the
+    /// console log; its spec names the other files without making them.
     pub(crate) async fn prepare(&self, build: &GuestBuild) -> Result<GuestSpec, OpError> {
         let files = self.files(&build.uuid);
         files.create_dir().await?;
+        if !self.driver.manages_disks() {
+            files.ensure_console_log().await?;
+            let config_drive = build.config_drive.as_ref().map(|_| files.config_drive());
+            let boot = match &build.kernel {
+                None => Boot::Disk,
+                Some(_) => Boot::Kernel {
+                    kernel: files.kernel(),
+                    initrd: build.ramdisk.as_ref().map(|_| files.ramdisk()),
+                    cmdline: self.config.kernel_cmdline(build.kernel_cmdline.as_deref()),
+                },
+            };
+            return Ok(self.spec(build, &files, config_drive, boot));
+        }
         // The base image is needed even when the overlay exists: it is the overlay's backing
         // file (and the cache entry may have been removed).
         let base = self.cache.fetch(&build.image, ImageKind::Disk).await?;
+        ferrostack_compute::crashpoint::hit("agent:after-image-cached");
         let size = overlay_size(build.root_gb, base.size);
         if files
             .ensure_overlay(&base.path, size)
@@ -74,7 +92,17 @@ impl Guests {
             }
         };
         files.ensure_console_log().await?;
-        Ok(GuestSpec {
+        Ok(self.spec(build, &files, config_drive, boot))
+    }
+
+    fn spec(
+        &self,
+        build: &GuestBuild,
+        files: &InstanceFiles,
+        config_drive: Option<PathBuf>,
+        boot: Boot,
+    ) -> GuestSpec {
+        GuestSpec {
             uuid: build.uuid.clone(),
             name: build.domain_name.clone(),
             display_name: build.display_name.clone(),
@@ -85,7 +113,7 @@ impl Guests {
             boot,
             console_log: files.console_log(),
             virt_type: self.config.virt_type,
-        })
+        }
     }
 
     /// The guest's power state; `None` when the hypervisor has no such guest.
@@ -130,7 +158,150 @@ impl Guests {
     /// delete leaves behind.
     pub(crate) async fn remove(&self, uuid: &str) -> Result<(), OpError> {
         self.driver.destroy(uuid).await?;
+        ferrostack_compute::crashpoint::hit("agent:after-domain-destroyed");
         self.files(uuid).remove().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::images::ImageSource;
+    use ferrostack_compute::rpc::ImageRef;
+    use ferrostack_virt::fake::FakeDriver;
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts fetches and fails them: a diskless prepare must never ask for an image.
+    #[derive(Default)]
+    struct NoImages(AtomicUsize);
+
+    #[async_trait::async_trait]
+    impl ImageSource for NoImages {
+        async fn fetch(&self, image_id: &str, _dest: &std::path::Path) -> anyhow::Result<()> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            anyhow::bail!("no image {image_id} here")
+        }
+    }
+
+    /// The fake driver, but claiming to manage disks (what the libvirt driver says).
+    struct DiskFake(FakeDriver);
+
+    #[async_trait::async_trait]
+    impl VirtDriver for DiskFake {
+        async fn spawn(&self, spec: &GuestSpec) -> Result<(), VirtError> {
+            self.0.spawn(spec).await
+        }
+        async fn destroy(&self, uuid: &str) -> Result<(), VirtError> {
+            self.0.destroy(uuid).await
+        }
+        async fn power_on(&self, uuid: &str) -> Result<(), VirtError> {
+            self.0.power_on(uuid).await
+        }
+        async fn power_off(&self, uuid: &str, timeout: Duration) -> Result<(), VirtError> {
+            self.0.power_off(uuid, timeout).await
+        }
+        async fn reboot(&self, uuid: &str, hard: bool) -> Result<(), VirtError> {
+            self.0.reboot(uuid, hard).await
+        }
+        async fn power_state(&self, uuid: &str) -> Result<PowerState, VirtError> {
+            self.0.power_state(uuid).await
+        }
+        async fn list(&self) -> Result<Vec<ferrostack_virt::GuestInfo>, VirtError> {
+            self.0.list().await
+        }
+    }
+
+    fn guests(
+        root: &std::path::Path,
+        driver: Arc<dyn VirtDriver>,
+        source: Arc<NoImages>,
+    ) -> Guests {
+        Guests {
+            config: Arc::new(AgentConfig::new("h", root)),
+            driver,
+            cache: ImageCache::new(root, source),
+        }
+    }
+
+    fn image(id: &str) -> ImageRef {
+        ImageRef {
+            id: id.into(),
+            disk_format: "raw".into(),
+            size: None,
+        }
+    }
+
+    fn build() -> GuestBuild {
+        GuestBuild {
+            uuid: "6f1b8a52-0000-4000-8000-0000000000aa".into(),
+            domain_name: "instance-000000aa".into(),
+            display_name: "fake".into(),
+            vcpus: 1,
+            memory_mb: 64,
+            root_gb: 1,
+            image: image("disk-image"),
+            kernel: Some(image("kernel-image")),
+            ramdisk: Some(image("ramdisk-image")),
+            kernel_cmdline: Some("console=ttyS0".into()),
+            config_drive: Some(BTreeMap::from([(
+                "openstack/x".to_string(),
+                b"{}".to_vec(),
+            )])),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_driver_without_disks_gets_only_the_directory_and_console_log() {
+        let root = std::env::temp_dir().join(format!("agent-diskless-{}", uuid::Uuid::new_v4()));
+        let source = Arc::new(NoImages::default());
+        let g = guests(&root, Arc::new(FakeDriver::default()), source.clone());
+        let build = build();
+        let spec = g.prepare(&build).await.unwrap();
+        let files = g.files(&build.uuid);
+        // Nothing fetched, converted or written but the directory and the console log.
+        assert_eq!(source.0.load(Ordering::SeqCst), 0);
+        assert!(files.exists());
+        assert!(files.console_log().is_file());
+        for absent in [
+            files.disk(),
+            files.config_drive(),
+            files.kernel(),
+            files.ramdisk(),
+        ] {
+            assert!(!absent.exists(), "{} was made", absent.display());
+        }
+        assert!(!root.join(crate::cache::BASE_DIR).exists());
+        // The spec is the one the libvirt path would give.
+        assert_eq!(spec.root_disk, files.disk());
+        assert_eq!(spec.config_drive, Some(files.config_drive()));
+        assert_eq!(
+            spec.boot,
+            Boot::Kernel {
+                kernel: files.kernel(),
+                initrd: Some(files.ramdisk()),
+                cmdline: "console=ttyS0".into(),
+            }
+        );
+        // The guest boots and counts as this agent's (its directory exists).
+        g.boot(&spec).await.unwrap();
+        let ours = crate::heartbeat::our_guests(&g).await.unwrap();
+        assert_eq!(ours.len(), 1);
+        assert_eq!(ours[0].uuid, build.uuid);
+        // A second prepare (a restart's re-run) is fine too.
+        g.prepare(&build).await.unwrap();
+        g.remove(&build.uuid).await.unwrap();
+        assert!(!files.exists());
+
+        // A driver that manages disks goes to the image cache (which fails here).
+        let g = guests(
+            &root,
+            Arc::new(DiskFake(FakeDriver::default())),
+            source.clone(),
+        );
+        assert!(g.prepare(&build).await.is_err());
+        assert_eq!(source.0.load(Ordering::SeqCst), 1);
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }

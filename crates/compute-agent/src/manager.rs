@@ -92,6 +92,7 @@ impl Manager {
             }
             return;
         }
+        ferrostack_compute::crashpoint::hit("agent:after-spawning");
         let result = self.spawn_guest(build).await;
         let error = error_text(&result);
         match result {
@@ -138,6 +139,7 @@ impl Manager {
     async fn spawn_guest(&self, build: &GuestBuild) -> Result<(), OpError> {
         let spec = self.guests.prepare(build).await?;
         self.guests.boot(&spec).await?;
+        ferrostack_compute::crashpoint::hit("agent:after-domain-started");
         self.conductor
             .update(transitions::build_done(&build.uuid, POWER_RUNNING))
             .await

@@ -363,6 +363,9 @@ pub async fn schedule_and_build(c: &Arc<Compute>, uuid: &str) -> anyhow::Result<
             break;
         }
     }
+    if chosen.is_some() {
+        crate::crashpoint::hit("conductor:after-claim");
+    }
     let Some(host) = chosen else {
         drop(guard);
         if !rejected.is_empty() {
@@ -388,6 +391,7 @@ pub async fn schedule_and_build(c: &Arc<Compute>, uuid: &str) -> anyhow::Result<
         }
         return Ok(());
     }
+    crate::crashpoint::hit("conductor:after-host-set");
     let Some(inst) = idb::instance(&c.store, uuid).await? else {
         return Ok(());
     };
@@ -497,6 +501,7 @@ async fn build_failed(
 /// this order a server that reads as gone never holds resources).
 pub async fn finish_delete(c: &Compute, uuid: &str) -> anyhow::Result<()> {
     c.placement.release(uuid).await?;
+    crate::crashpoint::hit("conductor:after-release");
     idb::mark_deleted(&c.store, uuid, &now()).await?;
     Ok(())
 }

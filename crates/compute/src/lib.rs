@@ -5,10 +5,12 @@
 pub mod api;
 pub mod conductor;
 pub mod configdrive;
+pub mod crashpoint;
 pub mod db;
 pub mod guest;
 pub mod keys;
 pub mod metadata;
+pub mod metadata_api;
 pub mod policies;
 pub mod rpc;
 pub mod scheduler;

@@ -195,6 +195,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     )
     .await?;
     let conductor = ferrostack_compute::conductor::start(compute.clone()).await?;
+    let metadata = start_metadata_service(&config, compute.clone()).await?;
     let readiness = Readiness::default();
     let context = |enforcer: &Arc<Enforcer>| ApiContext {
         validator: identity.clone(),
@@ -274,9 +275,38 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         agent.shutdown().await;
     }
     conductor.abort();
+    if let Some(m) = metadata {
+        m.abort();
+    }
     identity.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The metadata service on its own listener (Nova's 8775), answering requests the network
+/// metadata proxy signed with the shared secret.
+async fn start_metadata_service(
+    config: &Config,
+    compute: Arc<ferrostack_compute::Compute>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let listen = &config.compute.metadata_listen;
+    if listen.is_empty() {
+        return Ok(None);
+    }
+    let secret = match config.compute.metadata_proxy_shared_secret.as_str() {
+        "" => state_secret(config, "metadata-proxy-secret")?,
+        s => s.to_string(),
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding the metadata service to {listen}"))?;
+    tracing::info!(listen = %listen, "metadata service ready");
+    let app = ferrostack_compute::metadata_api::router(compute, secret);
+    Ok(Some(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "metadata service stopped");
+        }
+    })))
 }
 
 async fn shutdown_signal() {

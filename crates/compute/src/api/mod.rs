@@ -1,11 +1,18 @@
 //! The Nova HTTP API (mounted at `/compute`), one module per resource.
 
+#[cfg(test)]
+mod admin_tests;
+mod availability_zones;
 pub(crate) mod flavors;
+mod hypervisors;
 mod keypairs;
+mod limits;
+mod quota_sets;
 mod server_groups;
 #[cfg(test)]
 mod server_tests;
 mod servers;
+mod services;
 #[cfg(test)]
 mod tests;
 mod versions;
@@ -17,7 +24,7 @@ use axum::{
     http::HeaderValue,
     middleware::Next,
     response::Response,
-    routing::{get, post},
+    routing::{get, post, put},
 };
 use ferrostack_api::{
     ErrorFormat, MicroversionSpec, RequestId, Version, with_error_format, with_microversions,
@@ -83,6 +90,29 @@ pub fn router(compute: Arc<Compute>) -> Router {
             "/os-server-groups/{id}",
             get(server_groups::show).delete(server_groups::delete),
         )
+        .route("/limits", get(limits::index))
+        .route("/os-availability-zone", get(availability_zones::index))
+        .route(
+            "/os-availability-zone/detail",
+            get(availability_zones::detail),
+        )
+        .route(
+            "/os-quota-sets/{id}",
+            get(quota_sets::show)
+                .put(quota_sets::update)
+                .delete(quota_sets::delete),
+        )
+        .route("/os-quota-sets/{id}/defaults", get(quota_sets::defaults))
+        .route("/os-quota-sets/{id}/detail", get(quota_sets::detail))
+        .route("/os-services", get(services::index))
+        .route("/os-services/{id}", put(services::update))
+        .route("/os-hypervisors", get(hypervisors::index))
+        .route("/os-hypervisors/detail", get(hypervisors::detail))
+        .route("/os-hypervisors/statistics", get(hypervisors::statistics))
+        .route("/os-hypervisors/{id}", get(hypervisors::show))
+        .route("/os-hypervisors/{id}/uptime", get(hypervisors::uptime_show))
+        .route("/os-hypervisors/{id}/search", get(hypervisors::search))
+        .route("/os-hypervisors/{id}/servers", get(hypervisors::servers))
         .route("/servers", get(servers::index).post(servers::create))
         .route("/servers/detail", get(servers::detail))
         .route(

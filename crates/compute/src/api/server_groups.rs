@@ -3,7 +3,7 @@
 
 use super::{AppState, Mv, at_least};
 use crate::db::{self, ServerGroup};
-use crate::service::{SERVER_GROUPS_QUOTA, db_error};
+use crate::service::db_error;
 use axum::{
     Json,
     extract::{Path, Query},
@@ -149,7 +149,11 @@ pub async fn create(
         created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         members: Vec::new(),
     };
-    if !db::insert_server_group(&state.0.store, &group, SERVER_GROUPS_QUOTA)
+    let quota = db::quotas::limits(&state.0.store, &group.project_id, &state.0.config)
+        .await
+        .map_err(db_error)?
+        .server_groups;
+    if !db::insert_server_group(&state.0.store, &group, quota)
         .await
         .map_err(db_error)?
     {

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 pub mod instances;
 pub mod nodes;
+pub mod quotas;
+pub mod services;
 
 /// The compute service's schema.
 pub const MIGRATIONS: &[Migration] = &[
@@ -76,6 +78,7 @@ pub const MIGRATIONS: &[Migration] = &[
                 disabled BIGINT NOT NULL, disabled_reason TEXT, forced_down BIGINT NOT NULL,
                 created_at TEXT NOT NULL, updated_at TEXT NOT NULL);",
     },
+    quotas::QUOTAS_MIGRATION,
 ];
 
 /// A flavor.

@@ -7,11 +7,11 @@ use crate::api::flavors::find_visible;
 use crate::api::{AppState, Mv, at_least};
 use crate::conductor;
 use crate::db::instances::{
-    self as idb, CreateRefusal, FlavorCopy, Instance, InstanceData, KeyCopy, NewAction,
-    RequestSpec, ServerQuota,
+    self as idb, CreateRefusal, FlavorCopy, Instance, InstanceData, KeyCopy, NewAction, RequestSpec,
 };
+use crate::db::quotas;
 use crate::db::{self, Flavor};
-use crate::service::{ImageInfo, SERVER_GROUP_MEMBERS_QUOTA, db_error};
+use crate::service::{ImageInfo, db_error};
 use crate::states::{power, task, vm};
 use axum::{Extension, Json, http::HeaderMap, http::StatusCode, response::IntoResponse};
 use base64::Engine;
@@ -404,7 +404,10 @@ pub async fn create(
         }
         None => Vec::new(),
     };
-    let meta = metadata(s, c.config.quota_metadata_items)?;
+    let limits = quotas::limits(&c.store, &project, &c.config)
+        .await
+        .map_err(db_error)?;
+    let meta = metadata(s, limits.metadata_items)?;
     let user_data = match string_field(s, "user_data")? {
         Some(u) => {
             if u.len() > 65535 {
@@ -609,11 +612,7 @@ pub async fn create(
             },
         });
     }
-    let quota = ServerQuota {
-        instances: c.config.quota_instances,
-        cores: c.config.quota_cores,
-        ram: c.config.quota_ram,
-    };
+    let quota = limits.server_quota();
     let action = NewAction {
         action: "create",
         request_id: &request_id.0,
@@ -621,7 +620,7 @@ pub async fn create(
         project_id: &project,
         now: &now,
     };
-    let group_quota = group.as_deref().map(|g| (g, SERVER_GROUP_MEMBERS_QUOTA));
+    let group_quota = group.as_deref().map(|g| (g, limits.server_group_members));
     match idb::create_instances(&c.store, &mut instances, quota, group_quota, &action)
         .await
         .map_err(db_error)?

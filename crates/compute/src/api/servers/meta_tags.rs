@@ -83,12 +83,22 @@ fn parse_metadata(body: &Value, field: &str) -> Result<BTreeMap<String, String>,
     Ok(out)
 }
 
-fn check_quota(c: &Compute, meta: &BTreeMap<String, String>) -> Result<(), ApiError> {
-    let limit = c.config.quota_metadata_items;
+fn check_quota(limit: i64, meta: &BTreeMap<String, String>) -> Result<(), ApiError> {
     if limit >= 0 && meta.len() as i64 > limit {
         return Err(ApiError::forbidden("Quota exceeded for metadata_items"));
     }
     Ok(())
+}
+
+/// The `metadata_items` quota of the server's project.
+async fn metadata_limit(c: &Compute, auth: &Auth, uuid: &str) -> Result<i64, ApiError> {
+    let inst = load(c, auth, uuid, "os_compute_api:server-metadata:index").await?;
+    Ok(
+        crate::db::quotas::limits(&c.store, &inst.project_id, &c.config)
+            .await
+            .map_err(db_error)?
+            .metadata_items,
+    )
 }
 
 /// `GET /servers/{id}/metadata`
@@ -117,6 +127,7 @@ async fn metadata_write(
 ) -> Result<Json<Value>, ApiError> {
     let c = &state.0;
     let new = parse_metadata(&body, "metadata")?;
+    let limit = metadata_limit(c, &auth, &uuid).await?;
     let rule = if replace { "update_all" } else { "create" };
     let merged = modify(
         c,
@@ -130,7 +141,7 @@ async fn metadata_write(
             } else {
                 inst.data.metadata.extend(new.clone());
             }
-            check_quota(c, &inst.data.metadata)?;
+            check_quota(limit, &inst.data.metadata)?;
             Ok(inst.data.metadata.clone())
         },
     )
@@ -186,6 +197,7 @@ pub async fn metadata_set(
 ) -> Result<Json<Value>, ApiError> {
     let c = &state.0;
     let item = parse_metadata(&body, "meta")?;
+    let limit = metadata_limit(c, &auth, &uuid).await?;
     if item.len() != 1 {
         return Err(ApiError::bad_request(
             "Request body contains too many items",
@@ -202,7 +214,7 @@ pub async fn metadata_set(
         "update metadata",
         |inst| {
             inst.data.metadata.extend(item.clone());
-            check_quota(c, &inst.data.metadata)
+            check_quota(limit, &inst.data.metadata)
         },
     )
     .await?;

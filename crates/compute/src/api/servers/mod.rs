@@ -260,6 +260,7 @@ pub async fn delete(
         return Err(not_found(&uuid));
     };
     tracing::info!(uuid, host = ?inst.host, "server delete accepted");
+    crate::crashpoint::hit("api:after-deleting");
     conductor::delete(c, &inst, &request_id.0)
         .await
         .map_err(ApiError::internal)?;
