@@ -79,4 +79,9 @@ impl VirtDriver for FakeDriver {
             .cloned()
             .collect())
     }
+
+    /// Fake guests have no disks: the agent prepares no image, overlay or config drive.
+    fn manages_disks(&self) -> bool {
+        false
+    }
 }

@@ -111,4 +111,12 @@ pub trait VirtDriver: Send + Sync {
     async fn power_state(&self, uuid: &str) -> Result<PowerState, VirtError>;
     /// Every guest of this host that the driver manages.
     async fn list(&self) -> Result<Vec<GuestInfo>, VirtError>;
+    /// Whether the guests' disks are real files the hypervisor reads: the agent then caches
+    /// the image, makes the overlay, the config drive and the kernel copies before a spawn.
+    /// A driver whose guests have no disks (the fake one) answers false and the agent makes
+    /// only the instance directory and console log, so a control-plane scale test measures
+    /// the control plane and not `qemu-img`.
+    fn manages_disks(&self) -> bool {
+        true
+    }
 }
