@@ -5,6 +5,7 @@ export FERROSTACK_VENV ?= /opt/ferrostack/venv
 
 .PHONY: up down test build lint unit e2e tempest-identity bench-identity clean-state guest-image
 .PHONY: tempest-image bench-image
+.PHONY: tempest-compute
 
 up:  ## Install what is missing, build, start the cloud in the background, write clouds.yaml
 	@scripts/up.sh
@@ -36,6 +37,9 @@ bench-identity:  ## Ferrostack vs Keystone: token issue/validate throughput, lat
 
 tempest-image:  ## Run Tempest's image API tests against the cloud started by `make up`
 	@scripts/tempest.sh image
+
+tempest-compute:  ## Run Tempest's compute API tests (validation off) against a private cloud it starts
+	@scripts/tempest.sh --start compute
 
 bench-image:  ## Image upload/download throughput: Ferrostack vs Glance vs dd on the same disk
 	@scripts/bench-image.sh

@@ -1,6 +1,9 @@
-//! SSH keypairs as Nova makes and checks them: RSA 2048 generation (private key in the
-//! traditional PEM form, public key as `ssh-rsa <base64> Generated-by-Nova`), OpenSSH public
-//! key validation, and the MD5 colon-hex fingerprint of the key blob.
+//! Keypairs as Nova makes and checks them (`nova/crypto.py`): SSH keys — RSA 2048 generation
+//! (private key in the traditional PEM form, public key as `ssh-rsa <base64> Generated-by-Nova`),
+//! OpenSSH public key validation, the MD5 colon-hex fingerprint of the key blob — and x509
+//! keypairs (type `x509`, ≥2.2): a self-signed WinRM client certificate as the public key, the
+//! key and certificate as a password-less PKCS#12 in base64 as the private key, and the SHA-1
+//! colon-hex fingerprint of the certificate.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -42,11 +45,7 @@ pub fn fingerprint(blob: &[u8]) -> String {
     let digest = openssl::hash::hash(openssl::hash::MessageDigest::md5(), blob)
         .map(|d| d.to_vec())
         .unwrap_or_default();
-    digest
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    colon_hex(&digest)
 }
 
 /// Generates an RSA 2048 keypair.
@@ -61,6 +60,83 @@ pub fn generate() -> Result<Generated, openssl::error::ErrorStack> {
         private_key,
         public_key: format!("ssh-rsa {} Generated-by-Nova", STANDARD.encode(&blob)),
         fingerprint: fingerprint(&blob),
+    })
+}
+
+/// Colon-separated lowercase hex.
+fn colon_hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Nova's `generate_x509_fingerprint`: SHA-1 of the certificate (DER) as colon hex, or its
+/// InvalidKeypair message.
+pub fn x509_fingerprint(pem: &str) -> Result<String, String> {
+    let invalid = |e: &dyn std::fmt::Display| {
+        format!("Keypair data is invalid: failed to generate X509 fingerprint. Error message: {e}")
+    };
+    let cert = openssl::x509::X509::from_pem(pem.trim().as_bytes()).map_err(|e| invalid(&e))?;
+    let digest = cert
+        .digest(openssl::hash::MessageDigest::sha1())
+        .map_err(|e| invalid(&e))?;
+    Ok(colon_hex(&digest))
+}
+
+/// Nova's `generate_winrm_x509_cert`: an RSA 2048 key and a self-signed certificate for
+/// `CN=<user_id>`, valid 3650 days, for client authentication with the UPN
+/// `<user_id>@localhost` as subject alternative name. The private key is the PKCS#12 bundle
+/// (empty password) in base64; the public key is the certificate in PEM.
+pub fn generate_x509(user_id: &str) -> Result<Generated, openssl::error::ErrorStack> {
+    use openssl::x509::extension::{ExtendedKeyUsage, SubjectAlternativeName};
+    let key = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048)?)?;
+    let mut name = openssl::x509::X509NameBuilder::new()?;
+    name.append_entry_by_nid(openssl::nid::Nid::COMMONNAME, user_id)?;
+    let name = name.build();
+    let mut serial = openssl::bn::BigNum::new()?;
+    serial.rand(159, openssl::bn::MsbOption::MAYBE_ZERO, false)?;
+    let mut b = openssl::x509::X509::builder()?;
+    b.set_version(2)?;
+    let serial = serial.to_asn1_integer()?;
+    b.set_serial_number(&serial)?;
+    b.set_subject_name(&name)?;
+    b.set_issuer_name(&name)?;
+    b.set_pubkey(&key)?;
+    let (not_before, not_after) = (
+        openssl::asn1::Asn1Time::days_from_now(0)?,
+        openssl::asn1::Asn1Time::days_from_now(3650)?,
+    );
+    b.set_not_before(&not_before)?;
+    b.set_not_after(&not_after)?;
+    b.append_extension(ExtendedKeyUsage::new().client_auth().build()?)?;
+    // otherName UPN (1.3.6.1.4.1.311.20.2.3) as a DER UTF8String.
+    let upn = format!("{user_id}@localhost");
+    let mut der = vec![0x0c];
+    if upn.len() < 0x80 {
+        der.push(upn.len() as u8);
+    } else {
+        der.extend_from_slice(&[0x82, (upn.len() >> 8) as u8, upn.len() as u8]);
+    }
+    der.extend_from_slice(upn.as_bytes());
+    let san = SubjectAlternativeName::new()
+        .other_name2(
+            openssl::asn1::Asn1Object::from_str("1.3.6.1.4.1.311.20.2.3")?,
+            &der,
+        )
+        .build(&b.x509v3_context(None, None))?;
+    b.append_extension(san)?;
+    b.sign(&key, openssl::hash::MessageDigest::sha256())?;
+    let cert = b.build();
+    let bundle = openssl::pkcs12::Pkcs12::builder()
+        .pkey(&key)
+        .cert(&cert)
+        .build2("")?;
+    Ok(Generated {
+        private_key: STANDARD.encode(bundle.to_der()?),
+        public_key: String::from_utf8_lossy(&cert.to_pem()?).into_owned(),
+        fingerprint: colon_hex(&cert.digest(openssl::hash::MessageDigest::sha1())?),
     })
 }
 
@@ -127,6 +203,36 @@ mod tests {
             key.fingerprint
         );
         assert_eq!(key.fingerprint.len(), 47);
+    }
+
+    #[test]
+    fn x509_keypairs_have_nova_forms() {
+        let key = generate_x509("a-user-id").unwrap();
+        assert!(key.public_key.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert_eq!(x509_fingerprint(&key.public_key).unwrap(), key.fingerprint);
+        assert_eq!(key.fingerprint.len(), 59, "SHA-1 as colon hex");
+        let der = STANDARD.decode(&key.private_key).unwrap();
+        let parsed = openssl::pkcs12::Pkcs12::from_der(&der)
+            .unwrap()
+            .parse2("")
+            .unwrap();
+        let cert = parsed.cert.unwrap();
+        assert_eq!(cert.to_pem().unwrap(), key.public_key.as_bytes());
+        let cn = cert
+            .subject_name()
+            .entries_by_nid(openssl::nid::Nid::COMMONNAME)
+            .next()
+            .unwrap()
+            .data()
+            .to_string()
+            .unwrap();
+        assert_eq!(cn, "a-user-id");
+        assert!(parsed.pkey.is_some());
+        assert!(
+            x509_fingerprint("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----")
+                .unwrap_err()
+                .starts_with("Keypair data is invalid: failed to generate X509 fingerprint.")
+        );
     }
 
     #[test]

@@ -249,6 +249,16 @@ pub const COMPUTE_RULES: &[RuleDefault] = &[
         "Unlock a server locked by someone else.",
     ),
     api(
+        "os_compute_api:os-deferred-delete:restore",
+        "rule:project_member_or_admin",
+        "Restore a soft-deleted server.",
+    ),
+    api(
+        "os_compute_api:os-deferred-delete:force",
+        "rule:project_member_or_admin",
+        "Force-delete a server.",
+    ),
+    api(
         "os_compute_api:os-console-output",
         "rule:project_member_or_admin",
         "Read a server's console output; get a remote console.",

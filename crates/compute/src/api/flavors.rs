@@ -371,14 +371,14 @@ pub async fn create(
             )));
         }
     };
+    // `parameter_types.boolean`: JSON booleans and their usual spellings ("True", "false", ...).
     let is_public = match f.get("os-flavor-access:is_public") {
         None | Some(Value::Null) => true,
-        Some(Value::Bool(b)) => *b,
-        Some(v) => {
-            return Err(ApiError::bad_request(format!(
+        Some(v) => super::services::boolean(v).ok_or_else(|| {
+            ApiError::bad_request(format!(
                 "Invalid input for field/attribute os-flavor-access:is_public. Value: {v}."
-            )));
-        }
+            ))
+        })?,
     };
     let rxtx_factor = match f.get("rxtx_factor") {
         None | Some(Value::Null) => 1.0,

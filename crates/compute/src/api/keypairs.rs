@@ -179,11 +179,6 @@ pub async fn create(
         None | Some(Value::Null) if !at_least(&mv, 2, 92) => None,
         _ => return Err(ApiError::bad_request("'public_key' is a required property")),
     };
-    if key_type == "x509" {
-        return Err(ApiError::bad_request(
-            "Keypair data is invalid: x509 certificates are not supported",
-        ));
-    }
     let store = &state.0.store;
     let existing = db::keypairs(store, &user_id).await.map_err(db_error)?;
     if existing.iter().any(|e| e.name == name) {
@@ -194,16 +189,28 @@ pub async fn create(
     if existing.len() as i64 >= KEY_PAIRS_QUOTA {
         return Err(ApiError::forbidden("Quota exceeded, too many key pairs."));
     }
+    let x509 = key_type == "x509";
     let (public_key, fingerprint, private_key) = match public_key {
+        Some(p) if x509 => {
+            let fp = keys::x509_fingerprint(&p).map_err(ApiError::bad_request)?;
+            (p.trim().to_string(), fp, None)
+        }
         Some(p) => {
             let fp = keys::validate_public_key(&p).map_err(ApiError::bad_request)?;
             (p.trim().to_string(), fp, None)
         }
         None => {
-            let generated = tokio::task::spawn_blocking(keys::generate)
-                .await
-                .map_err(ApiError::internal)?
-                .map_err(ApiError::internal)?;
+            let owner = user_id.clone();
+            let generated = tokio::task::spawn_blocking(move || {
+                if x509 {
+                    keys::generate_x509(&owner)
+                } else {
+                    keys::generate()
+                }
+            })
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?;
             (
                 generated.public_key,
                 generated.fingerprint,

@@ -638,3 +638,93 @@ async fn metadata_and_tags_need_a_settled_server() {
             .contains("task_state powering-on")
     );
 }
+
+/// Tempest (ServersAdmin275Test, ServersListShow296Test): from 2.75 PUT answers with the
+/// full server body, `server_groups` (≥2.71) included.
+#[tokio::test]
+async fn update_at_2_75_returns_the_full_body_with_server_groups() {
+    let h = cloud("servers-update-275", &["host-a"]).await;
+    let r = h
+        .call(
+            "alice",
+            "POST",
+            "/v2.1/servers",
+            "2.96",
+            Some(server("upd")),
+        )
+        .await;
+    let id = r.body["server"]["id"].as_str().unwrap().to_string();
+    wait_for(&h, "alice", &id, "ACTIVE").await;
+    let path = format!("/v2.1/servers/{id}");
+    let put = |mv: &'static str| {
+        h.call(
+            "alice",
+            "PUT",
+            &path,
+            mv,
+            Some(json!({"server": {"name": "renamed"}})),
+        )
+    };
+    let shown = h
+        .call("alice", "GET", &format!("/v2.1/servers/{id}"), "2.96", None)
+        .await
+        .body["server"]
+        .clone();
+    let updated = put("2.96").await.body["server"].clone();
+    assert_eq!(updated["server_groups"], json!([]));
+    let keys = |v: &Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&updated), keys(&shown));
+    let at_274 = put("2.74").await.body["server"].clone();
+    assert!(at_274.get("server_groups").is_none());
+    assert!(at_274.get("OS-EXT-STS:vm_state").is_none());
+}
+
+/// Tempest (ServersAdminNegativeTestJSON.test_restore_server_invalid_state): with no soft
+/// delete, `restore` is always a 409 on a live server; `forceDelete` deletes it; both are a
+/// 404 for an unknown server.
+#[tokio::test]
+async fn restore_conflicts_and_force_delete_deletes() {
+    let h = cloud("servers-deferred-delete", &["host-a"]).await;
+    let r = h
+        .call("alice", "POST", "/v2.1/servers", "2.96", Some(server("dd")))
+        .await;
+    let id = r.body["server"]["id"].as_str().unwrap().to_string();
+    wait_for(&h, "alice", &id, "ACTIVE").await;
+    let r = h
+        .call(
+            "alice",
+            "POST",
+            &format!("/v2.1/servers/{id}/action"),
+            "2.1",
+            Some(json!({"restore": null})),
+        )
+        .await;
+    assert_eq!(r.status, 409, "{:?}", r.body);
+    assert_eq!(
+        r.body["conflictingRequest"]["message"],
+        format!("Cannot 'restore' instance {id} while it is in vm_state active")
+    );
+    let unknown = uuid::Uuid::new_v4();
+    for act in ["restore", "forceDelete"] {
+        assert_eq!(
+            action(&h, &unknown.to_string(), json!({act: null})).await,
+            404
+        );
+    }
+    assert_eq!(action(&h, &id, json!({"forceDelete": null})).await, 202);
+    for _ in 0..200 {
+        if h.call("alice", "GET", &format!("/v2.1/servers/{id}"), "2.1", None)
+            .await
+            .status
+            == 404
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("forceDelete did not delete {id}");
+}

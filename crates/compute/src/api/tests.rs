@@ -902,3 +902,99 @@ async fn server_groups_follow_policies_by_microversion_and_quota() {
         404
     );
 }
+
+/// Tempest (FlavorsAdminTestJSON, FlavorsAccess*): `os-flavor-access:is_public` is Nova's
+/// `parameter_types.boolean`, so "True" / "False" strings are accepted as well as booleans.
+#[tokio::test]
+async fn flavor_is_public_accepts_boolean_strings() {
+    let h = Harness::open("flavor-is-public-strings").await;
+    for (id, value, public) in [
+        ("s1", "True", true),
+        ("s2", "False", false),
+        ("s3", "0", false),
+    ] {
+        let body = flavor(id, json!({"id": id, "os-flavor-access:is_public": value}));
+        let reply = h
+            .call("admin", "POST", "/v2.1/flavors", "2.1", Some(body))
+            .await;
+        assert_eq!(reply.status, 200, "{value}: {:?}", reply.body);
+        assert_eq!(reply.body["flavor"]["os-flavor-access:is_public"], public);
+    }
+    let body = flavor(
+        "s4",
+        json!({"id": "s4", "os-flavor-access:is_public": "maybe"}),
+    );
+    assert_eq!(
+        h.call("admin", "POST", "/v2.1/flavors", "2.1", Some(body))
+            .await
+            .status,
+        400
+    );
+}
+
+/// Tempest (KeyPairsV22TestJSON.test_keypairsv22_create_list_show_with_type): x509 keypairs
+/// are generated (certificate as public key, PKCS#12 as private key) or imported.
+#[tokio::test]
+async fn x509_keypairs_are_generated_or_imported() {
+    let h = Harness::open("keypairs-x509").await;
+    let reply = h
+        .call(
+            "alice",
+            "POST",
+            "/v2.1/os-keypairs",
+            "2.2",
+            Some(json!({"keypair": {"name": "cert", "type": "x509"}})),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    let k = reply.body["keypair"].clone();
+    assert_eq!(k["type"], "x509");
+    assert!(
+        k["public_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("-----BEGIN CERTIFICATE-----")
+    );
+    assert!(k["private_key"].is_string());
+    assert_eq!(k["fingerprint"].as_str().unwrap().len(), 59);
+    let show = h
+        .call("alice", "GET", "/v2.1/os-keypairs/cert", "2.2", None)
+        .await;
+    assert_eq!(show.body["keypair"]["type"], "x509");
+    // Import: the certificate's fingerprint; garbage is a 400.
+    let reply = h
+        .call(
+            "alice",
+            "POST",
+            "/v2.1/os-keypairs",
+            "2.2",
+            Some(json!({"keypair": {"name": "cert2", "type": "x509", "public_key": k["public_key"]}})),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    assert_eq!(reply.body["keypair"]["fingerprint"], k["fingerprint"]);
+    assert!(reply.body["keypair"].get("private_key").is_none());
+    let reply = h
+        .call(
+            "alice",
+            "POST",
+            "/v2.1/os-keypairs",
+            "2.2",
+            Some(
+                json!({"keypair": {"name": "cert3", "type": "x509", "public_key": "ssh-rsa AAAA"}}),
+            ),
+        )
+        .await;
+    assert_eq!(reply.status, 400);
+    // Below 2.2 there is no type.
+    let reply = h
+        .call(
+            "alice",
+            "POST",
+            "/v2.1/os-keypairs",
+            "2.1",
+            Some(json!({"keypair": {"name": "cert4", "type": "x509"}})),
+        )
+        .await;
+    assert_eq!(reply.status, 400);
+}

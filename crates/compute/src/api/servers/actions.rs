@@ -407,6 +407,26 @@ pub async fn action(
             .map_err(db_error)?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
+        // Deferred delete (`os-deferred-delete`): servers are deleted at once here
+        // (`reclaim_instance_interval` 0), so none is ever SOFT_DELETED: `restore` is always
+        // in the wrong state, and `forceDelete` deletes like DELETE does.
+        "restore" => {
+            let inst = load(
+                &c,
+                &auth,
+                &uuid,
+                "os_compute_api:os-deferred-delete:restore",
+            )
+            .await?;
+            check_lock(&auth, &inst)?;
+            Err(invalid_state("restore", &uuid, "vm_state", &inst.vm_state))
+        }
+        "forceDelete" => {
+            let inst = load(&c, &auth, &uuid, "os_compute_api:os-deferred-delete:force").await?;
+            check_lock(&auth, &inst)?;
+            super::destroy(&c, &auth, &uuid, rid).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
         "os-getVNCConsole" | "os-getSPICEConsole" | "os-getSerialConsole" => {
             load(&c, &auth, &uuid, "os_compute_api:os-remote-consoles").await?;
             Err(ApiError::bad_request("Unavailable console type novnc."))

@@ -111,7 +111,9 @@ pub(crate) async fn render(
         vis,
         shape,
     );
-    if shape == Shape::Full && super::at_least(mv, 2, 71) {
+    // `server_groups` (≥2.71) is part of the full body, which PUT also answers with from 2.75.
+    let full = shape == Shape::Full || super::at_least(mv, 2, 75);
+    if full && super::at_least(mv, 2, 71) {
         let groups = crate::db::server_groups(&c.store, None)
             .await
             .map_err(db_error)?;
@@ -239,13 +241,25 @@ pub async fn delete(
     let c = &state.0;
     let inst = load(c, &auth, &uuid, "os_compute_api:servers:delete").await?;
     check_lock(&auth, &inst)?;
+    destroy(c, &auth, &uuid, &request_id.0).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a server the caller was allowed to delete (DELETE, the `forceDelete` action):
+/// records the `delete` action, marks it deleting and hands it to the conductor.
+pub(crate) async fn destroy(
+    c: &std::sync::Arc<Compute>,
+    auth: &Auth,
+    uuid: &str,
+    request_id: &str,
+) -> Result<(), ApiError> {
     let now = ferrostack_store::now_rfc3339();
     idb::add_action(
         &c.store,
-        &uuid,
+        uuid,
         &NewAction {
             action: "delete",
-            request_id: &request_id.0,
+            request_id,
             user_id: &auth.user.id,
             project_id: auth.project_id().unwrap_or_default(),
             now: &now,
@@ -253,16 +267,16 @@ pub async fn delete(
     )
     .await
     .map_err(db_error)?;
-    let Some(inst) = idb::begin_delete(&c.store, &uuid, &now)
+    let Some(inst) = idb::begin_delete(&c.store, uuid, &now)
         .await
         .map_err(db_error)?
     else {
-        return Err(not_found(&uuid));
+        return Err(not_found(uuid));
     };
     tracing::info!(uuid, host = ?inst.host, "server delete accepted");
     crate::crashpoint::hit("api:after-deleting");
-    conductor::delete(c, &inst, &request_id.0)
+    conductor::delete(c, &inst, request_id)
         .await
         .map_err(ApiError::internal)?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
