@@ -1139,10 +1139,18 @@ async fn web_download_follows_redirects_and_fails_back_to_queued() {
     );
     let image = wait_for_status(&h, &id, &["queued"]).await;
     assert_eq!(image["os_glance_failed_import"], "file");
-    let tasks = h
-        .get("alice", &format!("/v2/images/{id}/tasks"))
-        .await
-        .json();
+    // The task's outcome is recorded just after the image's status.
+    let mut tasks = Value::Null;
+    for _ in 0..200 {
+        tasks = h
+            .get("alice", &format!("/v2/images/{id}/tasks"))
+            .await
+            .json();
+        if tasks["tasks"][0]["status"] != "processing" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
     assert_eq!(tasks["tasks"][0]["status"], "failure");
     assert!(
         tasks["tasks"][0]["message"]
