@@ -169,3 +169,26 @@ def test_metadata_service_answers_signed_requests_only(cloud, guest, unique):
         assert get("/latest/meta-data/instance-id")[1].startswith("i-")
     finally:
         cloud.run("ferrostack-demo", "server", "delete", "--wait", server["id"], timeout=180)
+
+
+def test_anti_affinity_beyond_hosts_is_error_with_fault(cloud, guest, unique):
+    """One compute host: the second member of an anti-affinity group has nowhere to go."""
+    group = cloud.json("ferrostack-demo", "server", "group", "create", "--policy", "anti-affinity", f"aa-{unique}")
+    first = cloud.json("ferrostack-demo", "server", "create", "--image", guest["disk"], "--flavor", "e2e.nano",
+                       "--hint", f"group={group['id']}", f"aa1-{unique}")
+    second = None
+    try:
+        # The first member holds the host once it is scheduled.
+        wait(lambda: cloud.json("ferrostack", "server", "show", first["id"])["OS-EXT-SRV-ATTR:host"], 60,
+             "the first member to be scheduled")
+        second = cloud.json("ferrostack-demo", "server", "create", "--image", guest["disk"], "--flavor",
+                            "e2e.nano", "--hint", f"group={group['id']}", f"aa2-{unique}")
+        shown = wait(lambda: (lambda s: s if s["status"] != "BUILD" else None)(
+            cloud.json("ferrostack-demo", "server", "show", second["id"])), 60, "the second member to settle")
+        assert shown["status"] == "ERROR"
+        assert "No valid host was found" in shown["fault"]["message"]
+    finally:
+        for s in (first, second):
+            if s:
+                cloud.run("ferrostack-demo", "server", "delete", "--wait", s["id"], timeout=180)
+        cloud.run("ferrostack-demo", "server", "group", "delete", group["id"])

@@ -1,6 +1,6 @@
 //! Availability zones (`nova/api/openstack/compute/availability_zone.py`,
-//! `nova/availability_zones.py`). Every compute host is in `default_availability_zone` (host
-//! aggregates with zones do not exist yet); this process's services are in `internal`. A zone
+//! `nova/availability_zones.py`). A compute host is in the zone of its aggregate, else in
+//! `default_availability_zone`; this process's services are in `internal`. A zone
 //! is available when at least one of its services is enabled, as in Nova (whether the hosts
 //! are up shows per host in the detail).
 

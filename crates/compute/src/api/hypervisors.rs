@@ -48,12 +48,15 @@ impl Hypervisor {
 
 async fn hypervisors(c: &Compute) -> Result<Vec<Hypervisor>, ApiError> {
     let now = chrono::Utc::now();
+    let aggregates = crate::db::aggregates::aggregates(&c.store)
+        .await
+        .map_err(db_error)?;
     Ok(nodes::nodes(&c.store)
         .await
         .map_err(db_error)?
         .into_iter()
         .map(|node| Hypervisor {
-            service: compute_service(c, &node, now),
+            service: compute_service(c, &node, &aggregates, now),
             node,
         })
         .collect())

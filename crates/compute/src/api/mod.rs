@@ -2,6 +2,9 @@
 
 #[cfg(test)]
 mod admin_tests;
+#[cfg(test)]
+mod aggregate_tests;
+mod aggregates;
 mod availability_zones;
 pub(crate) mod flavors;
 mod hypervisors;
@@ -91,6 +94,17 @@ pub fn router(compute: Arc<Compute>) -> Router {
             get(server_groups::show).delete(server_groups::delete),
         )
         .route("/limits", get(limits::index))
+        .route(
+            "/os-aggregates",
+            get(aggregates::index).post(aggregates::create),
+        )
+        .route(
+            "/os-aggregates/{id}",
+            get(aggregates::show)
+                .put(aggregates::update)
+                .delete(aggregates::delete),
+        )
+        .route("/os-aggregates/{id}/action", post(aggregates::action))
         .route("/os-availability-zone", get(availability_zones::index))
         .route(
             "/os-availability-zone/detail",

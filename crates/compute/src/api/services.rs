@@ -96,12 +96,17 @@ pub(crate) fn node_is_up(c: &Compute, node: &Node, now: chrono::DateTime<chrono:
 pub(crate) fn compute_service(
     c: &Compute,
     node: &Node,
+    aggregates: &[crate::db::aggregates::Aggregate],
     now: chrono::DateTime<chrono::Utc>,
 ) -> Service {
     Service {
         binary: COMPUTE_BINARY,
         host: node.host.clone(),
-        zone: c.config.default_availability_zone.clone(),
+        zone: crate::db::aggregates::host_zone(
+            aggregates,
+            &node.host,
+            &c.config.default_availability_zone,
+        ),
         legacy_id: legacy_id(&node.node_uuid),
         uuid: stable_uuid(&format!("{COMPUTE_BINARY}:{}", node.node_uuid)),
         disabled: node.disabled,
@@ -136,8 +141,11 @@ fn internal_services(c: &Compute, now: chrono::DateTime<chrono::Utc>) -> Vec<Ser
 pub(crate) async fn services(c: &Compute) -> Result<Vec<Service>, ApiError> {
     let now = chrono::Utc::now();
     let mut all = internal_services(c, now);
+    let aggregates = crate::db::aggregates::aggregates(&c.store)
+        .await
+        .map_err(db_error)?;
     for node in nodes::nodes(&c.store).await.map_err(db_error)? {
-        all.push(compute_service(c, &node, now));
+        all.push(compute_service(c, &node, &aggregates, now));
     }
     Ok(all)
 }

@@ -3,6 +3,7 @@
 use ferrostack_store::{AnyRow, Migration, Row, Store, StoreError};
 use std::collections::BTreeMap;
 
+pub mod aggregates;
 pub mod instances;
 pub mod nodes;
 pub mod quotas;
@@ -79,6 +80,7 @@ pub const MIGRATIONS: &[Migration] = &[
                 created_at TEXT NOT NULL, updated_at TEXT NOT NULL);",
     },
     quotas::QUOTAS_MIGRATION,
+    aggregates::AGGREGATES_MIGRATION,
 ];
 
 /// A flavor.

@@ -340,7 +340,14 @@ pub async fn create(
             force_host = Some(host.to_string());
         }
         if !az_name.is_empty() {
-            if az_name != c.config.default_availability_zone {
+            let aggregates = crate::db::aggregates::aggregates(&c.store)
+                .await
+                .map_err(db_error)?;
+            let known = az_name == c.config.default_availability_zone
+                || aggregates
+                    .iter()
+                    .any(|a| a.availability_zone() == Some(az_name));
+            if !known {
                 return Err(bad("The requested availability zone is not available"));
             }
             zone = Some(az_name.to_string());
