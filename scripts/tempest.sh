@@ -95,10 +95,9 @@ case $SERVICE in
       'tempest\.api\.compute\.test_extensions'
       # the compute /images proxy (≤2.35) and createImage snapshots
       'tempest\.api\.compute\.images\.'
-      # os-hosts (≤2.42), aggregates, usage audit logs, simple tenant usage, migrations,
+      # os-hosts (≤2.42), usage audit logs, simple tenant usage, migrations,
       # server diagnostics, external events, quota classes: routes not served
       'tempest\.api\.compute\.admin\.test_hosts'
-      'tempest\.api\.compute\.admin\.test_aggregates'
       'tempest\.api\.compute\.admin\.test_instance_usage_audit_log'
       'tempest\.api\.compute\.admin\.test_simple_tenant_usage'
       'tempest\.api\.compute\.admin\.test_migrations'
