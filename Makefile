@@ -5,7 +5,7 @@ export FERROSTACK_VENV ?= /opt/ferrostack/venv
 
 .PHONY: up down test build lint unit e2e tempest-identity bench-identity clean-state guest-image
 .PHONY: tempest-image bench-image
-.PHONY: tempest-compute
+.PHONY: tempest-compute bench-boot
 
 up:  ## Install what is missing, build, start the cloud in the background, write clouds.yaml
 	@scripts/up.sh
@@ -40,6 +40,9 @@ tempest-image:  ## Run Tempest's image API tests against the cloud started by `m
 
 tempest-compute:  ## Run Tempest's compute API tests (validation off) against a private cloud it starts
 	@scripts/tempest.sh --start compute
+
+bench-boot:  ## Real-guest boot latency: API accepted → domain defined (Ferrostack) → started (QEMU)
+	@scripts/bench-boot.sh
 
 bench-image:  ## Image upload/download throughput: Ferrostack vs Glance vs dd on the same disk
 	@scripts/bench-image.sh
