@@ -30,5 +30,5 @@ scripts/e2e.sh
 
 if [[ -n ${FERROSTACK_TEST_DATABASE_URL:-} ]]; then
   step "End-to-end smoke on PostgreSQL (same code paths, other store)"
-  FERROSTACK_E2E_DATABASE_URL=$FERROSTACK_TEST_DATABASE_URL scripts/e2e.sh -k "lifecycle or assignments or revoked or application or raw_show_and_save or share_with_demo or list_filters or killed_mid_upload or provider_inventory or flavor_lifecycle"
+  FERROSTACK_E2E_DATABASE_URL=$FERROSTACK_TEST_DATABASE_URL scripts/e2e.sh -k "lifecycle or assignments or revoked or application or raw_show_and_save or share_with_demo or list_filters or killed_mid_upload or provider_inventory or flavor_lifecycle or (boot_stop_start_reboot_delete and disk)"
 fi
