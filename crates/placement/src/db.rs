@@ -115,6 +115,30 @@ async fn bump_counter(tx: &mut Transaction<'static, Any>) -> Result<(), StoreErr
     Ok(())
 }
 
+/// The change counter: bumped by every placement write, in the write's transaction.
+pub(crate) async fn change_counter(conn: &mut AnyConnection) -> Result<i64, StoreError> {
+    sqlx::query_scalar("SELECT value FROM placement_change_counter WHERE id = 'placement'")
+        .fetch_one(conn)
+        .await
+        .map_err(Into::into)
+}
+
+/// Every resource class name.
+pub(crate) async fn class_names(conn: &mut AnyConnection) -> Result<Vec<String>, StoreError> {
+    sqlx::query_scalar("SELECT name FROM placement_resource_classes")
+        .fetch_all(conn)
+        .await
+        .map_err(Into::into)
+}
+
+/// Every trait name.
+pub(crate) async fn trait_names(conn: &mut AnyConnection) -> Result<Vec<String>, StoreError> {
+    sqlx::query_scalar("SELECT name FROM placement_traits")
+        .fetch_all(conn)
+        .await
+        .map_err(Into::into)
+}
+
 /// One resource provider row.
 #[derive(Debug, Clone)]
 pub(crate) struct Provider {

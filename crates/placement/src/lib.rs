@@ -17,6 +17,7 @@ mod candidates;
 mod db;
 pub mod local;
 pub mod policies;
+mod snapshot;
 mod standard;
 
 pub use db::MIGRATIONS;
@@ -37,6 +38,8 @@ pub struct Placement {
     pub store: Store,
     /// Absolute base of the service (`http://host:port/placement`), used for `Location`.
     pub(crate) base_url: String,
+    /// The newest read snapshot of the providers (see [`snapshot`]).
+    snapshots: snapshot::SnapshotCache,
 }
 
 impl Placement {
@@ -52,6 +55,18 @@ impl Placement {
         } else {
             format!("{trimmed}/placement")
         };
-        Ok(Arc::new(Placement { store, base_url }))
+        Ok(Arc::new(Placement {
+            store,
+            base_url,
+            snapshots: snapshot::SnapshotCache::default(),
+        }))
+    }
+
+    /// A snapshot of every provider that includes every write committed before the call:
+    /// the cached one when the change counter has not moved since it was read.
+    pub(crate) async fn snapshot(
+        &self,
+    ) -> Result<Arc<snapshot::Snapshot>, ferrostack_store::StoreError> {
+        self.snapshots.get(&self.store).await
     }
 }

@@ -10,7 +10,6 @@
 
 use crate::Placement;
 use crate::api::normalize_uuid;
-use crate::candidates::Snapshot;
 use crate::db::{self, ConsumerWrite, Inventory, WriteError};
 use ferrostack_store::StoreError;
 use std::collections::BTreeMap;
@@ -362,10 +361,11 @@ impl Placement {
             .iter()
             .map(|a| uuid_arg("aggregate", a))
             .collect::<Result<_, _>>()?;
-        let mut c = self.store.pool().acquire().await?;
-        check_classes(&mut c, resources.keys()).await?;
-        let snap = Snapshot::load(&mut c).await?;
-        drop(c);
+        {
+            let mut c = self.store.pool().acquire().await?;
+            check_classes(&mut c, resources.keys()).await?;
+        }
+        let snap = self.snapshot().await?;
         let mut out = Vec::new();
         for rp in snap.providers.iter().filter(|rp| rp.parent.is_none()) {
             if out.len() >= limit {
@@ -382,7 +382,7 @@ impl Placement {
             }
             let mut capacity = Resources::new();
             let mut free = Resources::new();
-            for (rc, inv) in snap.inventories.get(&rp.uuid).into_iter().flatten() {
+            for (rc, inv) in snap.inventories(&rp.uuid) {
                 capacity.insert(rc.clone(), inv.capacity());
                 free.insert(rc.clone(), inv.capacity() - snap.used(&rp.uuid, rc));
             }

@@ -678,6 +678,143 @@ async fn release_frees_usage() {
     assert_eq!(p.provider_usages(&rp2).await.unwrap()["VCPU"], 0);
 }
 
+/// The provider snapshot is cached until the change counter moves: reused while nothing is
+/// written, and every write (here, also one made through a second `Placement` on the same
+/// database, as another process would) is seen by the next read, including new traits and
+/// resource classes in the name checks.
+#[tokio::test]
+async fn snapshot_cache_follows_every_write() {
+    let p = open("snapshot-cache").await;
+    let other = Placement::open(p.store.clone(), "http://cloud.example:8080")
+        .await
+        .unwrap();
+    let http = Http::new(&p);
+    let other_http = Http::new(&other);
+    let a = new_uuid();
+    p.ensure_compute_node(&a, "a", &node(4, 1.0, 2048, 100))
+        .await
+        .unwrap();
+    let first = p.snapshot().await.unwrap();
+    assert!(Arc::ptr_eq(&first, &p.snapshot().await.unwrap()));
+    let small = res(&[("VCPU", 1), ("MEMORY_MB", 256), ("DISK_GB", 1)]);
+    assert_eq!(
+        p.host_candidates(&small, &[], &[], &[], 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // A provider created through the other instance.
+    let b = new_uuid();
+    other
+        .ensure_compute_node(&b, "b", &node(4, 1.0, 2048, 100))
+        .await
+        .unwrap();
+    let second = p.snapshot().await.unwrap();
+    assert!(second.version > first.version);
+    assert_eq!(
+        p.host_candidates(&small, &[], &[], &[], 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let q = "/allocation_candidates?resources=VCPU:1,MEMORY_MB:256,DISK_GB:1";
+    assert_eq!(
+        http.get(q).await["allocation_requests"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // A claim through the other instance fills `a`.
+    let s = new_uuid();
+    let all = res(&[("VCPU", 4)]);
+    assert!(other.claim(&s, PROJECT, USER, &a, &all).await.unwrap());
+    let body = http.get(q).await;
+    assert_eq!(body["allocation_requests"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        body["provider_summaries"][&b]["resources"]["VCPU"]["used"],
+        0
+    );
+
+    // A custom trait and a custom class created elsewhere are known at once.
+    let (status, _) = other_http.call("PUT", "/traits/CUSTOM_CACHED", None).await;
+    assert_eq!(status, 201);
+    other_http.tag(&b, &["CUSTOM_CACHED"], &[]).await;
+    let body = http.get(&format!("{q}&required=CUSTOM_CACHED")).await;
+    assert_eq!(body["allocation_requests"].as_array().unwrap().len(), 1);
+    let (status, _) = other_http
+        .call("PUT", "/resource_classes/CUSTOM_WIDGET", None)
+        .await;
+    assert_eq!(status, 201);
+    let body = http
+        .get("/allocation_candidates?resources=CUSTOM_WIDGET:1")
+        .await;
+    assert_eq!(body["allocation_requests"], json!([]));
+    let listed = http.get("/resource_providers?required=CUSTOM_CACHED").await;
+    assert_eq!(listed["resource_providers"][0]["uuid"], json!(b));
+
+    // Releasing through the other instance frees `a` again for this one.
+    other.release(&s).await.unwrap();
+    assert_eq!(
+        http.get(q).await["allocation_requests"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let last = p.snapshot().await.unwrap();
+    assert!(Arc::ptr_eq(&last, &p.snapshot().await.unwrap()));
+}
+
+/// With many providers, `limit` gives the first candidates of the unlimited answer, and the
+/// summaries are those of the providers in the returned requests.
+#[tokio::test]
+async fn candidates_limit_is_a_prefix_over_many_providers() {
+    let p = open("candidates-many").await;
+    let http = Http::new(&p);
+    let mut uuids = Vec::new();
+    for i in 0..120 {
+        let rp = new_uuid();
+        p.ensure_compute_node(&rp, &format!("n{i:03}"), &node(4, 2.0, 4096, 100))
+            .await
+            .unwrap();
+        if i % 3 == 0 {
+            http.tag(&rp, &["HW_CPU_X86_AVX2"], &[]).await;
+        }
+        if i % 7 == 0 {
+            // Capacity 8 at ratio 2, at most 4 a claim: two consumers fill it.
+            for _ in 0..2 {
+                let full = res(&[("VCPU", 4)]);
+                assert!(
+                    p.claim(&new_uuid(), PROJECT, USER, &rp, &full)
+                        .await
+                        .unwrap()
+                );
+            }
+        }
+        uuids.push(rp);
+    }
+    let q = "/allocation_candidates?resources=VCPU:1,MEMORY_MB:512&required=HW_CPU_X86_AVX2";
+    let full = http.get(q).await;
+    let all = full["allocation_requests"].as_array().unwrap();
+    // 40 with the trait, of which those with i % 21 == 0 (6) are full.
+    assert_eq!(all.len(), 34);
+    assert_eq!(full["provider_summaries"].as_object().unwrap().len(), 34);
+    let limited = http.get(&format!("{q}&limit=5")).await;
+    assert_eq!(limited["allocation_requests"], json!(all[..5]));
+    let summaries = limited["provider_summaries"].as_object().unwrap();
+    assert_eq!(summaries.len(), 5);
+    for r in limited["allocation_requests"].as_array().unwrap() {
+        let rp = r["allocations"].as_object().unwrap().keys().next().unwrap();
+        assert_eq!(summaries[rp], full["provider_summaries"][rp]);
+    }
+    assert!(uuids.iter().any(|u| summaries.contains_key(u)));
+}
+
 /// Every future of the API can be spawned (checked at compile time).
 #[test]
 fn futures_are_send() {

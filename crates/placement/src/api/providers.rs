@@ -5,7 +5,6 @@ use super::{
     Ctx, Mv, R, State, UUID_PATTERN, bad, begin, body, commit, conflict, conn, dberr, empty,
     enforce, normalize_uuid, not_found, reply, with_location,
 };
-use crate::candidates::Snapshot;
 use crate::db::{self, Provider};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery};
@@ -104,8 +103,8 @@ pub(crate) async fn list(State(p): Ctx, auth: Auth, v: Mv, RawQuery(raw): RawQue
             missing.join(", ")
         )));
     }
-    let snap = Snapshot::load(&mut c).await.map_err(dberr)?;
     drop(c);
+    let snap = p.snapshot().await.map_err(dberr)?;
     let tree_root = match &in_tree {
         Some(t) => match snap.get(t) {
             Some(tp) => Some(tp.root.clone()),

@@ -1972,6 +1972,17 @@ async fn allocation_candidates_nested_granular_and_sharing() {
         .get("/allocation_candidates?resources=VCPU:1,DISK_GB:10", "1.28")
         .await;
     assert_eq!(r.body["allocation_requests"], json!([]));
+    // ... and the summaries are those of the providers in the answer, not of their trees.
+    let r = h
+        .get("/allocation_candidates?resources=DISK_GB:10", "1.28")
+        .await;
+    assert_eq!(
+        r.body["allocation_requests"].as_array().unwrap().len(),
+        1,
+        "{r:?}"
+    );
+    let summaries = r.body["provider_summaries"].as_object().unwrap();
+    assert_eq!(summaries.keys().collect::<Vec<_>>(), vec![&cn]);
     // Granular groups: isolate puts them on different NUMA nodes; none allows the same one.
     let r = h
         .get(
