@@ -5,6 +5,7 @@ export FERROSTACK_VENV ?= /opt/ferrostack/venv
 
 .PHONY: up down test build lint unit e2e tempest-identity bench-identity clean-state guest-image
 .PHONY: tempest-image bench-image
+.PHONY: bench-placement
 .PHONY: tempest-compute bench-boot
 
 up:  ## Install what is missing, build, start the cloud in the background, write clouds.yaml
@@ -46,6 +47,9 @@ bench-boot:  ## Real-guest boot latency: API accepted → domain defined (Ferros
 
 bench-image:  ## Image upload/download throughput: Ferrostack vs Glance vs dd on the same disk
 	@scripts/bench-image.sh
+
+bench-placement:  ## GET /allocation_candidates over 1000 providers: Ferrostack vs openstack-placement
+	@scripts/bench-placement.sh
 
 guest-image:  ## Build (and self-test with --selftest) the tiny test guest: kernel + initramfs and a whole-disk qcow2
 	@scripts/build-guest-image.sh
