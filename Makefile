@@ -7,6 +7,7 @@ export FERROSTACK_VENV ?= /opt/ferrostack/venv
 .PHONY: tempest-image bench-image
 .PHONY: bench-placement
 .PHONY: tempest-compute bench-boot
+.PHONY: bench-compute
 
 up:  ## Install what is missing, build, start the cloud in the background, write clouds.yaml
 	@scripts/up.sh
@@ -53,3 +54,9 @@ bench-placement:  ## GET /allocation_candidates over 1000 providers: Ferrostack 
 
 guest-image:  ## Build (and self-test with --selftest) the tiny test guest: kernel + initramfs and a whole-disk qcow2
 	@scripts/build-guest-image.sh
+
+bench-compute:  ## Compute control plane at scale: 1000 simulated hosts (fake driver), servers/s to ACTIVE, API latency at 10,000 servers; rewrites its docs/benchmarks.md section (BENCH_WRITE_DOCS=0: print only)
+	@report=$$(mktemp) && trap 'rm -f "$$report"' EXIT && \
+	BENCH_REPORT="$$report" cargo bench -p ferrostack-compute-agent --bench scale && \
+	if [ "$${BENCH_WRITE_DOCS:-1}" = 1 ]; then \
+		python3 bench/doc_section.py docs/benchmarks.md compute-scale < "$$report"; fi

@@ -13,6 +13,7 @@
 use crate::db::instances::{self as idb, Instance, StateChange};
 use crate::db::{self, nodes};
 use crate::guest::guest_build;
+use crate::host_view::HostView;
 use crate::rpc::{
     self, AgentRequest, CONDUCTOR_QUEUE, ConductorReply, ConductorRequest, OwnedInstance,
     agent_queue,
@@ -248,36 +249,6 @@ pub fn resources_of(inst: &Instance) -> Resources {
     r
 }
 
-/// The hosts the scheduler may consider for `inst`, with what the filters need.
-async fn host_states(c: &Compute, inst: &Instance) -> anyhow::Result<Vec<HostState>> {
-    let candidates = c
-        .placement
-        .host_candidates(&resources_of(inst), &[], &[], &[], 1000)
-        .await?;
-    let all_nodes = nodes::nodes(&c.store).await?;
-    let down_after = chrono::Duration::seconds(c.config.service_down_time as i64);
-    let now = chrono::Utc::now();
-    let mut states = Vec::new();
-    for cand in candidates {
-        let Some(node) = all_nodes.iter().find(|n| n.node_uuid == cand.uuid) else {
-            continue;
-        };
-        let on_host = idb::instances_on_host(&c.store, &node.host).await?;
-        states.push(HostState {
-            host: node.host.clone(),
-            node_uuid: node.node_uuid.clone(),
-            up: !node.disabled && !node.is_down(now, down_after),
-            availability_zone: c.config.default_availability_zone.clone(),
-            free: cand.free.clone(),
-            busy_instances: on_host.iter().filter(|i| i.task_state.is_some()).count(),
-            instances: on_host.into_iter().map(|i| i.uuid).collect(),
-            arch: "x86_64".into(),
-            hypervisor_type: "qemu".into(),
-        });
-    }
-    Ok(states)
-}
-
 async fn group_policy(c: &Compute, inst: &Instance) -> anyhow::Result<Option<GroupPolicy>> {
     let Some(group_id) = &inst.data.spec.group else {
         return Ok(None);
@@ -320,16 +291,17 @@ async fn hosts_of(c: &Compute, uuids: &[String]) -> Result<Vec<String>, StoreErr
 /// the instance with a fault when no host fits. Safe to call again after a crash: the claim is
 /// idempotent per instance.
 pub async fn schedule_and_build(c: &Arc<Compute>, uuid: &str) -> anyhow::Result<()> {
-    // Serialise placement decisions of one process so two builds do not pick the same last
-    // slot of an anti-affinity group (the claim itself is atomic either way).
-    static SCHEDULING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let arrived = std::time::Instant::now();
     let Some(inst) = idb::instance(&c.store, uuid).await? else {
         return Ok(());
     };
     if inst.deleted || inst.task_state.as_deref() != Some(task::SCHEDULING) {
         return Ok(());
     }
-    let guard = SCHEDULING.lock().await;
+    // Placement decisions of one process are serialised so two builds do not pick the same
+    // last slot of an anti-affinity group (the claim itself is atomic either way), and share
+    // the host view (see `host_view`).
+    let mut guard = c.host_view.lock().await;
     let group = group_policy(c, &inst).await?;
     let request = scheduler::Request {
         spec: &inst.data.spec,
@@ -345,11 +317,19 @@ pub async fn schedule_and_build(c: &Arc<Compute>, uuid: &str) -> anyhow::Result<
         io_ops: c.config.io_ops_weight_multiplier,
         ..Weights::default()
     };
-    let (ordered, rejected) = scheduler::select(&host_states(c, &inst).await?, &request, &weights);
     let resources = resources_of(&inst);
-    let mut chosen = None;
-    for host in &ordered {
-        if c.placement
+    let view = match guard.take() {
+        Some(view) if view.fresh_for(arrived) => guard.insert(view),
+        _ => guard.insert(HostView::load(c).await?),
+    };
+    let mut chosen: Option<HostState> = None;
+    let mut stale = false;
+    let mut failed = None;
+    let states = view.host_states(c, &resources).await?;
+    let (ordered, rejected) = scheduler::select(states, &request, &weights);
+    for host in ordered {
+        let claimed = c
+            .placement
             .claim(
                 uuid,
                 &inst.project_id,
@@ -357,11 +337,31 @@ pub async fn schedule_and_build(c: &Arc<Compute>, uuid: &str) -> anyhow::Result<
                 &host.node_uuid,
                 &resources,
             )
-            .await?
-        {
-            chosen = Some(host.clone());
-            break;
+            .await;
+        match claimed {
+            Ok(true) => {
+                chosen = Some(host.clone());
+                break;
+            }
+            // Someone else's claim or a smaller inventory: the view is stale.
+            Ok(false) => stale = true,
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
         }
+    }
+    match (&chosen, stale || failed.is_some()) {
+        (_, true) => *guard = None,
+        (Some(host), false) => {
+            if let Some(view) = guard.as_mut() {
+                view.claimed(host, &resources);
+            }
+        }
+        (None, false) => {}
+    }
+    if let Some(e) = failed {
+        return Err(e.into());
     }
     if chosen.is_some() {
         crate::crashpoint::hit("conductor:after-claim");
@@ -379,6 +379,10 @@ pub async fn schedule_and_build(c: &Arc<Compute>, uuid: &str) -> anyhow::Result<
         ..Default::default()
     };
     let placed = idb::update_state(&c.store, uuid, &[Some(task::SCHEDULING)], &set, &now()).await?;
+    if !placed {
+        // The claim is given back below: the view counted it.
+        *guard = None;
+    }
     drop(guard);
     if !placed {
         // Deleted (or reset) while scheduling: give the claim back.

@@ -8,6 +8,7 @@ pub mod configdrive;
 pub mod crashpoint;
 pub mod db;
 pub mod guest;
+mod host_view;
 pub mod keys;
 pub mod metadata;
 pub mod metadata_api;

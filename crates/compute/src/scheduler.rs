@@ -17,8 +17,8 @@ pub struct HostState {
     pub availability_zone: String,
     /// Free amounts per resource class (capacity × ratio − reserved − used).
     pub free: BTreeMap<String, i64>,
-    /// Live instances on the host, and how many of them are mid-operation (IoOps).
-    pub instances: Vec<String>,
+    /// How many live instances the host has, and how many of them are mid-operation (IoOps).
+    pub num_instances: usize,
     pub busy_instances: usize,
     /// The hypervisor's architecture and type (ImagePropertiesFilter).
     pub arch: String,
@@ -140,14 +140,14 @@ fn normalise(values: &[f64]) -> Vec<f64> {
 
 /// Filters `hosts` for `req` and orders the survivors best first. The second value names
 /// the filters that removed hosts, for the fault text.
-pub fn select(
-    hosts: &[HostState],
+pub fn select<'a>(
+    hosts: impl IntoIterator<Item = &'a HostState>,
     req: &Request<'_>,
     weights: &Weights,
-) -> (Vec<HostState>, Vec<(String, &'static str)>) {
+) -> (Vec<&'a HostState>, Vec<(String, &'static str)>) {
     let mut rejected = Vec::new();
     let passed: Vec<&HostState> = hosts
-        .iter()
+        .into_iter()
         .filter(|h| match rejection(h, req) {
             Some(why) => {
                 rejected.push((h.host.clone(), why));
@@ -174,7 +174,7 @@ pub fn select(
         Some("soft-anti-affinity") => (vec![0.0; passed.len()], column(&|h| -members(h))),
         _ => (vec![0.0; passed.len()], vec![0.0; passed.len()]),
     };
-    let mut scored: Vec<(f64, &HostState)> = passed
+    let mut scored: Vec<(f64, &'a HostState)> = passed
         .iter()
         .enumerate()
         .map(|(i, h)| {
@@ -193,10 +193,7 @@ pub fn select(
             .unwrap_or(std::cmp::Ordering::Equal)
             .then_with(|| a.1.host.cmp(&b.1.host))
     });
-    (
-        scored.into_iter().map(|(_, h)| h.clone()).collect(),
-        rejected,
-    )
+    (scored.into_iter().map(|(_, h)| h).collect(), rejected)
 }
 
 #[cfg(test)]
@@ -212,14 +209,14 @@ mod tests {
             free: [("MEMORY_MB".to_string(), ram), ("VCPU".to_string(), 8)]
                 .into_iter()
                 .collect(),
-            instances: vec![],
+            num_instances: busy,
             busy_instances: busy,
             arch: "x86_64".into(),
             hypervisor_type: "qemu".into(),
         }
     }
 
-    fn names(hosts: &[HostState]) -> Vec<&str> {
+    fn names<'a>(hosts: &[&'a HostState]) -> Vec<&'a str> {
         hosts.iter().map(|h| h.host.as_str()).collect()
     }
 

@@ -52,6 +52,8 @@ pub struct Compute {
     pub(crate) bus: Arc<dyn MessageBus>,
     pub(crate) images: Arc<dyn ImageCatalog>,
     pub(crate) config: ComputeConfig,
+    /// The scheduler's host view; its lock serialises this process's placement decisions.
+    pub(crate) host_view: tokio::sync::Mutex<Option<crate::host_view::HostView>>,
 }
 
 impl Compute {
@@ -72,6 +74,7 @@ impl Compute {
             bus,
             images,
             config,
+            host_view: tokio::sync::Mutex::new(None),
         }))
     }
 

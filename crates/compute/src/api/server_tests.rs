@@ -728,3 +728,148 @@ async fn restore_conflicts_and_force_delete_deletes() {
     }
     panic!("forceDelete did not delete {id}");
 }
+
+/// Every id of a listing, following `servers_links` from page to page.
+async fn all_pages(h: &Harness, who: &str, first: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut path = first.to_string();
+    for _ in 0..50 {
+        let r = h.call(who, "GET", &path, "2.96", None).await;
+        assert_eq!(r.status, 200, "{path}: {:?}", r.body);
+        for s in r.body["servers"].as_array().unwrap() {
+            ids.push(s["id"].as_str().unwrap().to_string());
+        }
+        let Some(next) = r.body["servers_links"][0]["href"].as_str() else {
+            return ids;
+        };
+        let query = next.split_once('?').unwrap().1;
+        let (base, _) = first.split_once('?').unwrap_or((first, ""));
+        path = format!("{base}?{query}");
+    }
+    panic!("paging of {first} never ended");
+}
+
+#[tokio::test]
+async fn default_listings_page_in_the_database_like_the_filtered_ones() {
+    let h = cloud("servers-paging", &["host-a", "host-b"]).await;
+    let mut alices = Vec::new();
+    for n in 0..7 {
+        let r = h
+            .call(
+                "alice",
+                "POST",
+                "/v2.1/servers",
+                "2.96",
+                Some(server(&format!("a{n}"))),
+            )
+            .await;
+        assert_eq!(r.status, 202, "{:?}", r.body);
+        alices.push(r.body["server"]["id"].as_str().unwrap().to_string());
+    }
+    let r = h
+        .call("bob", "POST", "/v2.1/servers", "2.96", Some(server("b0")))
+        .await;
+    let bobs = r.body["server"]["id"].as_str().unwrap().to_string();
+    for id in alices.iter().chain([&bobs]) {
+        wait_for(&h, "admin", id, "ACTIVE").await;
+    }
+    // A deleted server is in no default listing.
+    let gone = alices.remove(3);
+    let r = h
+        .call(
+            "alice",
+            "DELETE",
+            &format!("/v2.1/servers/{gone}"),
+            "2.96",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    for _ in 0..200 {
+        let r = h
+            .call(
+                "alice",
+                "GET",
+                &format!("/v2.1/servers/{gone}"),
+                "2.96",
+                None,
+            )
+            .await;
+        if r.status == 404 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Newest first; the database's pages and the in-memory path (a name filter matching
+    // every server) agree, page by page and whole.
+    let newest_first: Vec<String> = alices.iter().rev().cloned().collect();
+    for (who, base) in [
+        ("alice", "/v2.1/servers"),
+        ("alice", "/v2.1/servers/detail"),
+        ("admin", "/v2.1/servers/detail?all_tenants=1"),
+    ] {
+        let join = if base.contains('?') { '&' } else { '?' };
+        let whole = all_pages(&h, who, base).await;
+        if who == "alice" {
+            assert_eq!(whole, newest_first, "{base}");
+        } else {
+            assert_eq!(whole.len(), 7);
+            assert_eq!(whole[0], bobs);
+        }
+        for limit in [1, 3, 6, 7, 8] {
+            let paged = all_pages(&h, who, &format!("{base}{join}limit={limit}")).await;
+            let filtered = all_pages(&h, who, &format!("{base}{join}limit={limit}&name=.")).await;
+            assert_eq!(paged, whole, "{base} limit {limit}");
+            assert_eq!(filtered, whole, "{base} limit {limit}, filtered");
+        }
+        let explicit = format!("{base}{join}sort_key=created_at&sort_dir=desc&limit=2");
+        assert_eq!(all_pages(&h, who, &explicit).await, whole);
+    }
+    // The same answers for a marker that is not in the listing.
+    for marker in [gone.as_str(), bobs.as_str(), "nope"] {
+        for filter in ["", "&name=."] {
+            let r = h
+                .call(
+                    "alice",
+                    "GET",
+                    &format!("/v2.1/servers?marker={marker}{filter}"),
+                    "2.96",
+                    None,
+                )
+                .await;
+            assert_eq!(r.status, 400, "{marker}{filter}");
+            assert_eq!(
+                r.body["badRequest"]["message"],
+                format!("marker [{marker}] not found")
+            );
+        }
+    }
+    // Host status in listings: the admin sees it for every server, a member never.
+    let r = h
+        .call(
+            "admin",
+            "GET",
+            "/v2.1/servers/detail?all_tenants=1",
+            "2.96",
+            None,
+        )
+        .await;
+    for s in r.body["servers"].as_array().unwrap() {
+        assert_eq!(s["host_status"], "UP", "{s}");
+    }
+    let r = h
+        .call("alice", "GET", "/v2.1/servers/detail", "2.96", None)
+        .await;
+    assert!(r.body["servers"][0].get("host_status").is_none());
+    // The last page of an exact fit still links on (Nova does), to an empty page.
+    let r = h
+        .call("alice", "GET", "/v2.1/servers?limit=6", "2.96", None)
+        .await;
+    assert!(r.body["servers_links"].is_array());
+    let r = h
+        .call("alice", "GET", "/v2.1/servers?limit=0", "2.96", None)
+        .await;
+    assert_eq!(r.body["servers"], json!([]));
+    assert!(r.body.get("servers_links").is_none());
+}

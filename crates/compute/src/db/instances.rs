@@ -6,7 +6,7 @@ use super::lock_project;
 use crate::states::{task, vm};
 use ferrostack_store::{AnyRow, Row, Store, StoreError};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The flavor as it was when the server was created (Nova embeds a copy).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -112,6 +112,20 @@ impl Instance {
     }
 }
 
+/// Indexes for the two reads that grow with the number of servers: the project index also
+/// covers the columns the quota check sums, so that check reads the index alone instead of
+/// every row of the project (it runs under the project's lock, on every create); and the server
+/// list's default order (newest first) has an index per project and one over all projects, so a
+/// page reads the page's rows, not the whole scope.
+pub const INDEXES_MIGRATION: ferrostack_store::Migration = ferrostack_store::Migration {
+    version: 6,
+    name: "instances: indexes for the quota usage and the newest-first listing",
+    sql: "DROP INDEX instances_project;
+          CREATE INDEX instances_project ON instances (project_id, deleted, vcpus, memory_mb);
+          CREATE INDEX instances_project_newest ON instances (project_id, deleted, created_at, id);
+          CREATE INDEX instances_newest ON instances (deleted, created_at, id);",
+};
+
 const COLUMNS: &str = "id, uuid, project_id, user_id, host, vm_state, task_state, power_state, \
     deleted, created_at, updated_at, launched_at, deleted_at, generation, data";
 
@@ -180,6 +194,7 @@ pub async fn create_instances(
         return Ok(Ok(()));
     };
     let project = first.project_id.clone();
+    let _turn = super::write_turn(store).await;
     let mut tx = store.begin().await?;
     lock_project(&mut tx, &project).await?;
     let row = sqlx::query(
@@ -310,9 +325,10 @@ pub struct Scope {
     pub only_deleted: bool,
 }
 
-/// The instances in `scope`.
-pub async fn instances(store: &Store, scope: &Scope) -> Result<Vec<Instance>, StoreError> {
-    let mut sql = format!("SELECT {COLUMNS} FROM instances WHERE 1 = 1");
+/// `scope` as SQL conditions to append to `WHERE 1 = 1`, with how many parameters they take
+/// (`$1` is the project when there is one).
+fn scope_sql(scope: &Scope) -> (String, usize) {
+    let mut sql = String::new();
     if scope.project_id.is_some() {
         sql.push_str(" AND project_id = $1");
     }
@@ -321,9 +337,72 @@ pub async fn instances(store: &Store, scope: &Scope) -> Result<Vec<Instance>, St
     } else if !scope.deleted {
         sql.push_str(" AND deleted = 0");
     }
+    (sql, usize::from(scope.project_id.is_some()))
+}
+
+/// The instances in `scope`.
+pub async fn instances(store: &Store, scope: &Scope) -> Result<Vec<Instance>, StoreError> {
+    let (conditions, _) = scope_sql(scope);
+    let sql = format!("SELECT {COLUMNS} FROM instances WHERE 1 = 1{conditions}");
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     if let Some(p) = &scope.project_id {
         q = q.bind(p);
+    }
+    q.fetch_all(store.pool())
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
+}
+
+/// Where instance `uuid` is in the newest-first order of [`newest_first`] — its
+/// `(created_at, id)` — if it is in `scope`.
+pub async fn newest_first_position(
+    store: &Store,
+    scope: &Scope,
+    uuid: &str,
+) -> Result<Option<(String, i64)>, StoreError> {
+    let (conditions, n) = scope_sql(scope);
+    let sql = format!(
+        "SELECT created_at, id FROM instances WHERE 1 = 1{conditions} AND uuid = ${}",
+        n + 1
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    if let Some(p) = &scope.project_id {
+        q = q.bind(p);
+    }
+    match q.bind(uuid).fetch_optional(store.pool()).await? {
+        Some(row) => Ok(Some((row.try_get("created_at")?, row.try_get("id")?))),
+        None => Ok(None),
+    }
+}
+
+/// Up to `limit` instances of `scope`, newest first (`created_at` descending, then `id`
+/// descending: the server list's default order), only those after `after` (a position from
+/// [`newest_first_position`]) when given. The database sorts and cuts, so a page costs the
+/// page, not the whole scope.
+pub async fn newest_first(
+    store: &Store,
+    scope: &Scope,
+    after: Option<(&str, i64)>,
+    limit: usize,
+) -> Result<Vec<Instance>, StoreError> {
+    let (conditions, n) = scope_sql(scope);
+    let mut sql = format!("SELECT {COLUMNS} FROM instances WHERE 1 = 1{conditions}");
+    if after.is_some() {
+        sql.push_str(&format!(
+            " AND (created_at, id) < (${a}, ${b})",
+            a = n + 1,
+            b = n + 2
+        ));
+    }
+    sql.push_str(&format!(" ORDER BY created_at DESC, id DESC LIMIT {limit}"));
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    if let Some(p) = &scope.project_id {
+        q = q.bind(p);
+    }
+    if let Some((created_at, id)) = after {
+        q = q.bind(created_at).bind(id);
     }
     q.fetch_all(store.pool())
         .await?
@@ -341,6 +420,39 @@ pub async fn instances_on_host(store: &Store, host: &str) -> Result<Vec<Instance
         .await?
         .iter()
         .map(from_row)
+        .collect()
+}
+
+/// How many live instances a host has, and how many of them have a task in flight.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostCount {
+    pub total: usize,
+    pub busy: usize,
+}
+
+/// [`HostCount`] of every host with live instances, in one query (what the scheduler needs
+/// of each candidate host).
+pub async fn host_instance_counts(store: &Store) -> Result<HashMap<String, HostCount>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT host, CAST(COUNT(*) AS BIGINT) AS total, \
+         CAST(SUM(CASE WHEN task_state IS NULL THEN 0 ELSE 1 END) AS BIGINT) AS busy \
+         FROM instances WHERE deleted = 0 AND host IS NOT NULL GROUP BY host",
+    )
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let count = |col: &str| -> Result<usize, StoreError> {
+                Ok(r.try_get::<i64, _>(col)?.max(0) as usize)
+            };
+            Ok((
+                r.try_get("host")?,
+                HostCount {
+                    total: count("total")?,
+                    busy: count("busy")?,
+                },
+            ))
+        })
         .collect()
 }
 
@@ -423,6 +535,7 @@ pub async fn update_state(
     for a in args {
         q = q.bind(a);
     }
+    let _turn = super::write_turn(store).await;
     Ok(q.execute(store.pool()).await?.rows_affected() == 1)
 }
 
@@ -430,6 +543,7 @@ pub async fn update_state(
 /// (generation check). False on a concurrent change: re-read and retry.
 pub async fn save_data(store: &Store, inst: &Instance, now: &str) -> Result<bool, StoreError> {
     let data = serde_json::to_string(&inst.data).map_err(json_error)?;
+    let _turn = super::write_turn(store).await;
     let done = sqlx::query(
         "UPDATE instances SET data = $1, updated_at = $2, generation = generation + 1 \
          WHERE uuid = $3 AND generation = $4 AND deleted = 0",
@@ -447,6 +561,7 @@ pub async fn save_data(store: &Store, inst: &Instance, now: &str) -> Result<bool
 /// Marks a live instance deleted (vm `deleted`, task cleared, host kept for the record) and
 /// removes its group memberships. False if it was already deleted.
 pub async fn mark_deleted(store: &Store, uuid: &str, now: &str) -> Result<bool, StoreError> {
+    let _turn = super::write_turn(store).await;
     let mut tx = store.begin().await?;
     let done = sqlx::query(
         "UPDATE instances SET deleted = 1, vm_state = $2, task_state = NULL, power_state = 0, \
@@ -481,6 +596,7 @@ pub async fn begin_delete(
         if inst.deleted {
             return Ok(None);
         }
+        let turn = super::write_turn(store).await;
         let done = sqlx::query(
             "UPDATE instances SET task_state = $2, updated_at = $3, generation = generation + 1 \
              WHERE uuid = $1 AND generation = $4 AND deleted = 0",
@@ -492,6 +608,7 @@ pub async fn begin_delete(
         .execute(store.pool())
         .await?
         .rows_affected();
+        drop(turn);
         if done == 1 {
             return Ok(Some(inst));
         }
@@ -500,6 +617,7 @@ pub async fn begin_delete(
 
 /// Records an action (idempotent per instance and request id).
 pub async fn add_action(store: &Store, uuid: &str, a: &NewAction<'_>) -> Result<(), StoreError> {
+    let _turn = super::write_turn(store).await;
     let mut tx = store.begin().await?;
     insert_action(&mut tx, uuid, a).await?;
     tx.commit().await?;
@@ -517,6 +635,7 @@ pub async fn add_fault(
     now: &str,
 ) -> Result<(), StoreError> {
     let message: String = message.chars().take(255).collect();
+    let _turn = super::write_turn(store).await;
     sqlx::query(
         "INSERT INTO instance_faults (instance_uuid, code, message, details, host, created_at, \
          seq) SELECT $1, $2, $3, $4, $5, $6, COALESCE(MAX(seq), 0) + 1 FROM instance_faults \
@@ -657,6 +776,7 @@ pub async fn add_event(
     request_id: &str,
     event: &ActionEventRow,
 ) -> Result<(), StoreError> {
+    let _turn = super::write_turn(store).await;
     let mut tx = store.begin().await?;
     sqlx::query(
         "INSERT INTO instance_action_events (instance_uuid, request_id, event, start_time, \

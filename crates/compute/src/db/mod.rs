@@ -81,6 +81,7 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     quotas::QUOTAS_MIGRATION,
     aggregates::AGGREGATES_MIGRATION,
+    instances::INDEXES_MIGRATION,
 ];
 
 /// A flavor.
@@ -514,4 +515,18 @@ pub async fn delete_server_group(store: &Store, id: &str) -> Result<bool, StoreE
         .rows_affected();
     tx.commit().await?;
     Ok(done > 0)
+}
+
+/// This process's turn to write to the compute tables, on SQLite: held across one write
+/// statement or one write transaction, never while waiting for anything else. SQLite has one
+/// writer at a time, and a connection that finds the database locked sleeps in its busy
+/// handler (1, 2, 5, 10 ms and longer) however soon the lock is free again; taking turns here
+/// first hands the lock from one writer to the next at once, in arrival order. None (no
+/// waiting) on PostgreSQL, whose row locks let writers run side by side.
+pub(crate) async fn write_turn(store: &Store) -> Option<tokio::sync::MutexGuard<'static, ()>> {
+    static WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    match store.backend() {
+        ferrostack_store::Backend::Sqlite => Some(WRITES.lock().await),
+        ferrostack_store::Backend::Postgres => None,
+    }
 }

@@ -1,15 +1,17 @@
 //! `GET /servers` and `/servers/detail` with Nova's filters, sorting and marker paging.
 
 use super::view::{self, Shape};
-use super::{host_status, is_admin, visibility};
+use super::{is_admin, node_status, visibility};
 use crate::api::{AppState, Mv, at_least};
 use crate::db::instances::{self as idb, Instance, Scope};
+use crate::db::nodes;
 use crate::service::{Compute, db_error};
 use crate::states;
 use axum::{Json, extract::Query};
 use ferrostack_api::{ApiError, Auth};
 use serde_json::{Value, json};
 use std::cmp::Ordering;
+use std::collections::{BTreeSet, HashMap};
 
 /// Nova's `api.max_limit`.
 const MAX_LIMIT: usize = 1000;
@@ -159,8 +161,22 @@ fn sort_value(i: &Instance, key: &str) -> Value {
     }
 }
 
-fn compare(a: &Value, b: &Value) -> Ordering {
-    match (a, b) {
+/// A sort value with its JSON text, made once per instance rather than per comparison.
+struct SortKey {
+    value: Value,
+    text: String,
+}
+
+impl SortKey {
+    fn new(value: Value) -> SortKey {
+        let text = value.to_string();
+        SortKey { value, text }
+    }
+}
+
+/// Nulls first, numbers and booleans by value, anything else by its JSON text.
+fn compare(a: &SortKey, b: &SortKey) -> Ordering {
+    match (&a.value, &b.value) {
         (Value::Null, Value::Null) => Ordering::Equal,
         (Value::Null, _) => Ordering::Less,
         (_, Value::Null) => Ordering::Greater,
@@ -169,7 +185,7 @@ fn compare(a: &Value, b: &Value) -> Ordering {
             .partial_cmp(&y.as_f64())
             .unwrap_or(Ordering::Equal),
         (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
-        _ => a.to_string().cmp(&b.to_string()),
+        _ => a.text.cmp(&b.text),
     }
 }
 
@@ -272,7 +288,6 @@ async fn select(
         deleted: since.is_some() || before.is_some() || want_deleted,
         only_deleted: admin && get("deleted").is_some_and(truthy),
     };
-    let mut instances = idb::instances(&c.store, &scope).await.map_err(db_error)?;
     let regex = |k: &str| -> Result<Option<regex::Regex>, ApiError> {
         get(k)
             .map(|v| {
@@ -307,6 +322,74 @@ async fn select(
         tag_set("not-tags"),
         tag_set("not-tags-any"),
     );
+    // Sort keys (default created_at desc, id as tie-break).
+    let mut keys: Vec<(String, bool)> = Vec::new();
+    for (n, k) in sort_keys.iter().enumerate() {
+        if !SORT_KEYS.contains(&k.as_str()) {
+            if at_least(mv, 2, 75) {
+                return Err(ApiError::bad_request(format!(
+                    "Invalid input for query parameters sort_key. Value: {k}."
+                )));
+            }
+            continue;
+        }
+        if (k == "host" || k == "node") && !admin {
+            return Err(ApiError::forbidden(
+                "Only administrators can sort servers by host",
+            ));
+        }
+        let dir = sort_dirs.get(n).map(String::as_str).unwrap_or("desc");
+        if dir != "asc" && dir != "desc" {
+            return Err(ApiError::bad_request(format!(
+                "Invalid input for query parameters sort_dir. Value: {dir}."
+            )));
+        }
+        keys.push((k.clone(), dir == "desc"));
+    }
+    if keys.is_empty() {
+        keys.push(("created_at".into(), true));
+    }
+    let cap = limit.unwrap_or(MAX_LIMIT).min(MAX_LIMIT);
+    let unfiltered = name_re.is_none()
+        && hostname_re.is_none()
+        && reservation_re.is_none()
+        && key_re.is_none()
+        && image.is_none()
+        && flavor.is_none()
+        && host.is_none()
+        && uuid.is_none()
+        && vm_state.is_none()
+        && task_state.is_none()
+        && user_id.is_none()
+        && locked.is_none()
+        && statuses.is_empty()
+        && since.is_none()
+        && before.is_none()
+        && tags.is_empty()
+        && tags_any.is_empty()
+        && not_tags.is_empty()
+        && not_tags_any.is_empty();
+    if unfiltered && keys == [("created_at".to_string(), true)] {
+        // The usual listing (no filter, newest first): the database sorts and pages, and the
+        // rows after this page are never read. created_at is always the same RFC 3339 form,
+        // so its text order is its JSON text order, which the general path sorts by.
+        let after = match &marker {
+            Some(m) => match idb::newest_first_position(&c.store, &scope, m)
+                .await
+                .map_err(db_error)?
+            {
+                Some(position) => Some(position),
+                None => return Err(ApiError::bad_request(format!("marker [{m}] not found"))),
+            },
+            None => None,
+        };
+        let after = after.as_ref().map(|(t, id)| (t.as_str(), *id));
+        let page = idb::newest_first(&c.store, &scope, after, cap + 1)
+            .await
+            .map_err(db_error)?;
+        return Ok(page_of(page, cap, limit.is_some()));
+    }
+    let mut instances = idb::instances(&c.store, &scope).await.map_err(db_error)?;
     instances.retain(|i| {
         let d = &i.data;
         let updated = stored_time(&i.updated_at);
@@ -339,36 +422,19 @@ async fn select(
             && (not_tags.is_empty() || !not_tags.iter().all(|t| d.tags.contains(t)))
             && !not_tags_any.iter().any(|t| d.tags.contains(t))
     });
-    // Sorting (default created_at desc, id as tie-break).
-    let mut keys: Vec<(String, bool)> = Vec::new();
-    for (n, k) in sort_keys.iter().enumerate() {
-        if !SORT_KEYS.contains(&k.as_str()) {
-            if at_least(mv, 2, 75) {
-                return Err(ApiError::bad_request(format!(
-                    "Invalid input for query parameters sort_key. Value: {k}."
-                )));
-            }
-            continue;
-        }
-        if (k == "host" || k == "node") && !admin {
-            return Err(ApiError::forbidden(
-                "Only administrators can sort servers by host",
-            ));
-        }
-        let dir = sort_dirs.get(n).map(String::as_str).unwrap_or("desc");
-        if dir != "asc" && dir != "desc" {
-            return Err(ApiError::bad_request(format!(
-                "Invalid input for query parameters sort_dir. Value: {dir}."
-            )));
-        }
-        keys.push((k.clone(), dir == "desc"));
-    }
-    if keys.is_empty() {
-        keys.push(("created_at".into(), true));
-    }
-    instances.sort_by(|a, b| {
-        for (k, desc) in &keys {
-            let o = compare(&sort_value(a, k), &sort_value(b, k));
+    let mut keyed: Vec<(Vec<SortKey>, Instance)> = instances
+        .into_iter()
+        .map(|i| {
+            let values = keys
+                .iter()
+                .map(|(k, _)| SortKey::new(sort_value(&i, k)))
+                .collect();
+            (values, i)
+        })
+        .collect();
+    keyed.sort_by(|(ka, a), (kb, b)| {
+        for (n, (_, desc)) in keys.iter().enumerate() {
+            let o = compare(&ka[n], &kb[n]);
             let o = if *desc { o.reverse() } else { o };
             if o != Ordering::Equal {
                 return o;
@@ -376,6 +442,7 @@ async fn select(
         }
         b.id.cmp(&a.id)
     });
+    let mut instances: Vec<Instance> = keyed.into_iter().map(|(_, i)| i).collect();
     if let Some(m) = marker {
         match instances.iter().position(|i| i.uuid == m) {
             Some(p) => {
@@ -384,13 +451,18 @@ async fn select(
             None => return Err(ApiError::bad_request(format!("marker [{m}] not found"))),
         }
     }
-    let cap = limit.unwrap_or(MAX_LIMIT).min(MAX_LIMIT);
-    let full = instances.len() > cap || (limit.is_some() && instances.len() == cap && cap > 0);
+    Ok(page_of(instances, cap, limit.is_some()))
+}
+
+/// The first `cap` of `instances` (those after the marker, in order); a next link when there
+/// are more, or when a `limit` was asked for and exactly `cap` are left.
+fn page_of(mut instances: Vec<Instance>, cap: usize, limited: bool) -> Listing {
+    let full = instances.len() > cap || (limited && instances.len() == cap && cap > 0);
     instances.truncate(cap);
-    Ok(Listing {
+    Listing {
         instances,
         limit: full.then_some(cap),
-    })
+    }
 }
 
 fn next_link(
@@ -448,13 +520,32 @@ pub async fn detail(
     let faults = idb::latest_faults(&c.store, &uuids)
         .await
         .map_err(db_error)?;
+    // The hosts' nodes in one read, for the servers whose host status the caller may see.
+    let shown: Vec<&str> = listing
+        .instances
+        .iter()
+        .filter(|i| visibility(&auth, &i.project_id).host_status)
+        .filter_map(|i| i.host.as_deref())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let hosts: HashMap<String, nodes::Node> = if shown.is_empty() {
+        HashMap::new()
+    } else {
+        nodes::nodes_of(&c.store, &shown)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(|n| (n.host.clone(), n))
+            .collect()
+    };
     let mut servers = Vec::new();
     for i in &listing.instances {
         let vis = visibility(&auth, &i.project_id);
-        let status = if vis.host_status {
-            Some(host_status(c, i).await?)
-        } else {
-            None
+        let status = match (&i.host, vis.host_status) {
+            (_, false) => None,
+            (None, true) => Some(String::new()),
+            (Some(h), true) => Some(node_status(c, hosts.get(h))),
         };
         servers.push(view::server(
             c,

@@ -75,14 +75,19 @@ pub(crate) async fn host_status(c: &Compute, inst: &Instance) -> Result<String, 
     let Some(host) = &inst.host else {
         return Ok(String::new());
     };
-    let all = nodes::nodes(&c.store).await.map_err(db_error)?;
+    let node = nodes::node(&c.store, host).await.map_err(db_error)?;
+    Ok(node_status(c, node.as_ref()))
+}
+
+/// `host_status` of a scheduled server whose host's node is `node`.
+pub(crate) fn node_status(c: &Compute, node: Option<&nodes::Node>) -> String {
     let down_after = chrono::Duration::seconds(c.config.service_down_time as i64);
-    Ok(match all.iter().find(|n| &n.host == host) {
+    match node {
         None => "UNKNOWN".into(),
         Some(n) if n.is_down(chrono::Utc::now(), down_after) => "DOWN".into(),
         Some(n) if n.disabled => "MAINTENANCE".into(),
         Some(_) => "UP".into(),
-    })
+    }
 }
 
 /// The server body as `auth` may see it.
