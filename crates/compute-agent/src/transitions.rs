@@ -4,44 +4,13 @@
 
 use ferrostack_compute::rpc::StateUpdate;
 
-/// Nova's vm states the agent sets.
-pub mod vm {
-    pub const ACTIVE: &str = "active";
-    pub const BUILDING: &str = "building";
-    pub const STOPPED: &str = "stopped";
-    pub const ERROR: &str = "error";
-    pub const DELETED: &str = "deleted";
-}
-
-/// Nova's task states the agent reads or sets.
-pub mod task {
-    pub const SCHEDULING: &str = "scheduling";
-    pub const SPAWNING: &str = "spawning";
-    pub const POWERING_OFF: &str = "powering-off";
-    pub const POWERING_ON: &str = "powering-on";
-    pub const REBOOTING: &str = "rebooting";
-    pub const REBOOT_PENDING: &str = "reboot_pending";
-    pub const REBOOT_STARTED: &str = "reboot_started";
-    pub const REBOOTING_HARD: &str = "rebooting_hard";
-    pub const REBOOT_PENDING_HARD: &str = "reboot_pending_hard";
-    pub const REBOOT_STARTED_HARD: &str = "reboot_started_hard";
-    pub const DELETING: &str = "deleting";
-
-    /// The soft reboot task states (what the API sets, and the steps after it).
-    pub const SOFT_REBOOT: [&str; 3] = [REBOOTING, REBOOT_PENDING, REBOOT_STARTED];
-    /// The hard reboot task states.
-    pub const HARD_REBOOT: [&str; 3] = [REBOOTING_HARD, REBOOT_PENDING_HARD, REBOOT_STARTED_HARD];
-
-    /// Whether `state` is one of the six reboot task states.
-    pub fn is_reboot(state: &str) -> bool {
-        SOFT_REBOOT.contains(&state) || HARD_REBOOT.contains(&state)
-    }
-}
+// The state names are the compute service's (one definition for the API, conductor and agent).
+pub use ferrostack_compute::states::{task, vm};
 
 /// Nova's power state code for a running guest.
-pub const POWER_RUNNING: i64 = 1;
+pub const POWER_RUNNING: i64 = ferrostack_compute::states::power::RUNNING;
 /// Nova's power state code for a shut-down guest.
-pub const POWER_SHUTDOWN: i64 = 4;
+pub const POWER_SHUTDOWN: i64 = ferrostack_compute::states::power::SHUTDOWN;
 
 fn some(states: &[&str]) -> Vec<Option<String>> {
     states.iter().map(|s| Some(s.to_string())).collect()

@@ -38,6 +38,16 @@ pub mod task {
     pub const PAUSING: &str = "pausing";
     pub const UNPAUSING: &str = "unpausing";
     pub const SUSPENDING: &str = "suspending";
+
+    /// The soft reboot task states (what the API sets, and the steps after it).
+    pub const SOFT_REBOOT: [&str; 3] = [REBOOTING, REBOOT_PENDING, REBOOT_STARTED];
+    /// The hard reboot task states.
+    pub const HARD_REBOOT: [&str; 3] = [REBOOTING_HARD, REBOOT_PENDING_HARD, REBOOT_STARTED_HARD];
+
+    /// Whether `state` is one of the six reboot task states.
+    pub fn is_reboot(state: &str) -> bool {
+        SOFT_REBOOT.contains(&state) || HARD_REBOOT.contains(&state)
+    }
 }
 
 /// power_state codes.

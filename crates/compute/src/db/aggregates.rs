@@ -1,6 +1,7 @@
 //! Host aggregates: named groups of compute hosts with metadata (an `availability_zone` key
 //! makes the aggregate an availability zone).
 
+use super::json_error;
 use ferrostack_store::{Migration, Row, Store, StoreError};
 use std::collections::BTreeMap;
 
@@ -32,10 +33,6 @@ impl Aggregate {
     pub fn availability_zone(&self) -> Option<&str> {
         self.metadata.get("availability_zone").map(String::as_str)
     }
-}
-
-fn json_error(e: serde_json::Error) -> StoreError {
-    StoreError::Db(sqlx::Error::Decode(Box::new(e)))
 }
 
 /// Every aggregate with its hosts, by id.

@@ -2,6 +2,7 @@
 //! project, times) are real columns; the rest of the record is one JSON document
 //! ([`InstanceData`]) rewritten under a generation check, so no update is ever lost.
 
+use super::json_error;
 use super::lock_project;
 use crate::states::{task, vm};
 use ferrostack_store::{AnyRow, Row, Store, StoreError};
@@ -128,10 +129,6 @@ pub const INDEXES_MIGRATION: ferrostack_store::Migration = ferrostack_store::Mig
 
 const COLUMNS: &str = "id, uuid, project_id, user_id, host, vm_state, task_state, power_state, \
     deleted, created_at, updated_at, launched_at, deleted_at, generation, data";
-
-fn json_error(e: serde_json::Error) -> StoreError {
-    StoreError::Db(sqlx::Error::Decode(Box::new(e)))
-}
 
 fn from_row(row: &AnyRow) -> Result<Instance, StoreError> {
     let data: String = row.try_get("data")?;

@@ -84,6 +84,11 @@ pub const MIGRATIONS: &[Migration] = &[
     instances::INDEXES_MIGRATION,
 ];
 
+/// A JSON column that does not decode (or a value that does not encode) is a store error.
+pub(crate) fn json_error(e: serde_json::Error) -> StoreError {
+    StoreError::Db(sqlx::Error::Decode(Box::new(e)))
+}
+
 /// A flavor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Flavor {

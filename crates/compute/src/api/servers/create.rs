@@ -4,6 +4,7 @@
 
 use super::is_admin;
 use crate::api::flavors::find_visible;
+use crate::api::services::boolean;
 use crate::api::{AppState, Mv, at_least};
 use crate::conductor;
 use crate::db::instances::{
@@ -94,18 +95,6 @@ fn count(v: Option<&Value>, field: &str) -> Result<Option<i64>, ApiError> {
     match n {
         Some(n) if n >= 1 => Ok(Some(n)),
         _ => Err(invalid(field, v)),
-    }
-}
-
-fn boolean(v: &Value) -> Option<bool> {
-    match v {
-        Value::Bool(b) => Some(*b),
-        Value::String(s) => match s.to_ascii_lowercase().as_str() {
-            "true" | "t" | "1" | "on" | "y" | "yes" => Some(true),
-            "false" | "f" | "0" | "off" | "n" | "no" => Some(false),
-            _ => None,
-        },
-        _ => None,
     }
 }
 
