@@ -6,7 +6,7 @@ export FERROSTACK_VENV ?= /opt/ferrostack/venv
 .PHONY: up down test build lint unit e2e tempest-identity bench-identity clean-state guest-image
 .PHONY: tempest-image bench-image
 .PHONY: bench-placement
-.PHONY: tempest-compute bench-boot
+.PHONY: tempest-compute bench-boot tempest-network
 .PHONY: bench-compute
 
 up:  ## Install what is missing, build, start the cloud in the background, write clouds.yaml
@@ -42,6 +42,9 @@ tempest-image:  ## Run Tempest's image API tests against the cloud started by `m
 
 tempest-compute:  ## Run Tempest's compute API tests (validation off) against a private cloud it starts
 	@scripts/tempest.sh --start compute
+
+tempest-network:  ## Run Tempest's network API tests (API only, no validation) against a private cloud it starts
+	@scripts/tempest.sh --start network
 
 bench-boot:  ## Real-guest boot latency: API accepted → domain defined (Ferrostack) → started (QEMU)
 	@scripts/bench-boot.sh

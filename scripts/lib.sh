@@ -12,8 +12,10 @@ step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 note() { printf '    %s\n' "$*"; }
 die() { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }
 
-# Debian packages the cloud and its tests need.
-APT_PACKAGES=(python3-venv python3-pip pkg-config libssl-dev curl qemu-utils)
+# Debian packages the cloud and its tests need (the network agent: iproute2, nftables,
+# dnsmasq-base, procps for sysctl; its tests' guests: busybox-static).
+APT_PACKAGES=(python3-venv python3-pip pkg-config libssl-dev curl qemu-utils
+  iproute2 nftables dnsmasq-base procps busybox-static)
 
 ensure_apt_packages() {
   local missing=()
@@ -80,6 +82,59 @@ ensure_libvirtd() {
     sleep 0.2
   done
   die "libvirtd did not start (see /var/log/libvirt/libvirtd.log)"
+}
+
+# noVNC's browser client for the console proxy: the @novnc/novnc npm package (core/, vendor/)
+# unpacked into DIR ([compute] novncproxy_web), fetched with npm once per version (the tarball is
+# kept in ~/.cache/ferrostack/npm). Never vendored in the repository. Without npm or the registry
+# it warns and returns 1: the console page then says what is missing; websockets work anyway.
+NOVNC_VERSION=${NOVNC_VERSION:-1.7.0}
+ensure_novnc() {
+  local dir=$1 cache=$HOME/.cache/ferrostack/npm tarball tmp
+  [[ -f $dir/core/rfb.js && $(cat "$dir/.novnc-version" 2>/dev/null) == "$NOVNC_VERSION" ]] && return 0
+  if [[ -e $dir && ! -f $dir/.novnc-version ]] && [[ -n $(ls -A "$dir" 2>/dev/null) ]]; then
+    printf '\033[33mwarning:\033[0m %s exists and is not an unpacked noVNC: left as it is\n' "$dir" >&2
+    return 1
+  fi
+  tarball=$cache/novnc-novnc-$NOVNC_VERSION.tgz
+  if [[ ! -s $tarball ]]; then
+    if ! command -v npm >/dev/null; then
+      printf '\033[33mwarning:\033[0m npm is missing: no noVNC client for the console proxy\n' >&2
+      return 1
+    fi
+    mkdir -p "$cache"
+    if ! (cd "$cache" && npm pack --silent "@novnc/novnc@$NOVNC_VERSION" >/dev/null 2>&1) || [[ ! -s $tarball ]]; then
+      printf '\033[33mwarning:\033[0m npm pack @novnc/novnc@%s failed: no noVNC client for the console proxy\n' "$NOVNC_VERSION" >&2
+      return 1
+    fi
+  fi
+  mkdir -p "$(dirname "$dir")"
+  tmp=$(mktemp -d "${dir%/}.unpack-XXXXXX")
+  tar -xzf "$tarball" -C "$tmp"
+  echo "$NOVNC_VERSION" >"$tmp/package/.novnc-version"
+  chmod -R a+rX "$tmp/package"
+  rm -rf "$dir"
+  mv "$tmp/package" "$dir"
+  rmdir "$tmp"
+  note "noVNC $NOVNC_VERSION client in $dir"
+}
+
+# RabbitMQ, the distributed bus ([bus] kind = "amqp"; its tests read FERROSTACK_TEST_AMQP_URL).
+# These machines have no systemd: the node is started detached when it is not running.
+ensure_rabbitmq() {
+  local i
+  if ! dpkg -s rabbitmq-server >/dev/null 2>&1; then
+    step "Installing RabbitMQ"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null
+  fi
+  rabbitmqctl -q status >/dev/null 2>&1 && return 0
+  rabbitmq-server -detached
+  for ((i = 0; i < 60; i++)); do
+    rabbitmqctl -q await_startup >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  die "RabbitMQ did not start (see /var/log/rabbitmq/)"
 }
 
 # Waits until `url` answers 200, or fails after `timeout` seconds.

@@ -17,10 +17,12 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "Unit tests (SQLite store)"
 cargo nextest run --workspace --no-fail-fast
+[[ -n ${FERROSTACK_TEST_AMQP_URL:-} ]] ||
+  note "FERROSTACK_TEST_AMQP_URL unset: the RabbitMQ cases of the bus tests were skipped (.ci/run sets it)"
 
 if [[ -n ${FERROSTACK_TEST_DATABASE_URL:-} ]]; then
   step "Store tests on PostgreSQL"
-  cargo nextest run --no-fail-fast -p ferrostack-store -p ferrostack-identity -p ferrostack-image -p ferrostack-compute -p ferrostack-placement
+  cargo nextest run --no-fail-fast -p ferrostack-store -p ferrostack-identity -p ferrostack-image -p ferrostack-compute -p ferrostack-placement -p ferrostack-network
 else
   note "FERROSTACK_TEST_DATABASE_URL unset: PostgreSQL store tests skipped (.ci/run sets it)"
 fi

@@ -42,6 +42,8 @@ TOML
 fi
 export FERROSTACK_CONFIG=$CONFIG_FILE
 ferrostack identity fernet-setup >/dev/null
+# The console proxy's browser client ([compute] novncproxy_web, default <state_dir>/novnc).
+ensure_novnc "$STATE_DIR/novnc" || note "the console page will say what is missing"
 
 step "Starting ferrostack (log: $LOG_FILE)"
 nohup ferrostack up >>"$LOG_FILE" 2>&1 &
@@ -68,6 +70,7 @@ Ferrostack is running.
   openstack --os-cloud ferrostack catalog list
   openstack --os-cloud ferrostack-demo server create --image ferrostack-guest --flavor m1.nano --wait vm1
   openstack --os-cloud ferrostack-demo console log show vm1
+  openstack --os-cloud ferrostack-demo console url show vm1     # noVNC in a browser
   export OS_CLOUD=ferrostack                             # to drop --os-cloud
 Logs: $LOG_FILE    Config: $CONFIG_FILE    Stop: make down
 MSG

@@ -32,12 +32,19 @@ def free_port():
 
 
 class Cloud:
-    """A running Ferrostack and a clouds.yaml pointing at it."""
+    """A running Ferrostack and a clouds.yaml pointing at it.
 
-    def __init__(self, root):
+    Options (all optional): `command` is the subcommand that runs it (`up`, the all-in-one, or
+    `api`, the controller without an agent); `compute_config` holds extra `[compute]` lines;
+    `extra_config` is TOML appended after every section (e.g. a `[bus]` section)."""
+
+    def __init__(self, root, command="up", compute_config="", extra_config=""):
         self.root = root
+        self.command = command
         self.port = free_port()
         self.metadata_port = free_port()
+        # Its own console proxy port: a `make up` cloud or another e2e cloud may hold 6080.
+        self.console_port = free_port()
         self.host = f"e2e-{self.port}"
         # QEMU runs as its own user: the instances directory must be reachable by it.
         self.instances = tempfile.mkdtemp(prefix="ferrostack-e2e-instances-")
@@ -57,8 +64,13 @@ class Cloud:
                 f'[compute]\nhost = "e2e-{self.port}"\ninstance_name_template = "e2e{self.port}-%08x"\n'
                 f'report_interval = 2\nshutdown_timeout = 20\n'
                 f'metadata_listen = "127.0.0.1:{self.metadata_port}"\n'
+                f'novncproxy_listen = "127.0.0.1:{self.console_port}"\n'
                 f'instances_path = "{self.instances}"\n'
+                f'{compute_config}'
             )
+            if compute_config and not compute_config.endswith("\n"):
+                f.write("\n")
+            f.write(extra_config)
             if database:
                 f.write(f'[database]\nurl = "{database}"\n')
         self.log_path = os.path.join(root, "ferrostack.log")
@@ -73,7 +85,7 @@ class Cloud:
     def start(self, extra_env=None):
         """Starts the process (on the same config and state) and waits until it is ready."""
         env = dict(os.environ, FERROSTACK_CONFIG=self.config, **(extra_env or {}))
-        self.proc = subprocess.Popen([BINARY, "up"], stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        self.proc = subprocess.Popen([BINARY, self.command], stdout=self.log, stderr=subprocess.STDOUT, env=env)
         self._wait_ready()
 
     def _wait_ready(self):

@@ -3,14 +3,23 @@
 //! Three patterns, as oslo.messaging offers them: **fanout events** ([`MessageBus::publish`] to
 //! every subscriber of a topic), **work queues** ([`MessageBus::send`] to one consumer of a queue)
 //! and **RPC** ([`MessageBus::call`]: a work-queue message whose consumer replies). Payloads are
-//! bytes (services encode JSON), so an AMQP implementation carries them unchanged. Code outside
-//! this crate depends only on the trait; [`InProcessBus`] is the embedded implementation.
+//! bytes (services encode JSON), carried unchanged. Code outside this crate depends only on the
+//! trait; [`InProcessBus`] is the embedded implementation (everything in one process) and
+//! [`AmqpBus`] the distributed one (RabbitMQ, services and agents on many hosts).
+//!
+//! The two differ only where a network does (each difference is stated on the method):
+//! a message accepted by [`MessageBus::send`] outlives its consumer's restart over AMQP, events
+//! published while a subscriber reconnects are lost, and every call may fail with
+//! [`BusError::Unavailable`] while the broker is unreachable.
+
+pub mod amqp;
+mod in_process;
+
+pub use amqp::AmqpBus;
+pub use in_process::InProcessBus;
 
 use async_trait::async_trait;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc, oneshot};
 
 /// Bus errors.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +36,13 @@ pub enum BusError {
     /// The bus is closed.
     #[error("bus closed")]
     Closed,
+    /// The broker cannot be reached now (the connection is being re-established in the
+    /// background), or it refused the operation.
+    #[error("message bus unavailable: {0}")]
+    Unavailable(String),
+    /// The bus configuration is unusable (e.g. a malformed URL).
+    #[error("invalid message bus configuration: {0}")]
+    Invalid(String),
 }
 
 /// A message taken from a queue; reply to it if it was an RPC call.
@@ -47,7 +63,9 @@ impl Delivery {
         self.reply.is_some()
     }
 
-    /// Answers an RPC call (no-op for plain sends).
+    /// Answers an RPC call (no-op for plain sends). A reply that arrives after the caller's
+    /// timeout is dropped. Dropping a call's delivery without replying makes the caller's
+    /// [`MessageBus::call`] fail with [`BusError::NoReply`].
     pub async fn reply(mut self, payload: Vec<u8>) -> Result<(), BusError> {
         match self.reply.take() {
             Some(replier) => replier.reply(payload).await,
@@ -56,7 +74,8 @@ impl Delivery {
     }
 }
 
-/// Sends a reply back to an RPC caller (implemented by each bus).
+/// Sends a reply back to an RPC caller (implemented by each bus). Dropped unanswered, it
+/// tells the caller that no reply will come.
 #[async_trait]
 pub trait Replier: Send {
     /// Delivers the reply.
@@ -66,217 +85,46 @@ pub trait Replier: Send {
 /// Receives fanout events of one topic.
 #[async_trait]
 pub trait EventStream: Send {
-    /// The next event; `None` when the bus closed. Events a slow subscriber missed are skipped
-    /// with a warning (subscribers must tolerate loss and re-read the store).
+    /// The next event; `None` when the bus closed. Events a slow subscriber missed, or that
+    /// were published while its connection was being re-established, are skipped
+    /// (subscribers must tolerate loss and re-read the store).
     async fn next(&mut self) -> Option<Vec<u8>>;
 }
 
 /// Receives messages of one work queue.
 #[async_trait]
 pub trait QueueConsumer: Send {
-    /// The next delivery; `None` when the bus closed.
+    /// The next delivery; `None` when the bus closed. A delivery handed out is taken for
+    /// good (at most once); the ones not handed out yet go back to the queue if this consumer
+    /// goes away. Over AMQP a lost connection is re-established behind this call, which
+    /// then carries on with the queue's next message.
     async fn next(&mut self) -> Option<Delivery>;
 }
 
 /// The message bus seen by services and agents.
 #[async_trait]
 pub trait MessageBus: Send + Sync {
-    /// Sends an event to every current subscriber of `topic`.
+    /// Sends an event to every current subscriber of `topic` (none is not an error).
     async fn publish(&self, topic: &str, payload: Vec<u8>) -> Result<(), BusError>;
-    /// Subscribes to the events of `topic`.
+    /// Subscribes to the events of `topic`: every event published after this returns
+    /// reaches the stream (see [`EventStream::next`] for what may be skipped).
     async fn subscribe(&self, topic: &str) -> Result<Box<dyn EventStream>, BusError>;
-    /// Queues a message for one consumer of `queue`.
+    /// Queues a message for one consumer of `queue`; [`BusError::NoConsumer`] when nobody
+    /// consumes it now (its host is down). A message accepted waits in the queue until a
+    /// consumer takes it: in process, for the life of the process; over AMQP in a durable
+    /// queue that outlives its consumers and broker restarts, so a consumer that restarts
+    /// finds the messages sent while it was going down. Consumers must therefore tolerate a
+    /// late message (they compare-and-swap state, as the compute agent does).
     async fn send(&self, queue: &str, payload: Vec<u8>) -> Result<(), BusError>;
-    /// Consumes `queue` (several consumers share the messages).
+    /// Consumes `queue` (several consumers share the messages, each message goes to one).
     async fn consume(&self, queue: &str) -> Result<Box<dyn QueueConsumer>, BusError>;
-    /// Sends to `queue` and waits up to `timeout` for the consumer's reply.
+    /// Sends to `queue` and waits up to `timeout` for the consumer's reply;
+    /// [`BusError::NoConsumer`] when nobody consumes it now. Over AMQP the request expires
+    /// after `timeout`, so calls to a consumer that died meanwhile do not pile up for it.
     async fn call(
         &self,
         queue: &str,
         payload: Vec<u8>,
         timeout: Duration,
     ) -> Result<Vec<u8>, BusError>;
-}
-
-type QueueItem = (Vec<u8>, Option<oneshot::Sender<Vec<u8>>>);
-
-struct Queue {
-    tx: mpsc::UnboundedSender<QueueItem>,
-    rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<QueueItem>>>,
-    consumers: usize,
-}
-
-/// The embedded bus: everything in one process.
-#[derive(Default)]
-pub struct InProcessBus {
-    topics: Mutex<HashMap<String, broadcast::Sender<Vec<u8>>>>,
-    queues: Mutex<HashMap<String, Queue>>,
-}
-
-impl InProcessBus {
-    /// A new, empty bus.
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
-    }
-
-    fn topic(&self, topic: &str) -> broadcast::Sender<Vec<u8>> {
-        let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
-        topics
-            .entry(topic.to_string())
-            .or_insert_with(|| broadcast::channel(1024).0)
-            .clone()
-    }
-
-    fn queue_sender(&self, queue: &str) -> Result<mpsc::UnboundedSender<QueueItem>, BusError> {
-        let queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
-        match queues.get(queue) {
-            Some(q) if q.consumers > 0 => Ok(q.tx.clone()),
-            _ => Err(BusError::NoConsumer(queue.to_string())),
-        }
-    }
-}
-
-struct InProcessEvents {
-    rx: broadcast::Receiver<Vec<u8>>,
-}
-
-#[async_trait]
-impl EventStream for InProcessEvents {
-    async fn next(&mut self) -> Option<Vec<u8>> {
-        loop {
-            match self.rx.recv().await {
-                Ok(payload) => return Some(payload),
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!(missed = n, "event subscriber lagged; events skipped");
-                }
-                Err(broadcast::error::RecvError::Closed) => return None,
-            }
-        }
-    }
-}
-
-struct InProcessConsumer {
-    rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<QueueItem>>>,
-}
-
-struct OneshotReplier(oneshot::Sender<Vec<u8>>);
-
-#[async_trait]
-impl Replier for OneshotReplier {
-    async fn reply(self: Box<Self>, payload: Vec<u8>) -> Result<(), BusError> {
-        self.0.send(payload).map_err(|_| BusError::Closed)
-    }
-}
-
-#[async_trait]
-impl QueueConsumer for InProcessConsumer {
-    async fn next(&mut self) -> Option<Delivery> {
-        let (payload, reply) = self.rx.lock().await.recv().await?;
-        let reply = reply.map(|tx| Box::new(OneshotReplier(tx)) as Box<dyn Replier>);
-        Some(Delivery::new(payload, reply))
-    }
-}
-
-#[async_trait]
-impl MessageBus for InProcessBus {
-    async fn publish(&self, topic: &str, payload: Vec<u8>) -> Result<(), BusError> {
-        // No subscriber is not an error for fanout: the event simply has no audience.
-        let _ = self.topic(topic).send(payload);
-        Ok(())
-    }
-
-    async fn subscribe(&self, topic: &str) -> Result<Box<dyn EventStream>, BusError> {
-        Ok(Box::new(InProcessEvents {
-            rx: self.topic(topic).subscribe(),
-        }))
-    }
-
-    async fn send(&self, queue: &str, payload: Vec<u8>) -> Result<(), BusError> {
-        self.queue_sender(queue)?
-            .send((payload, None))
-            .map_err(|_| BusError::Closed)
-    }
-
-    async fn consume(&self, queue: &str) -> Result<Box<dyn QueueConsumer>, BusError> {
-        let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
-        let q = queues.entry(queue.to_string()).or_insert_with(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            Queue {
-                tx,
-                rx: Arc::new(tokio::sync::Mutex::new(rx)),
-                consumers: 0,
-            }
-        });
-        q.consumers += 1;
-        Ok(Box::new(InProcessConsumer { rx: q.rx.clone() }))
-    }
-
-    async fn call(
-        &self,
-        queue: &str,
-        payload: Vec<u8>,
-        timeout: Duration,
-    ) -> Result<Vec<u8>, BusError> {
-        let (tx, rx) = oneshot::channel();
-        self.queue_sender(queue)?
-            .send((payload, Some(tx)))
-            .map_err(|_| BusError::Closed)?;
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(_)) => Err(BusError::NoReply(queue.to_string())),
-            Err(_) => Err(BusError::Timeout(queue.to_string())),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn fanout_reaches_every_subscriber() {
-        let bus = InProcessBus::new();
-        let mut a = bus.subscribe("t").await.unwrap();
-        let mut b = bus.subscribe("t").await.unwrap();
-        bus.publish("t", b"hello".to_vec()).await.unwrap();
-        assert_eq!(a.next().await.unwrap(), b"hello");
-        assert_eq!(b.next().await.unwrap(), b"hello");
-    }
-
-    #[tokio::test]
-    async fn queue_delivers_each_message_once_and_rpc_replies() {
-        let bus = InProcessBus::new();
-        assert!(matches!(
-            bus.send("q", vec![1]).await,
-            Err(BusError::NoConsumer(_))
-        ));
-        let mut consumer = bus.consume("q").await.unwrap();
-        let server = tokio::spawn(async move {
-            let plain = consumer.next().await.unwrap();
-            assert!(!plain.expects_reply());
-            let call = consumer.next().await.unwrap();
-            let mut answer = call.payload.clone();
-            answer.reverse();
-            call.reply(answer).await.unwrap();
-            plain.payload
-        });
-        bus.send("q", vec![9]).await.unwrap();
-        let reply = bus
-            .call("q", vec![1, 2, 3], Duration::from_secs(5))
-            .await
-            .unwrap();
-        assert_eq!(reply, vec![3, 2, 1]);
-        assert_eq!(server.await.unwrap(), vec![9]);
-    }
-
-    #[tokio::test]
-    async fn rpc_without_reply_times_out() {
-        let bus = InProcessBus::new();
-        let _consumer = bus.consume("slow").await.unwrap();
-        let e = bus
-            .call("slow", vec![], Duration::from_millis(50))
-            .await
-            .unwrap_err();
-        assert!(matches!(e, BusError::Timeout(_)));
-    }
 }

@@ -11,7 +11,9 @@ use crate::manager::Manager;
 use crate::reconcile::{Recovery, reconcile};
 use crate::serial::Serializer;
 use ferrostack_bus::{Delivery, MessageBus, QueueConsumer};
-use ferrostack_compute::rpc::{AgentReply, AgentRequest, agent_queue, decode, encode};
+use ferrostack_compute::rpc::{
+    AgentReply, AgentRequest, HostCapabilities, agent_queue, decode, encode,
+};
 use ferrostack_virt::VirtDriver;
 use std::future::Future;
 use std::os::unix::fs::PermissionsExt;
@@ -88,6 +90,13 @@ impl Shared {
                     let _ = delivery.reply(encode(&reply)).await;
                 });
             }
+            AgentRequest::VncConsole { uuid } => {
+                let this = self.clone();
+                self.spawn(async move {
+                    let reply = this.manager.vnc_console(&uuid).await;
+                    let _ = delivery.reply(encode(&reply)).await;
+                });
+            }
             cast => {
                 let recovery = Recovery::Request(Box::new(cast));
                 let uuid = recovery.uuid().to_string();
@@ -98,12 +107,13 @@ impl Shared {
 }
 
 impl Agent {
-    /// Starts the agent of `config.host`: makes the instances directory and node id, starts
+    /// Starts the agent of `config.host`: makes the instances directory and node id, reads the
+    /// hypervisor's capabilities from the driver (sent with every heartbeat), starts
     /// consuming `compute.agent.<host>` (requests wait until reconciliation is done), asks the
     /// conductor which instances this host owns and reconciles ([`crate::reconcile`]), then
     /// handles requests — each in its own task, one at a time per instance in arrival order —
-    /// and sends a heartbeat every `heartbeat_interval`. Fails if the conductor does not
-    /// answer at start-up.
+    /// and sends a heartbeat every `heartbeat_interval`. Fails if the driver or the conductor
+    /// does not answer at start-up.
     pub async fn start(
         mut config: AgentConfig,
         bus: Arc<dyn MessageBus>,
@@ -127,6 +137,13 @@ impl Agent {
         };
         let host = config.host.clone();
         let config = Arc::new(config);
+        let capabilities = heartbeat::capabilities(driver.as_ref()).await?;
+        tracing::info!(
+            hypervisor_type = %capabilities.hypervisor_type,
+            hypervisor_version = capabilities.hypervisor_version,
+            supported_instances = capabilities.supported_instances.len(),
+            "hypervisor capabilities read"
+        );
         let conductor = Conductor::new(bus.clone(), &host, config.rpc_timeout);
         let guests = Guests {
             cache: ImageCache::new(&config.instances_path, images),
@@ -155,7 +172,12 @@ impl Agent {
         }
         let (stop, stopped) = watch::channel(false);
         let requests = tokio::spawn(request_loop(shared.clone(), consumer, stopped.clone()));
-        let heartbeat = tokio::spawn(heartbeat_loop(shared, node_uuid.clone(), stopped));
+        let heartbeat = tokio::spawn(heartbeat_loop(
+            shared,
+            node_uuid.clone(),
+            capabilities,
+            stopped,
+        ));
         Ok(AgentHandle {
             host,
             node_uuid,
@@ -189,6 +211,7 @@ async fn request_loop(
 async fn heartbeat_loop(
     shared: Arc<Shared>,
     node_uuid: String,
+    capabilities: HostCapabilities,
     mut stopped: watch::Receiver<bool>,
 ) {
     let manager = &shared.manager;
@@ -198,7 +221,8 @@ async fn heartbeat_loop(
         tokio::select! {
             _ = stopped.changed() => break,
             _ = ticks.tick() => {
-                if let Err(e) = heartbeat::beat(&manager.guests, &manager.conductor, &node_uuid).await {
+                let beat = heartbeat::beat(&manager.guests, &manager.conductor, &node_uuid, &capabilities);
+                if let Err(e) = beat.await {
                     tracing::warn!("heartbeat failed: {e:#}");
                 }
             }

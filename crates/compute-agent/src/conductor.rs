@@ -4,8 +4,8 @@
 use crate::error::OpError;
 use ferrostack_bus::{BusError, MessageBus};
 use ferrostack_compute::rpc::{
-    ActionEvent, CONDUCTOR_QUEUE, ConductorReply, ConductorRequest, GuestState, HostResources,
-    OwnedInstance, StateUpdate, decode, encode,
+    ActionEvent, CONDUCTOR_QUEUE, ConductorReply, ConductorRequest, GuestState, HostCapabilities,
+    HostResources, OwnedInstance, StateUpdate, decode, encode,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -164,12 +164,14 @@ impl Conductor {
         node_uuid: &str,
         resources: HostResources,
         guests: Vec<GuestState>,
+        capabilities: HostCapabilities,
     ) -> anyhow::Result<()> {
         self.expect_ok(&ConductorRequest::Heartbeat {
             host: self.host.clone(),
             node_uuid: node_uuid.to_string(),
             resources,
             guests,
+            capabilities: Some(capabilities),
         })
         .await
     }

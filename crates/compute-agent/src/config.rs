@@ -37,6 +37,14 @@ pub struct AgentConfig {
     pub reserved_host_cpus: i64,
     /// The kernel command line of direct-kernel-boot guests whose build names none.
     pub default_kernel_cmdline: String,
+    /// Whether guests get a VNC display (Nova's `[vnc] enabled`, true).
+    pub vnc_enabled: bool,
+    /// The address guests' VNC servers listen on (`[vnc] server_listen`, `127.0.0.1`).
+    pub vnc_server_listen: String,
+    /// The address the console proxy connects to for this host's VNC servers
+    /// (`[vnc] server_proxyclient_address`; Nova's default `127.0.0.1`, here the listen
+    /// address).
+    pub vnc_server_proxyclient_address: String,
 }
 
 impl AgentConfig {
@@ -56,7 +64,15 @@ impl AgentConfig {
             reserved_host_disk_gb: 0,
             reserved_host_cpus: 0,
             default_kernel_cmdline: "root=/dev/vda console=tty0 console=ttyS0".to_string(),
+            vnc_enabled: true,
+            vnc_server_listen: "127.0.0.1".to_string(),
+            vnc_server_proxyclient_address: "127.0.0.1".to_string(),
         }
+    }
+
+    /// The VNC listen address a new guest gets; `None` when VNC is disabled.
+    pub fn vnc_listen(&self) -> Option<String> {
+        self.vnc_enabled.then(|| self.vnc_server_listen.clone())
     }
 
     /// The command line of a direct kernel boot: the build's own, else the default (plus

@@ -113,6 +113,7 @@ impl Guests {
             boot,
             console_log: files.console_log(),
             virt_type: self.config.virt_type,
+            vnc_listen: self.config.vnc_listen(),
         }
     }
 
@@ -190,6 +191,9 @@ mod tests {
 
     #[async_trait::async_trait]
     impl VirtDriver for DiskFake {
+        async fn host_capabilities(&self) -> Result<ferrostack_virt::HostCapabilities, VirtError> {
+            self.0.host_capabilities().await
+        }
         async fn spawn(&self, spec: &GuestSpec) -> Result<(), VirtError> {
             self.0.spawn(spec).await
         }
@@ -210,6 +214,9 @@ mod tests {
         }
         async fn list(&self) -> Result<Vec<ferrostack_virt::GuestInfo>, VirtError> {
             self.0.list().await
+        }
+        async fn vnc_port(&self, uuid: &str) -> Result<u16, VirtError> {
+            self.0.vnc_port(uuid).await
         }
     }
 

@@ -35,6 +35,10 @@
 //! when the host claim succeeds, as Nova's compute does first), `powering-off`, `powering-on`,
 //! `rebooting`/`rebooting_hard` and `deleting`.
 //!
+//! Calls answered at once, never queued behind a build: `ConsoleOutput`, `VncConsole` (the
+//! host's `vnc_server_proxyclient_address` and the port libvirt assigned, read from the live
+//! domain) and `Ping`.
+//!
 //! Other messages: `BuildFailed { reschedule }` after a failed build (the agent has removed the
 //! domain and the instance directory; `reschedule` is false when the image is the problem),
 //! `Deleted` once a deleted instance's guest and files are gone (after a `Delete`, or when any

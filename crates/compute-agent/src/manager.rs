@@ -1,5 +1,5 @@
 //! What the agent does for each request (Nova's `compute/manager.py`): build, delete, stop,
-//! start, reboot and console output, each reporting its state changes to the conductor as
+//! start, reboot, console output and the VNC console's address, each reporting its state changes to the conductor as
 //! compare-and-swaps ([`crate::transitions`]) and recording its action event.
 //!
 //! Common rules:
@@ -50,7 +50,9 @@ impl Manager {
                 hard,
                 request_id,
             } => self.reboot(&build, hard, &request_id).await,
-            AgentRequest::ConsoleOutput { .. } | AgentRequest::Ping => {
+            AgentRequest::ConsoleOutput { .. }
+            | AgentRequest::VncConsole { .. }
+            | AgentRequest::Ping => {
                 tracing::warn!("a call was sent as a cast: ignored");
             }
         }
@@ -346,6 +348,33 @@ impl Manager {
         }
     }
 
+    /// Where the guest's VNC server listens now: this host's proxy-client address and the port
+    /// libvirt assigned, read from the live guest. [`AgentReply::NotFound`] when this host
+    /// has no such guest; [`AgentReply::ConsoleUnavailable`] when VNC is disabled here, the
+    /// guest has no display or it is not running.
+    pub(crate) async fn vnc_console(&self, uuid: &str) -> AgentReply {
+        let config = &self.guests.config;
+        if !config.vnc_enabled {
+            return AgentReply::ConsoleUnavailable {
+                reason: format!("VNC is disabled on host {}", config.host),
+            };
+        }
+        if !self.guests.files(uuid).exists() {
+            return AgentReply::NotFound;
+        }
+        match self.guests.driver.vnc_port(uuid).await {
+            Ok(port) => AgentReply::VncConsole {
+                host: config.vnc_server_proxyclient_address.clone(),
+                port,
+            },
+            Err(VirtError::NotFound(_)) => AgentReply::NotFound,
+            Err(VirtError::ConsoleUnavailable(reason)) => AgentReply::ConsoleUnavailable { reason },
+            Err(e) => AgentReply::Error {
+                message: format!("reading the VNC console of {uuid}: {e}"),
+            },
+        }
+    }
+
     /// The tail of the guest's serial log. [`AgentReply::NotFound`] when this host has no
     /// files for the instance; an empty output when it has no log yet.
     pub(crate) async fn console_output(&self, uuid: &str, length: Option<i64>) -> AgentReply {
@@ -363,5 +392,79 @@ impl Manager {
                 message: e.to_string(),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::ImageCache;
+    use crate::config::AgentConfig;
+    use crate::images::ImageSource;
+    use ferrostack_virt::fake::FakeDriver;
+    use ferrostack_virt::{Boot, GuestSpec, VirtDriver, VirtType};
+    use std::sync::Arc;
+
+    struct NoImages;
+
+    #[async_trait::async_trait]
+    impl ImageSource for NoImages {
+        async fn fetch(&self, image_id: &str, _dest: &std::path::Path) -> anyhow::Result<()> {
+            anyhow::bail!("no image {image_id} here")
+        }
+    }
+
+    fn manager(root: &std::path::Path, vnc_enabled: bool, driver: Arc<FakeDriver>) -> Manager {
+        let mut config = AgentConfig::new("h", root);
+        config.vnc_enabled = vnc_enabled;
+        let bus = ferrostack_bus::InProcessBus::new();
+        Manager {
+            guests: Guests {
+                config: Arc::new(config),
+                driver,
+                cache: ImageCache::new(root, Arc::new(NoImages)),
+            },
+            conductor: Conductor::new(bus, "h", std::time::Duration::from_secs(1)),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_vnc_console_is_reported_from_the_driver_and_never_made_up() {
+        let root = std::env::temp_dir().join(format!("agent-vnc-{}", uuid::Uuid::new_v4()));
+        let driver = Arc::new(FakeDriver::default());
+        let m = manager(&root, true, driver.clone());
+        let uuid = uuid::Uuid::new_v4().to_string();
+        // Not this host's guest.
+        assert_eq!(m.vnc_console(&uuid).await, AgentReply::NotFound);
+        // A guest of the fake driver has no display: unavailable, no port.
+        m.guests.files(&uuid).create_dir().await.unwrap();
+        let spec = GuestSpec {
+            uuid: uuid.clone(),
+            name: "instance-00000001".into(),
+            display_name: "vm".into(),
+            vcpus: 1,
+            memory_mb: 64,
+            root_disk: root.join("disk"),
+            config_drive: None,
+            boot: Boot::Disk,
+            console_log: root.join("console.log"),
+            virt_type: VirtType::Qemu,
+            vnc_listen: Some("127.0.0.1".into()),
+        };
+        driver.spawn(&spec).await.unwrap();
+        assert!(matches!(
+            m.vnc_console(&uuid).await,
+            AgentReply::ConsoleUnavailable { .. }
+        ));
+        // Files but no guest: not found.
+        driver.destroy(&uuid).await.unwrap();
+        assert_eq!(m.vnc_console(&uuid).await, AgentReply::NotFound);
+        // VNC disabled on the host: unavailable whatever the guest.
+        let off = manager(&root, false, driver);
+        let AgentReply::ConsoleUnavailable { reason } = off.vnc_console(&uuid).await else {
+            panic!("VNC is off")
+        };
+        assert!(reason.contains("disabled"), "{reason}");
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }

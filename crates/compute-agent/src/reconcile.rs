@@ -51,7 +51,8 @@ impl Recovery {
                 | AgentRequest::Reboot { build, .. } => &build.uuid,
                 AgentRequest::Delete { uuid, .. }
                 | AgentRequest::Stop { uuid, .. }
-                | AgentRequest::ConsoleOutput { uuid, .. } => uuid,
+                | AgentRequest::ConsoleOutput { uuid, .. }
+                | AgentRequest::VncConsole { uuid } => uuid,
                 AgentRequest::Ping => "",
             },
             Recovery::ClearReboot { uuid, .. } => uuid,

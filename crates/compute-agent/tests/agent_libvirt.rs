@@ -126,7 +126,22 @@ async fn a_disk_image_guest_is_built_stopped_started_rebooted_and_deleted() {
     );
     assert_eq!(h.call(AgentRequest::Ping).await, AgentReply::Pong);
 
-    // Heartbeats carry the node id, the host's resources and the guest's power state.
+    // The VNC console: the proxy-client address and the port libvirt assigned, where QEMU's
+    // VNC server greets.
+    let vnc = |uuid: &str| AgentRequest::VncConsole {
+        uuid: uuid.to_string(),
+    };
+    let AgentReply::VncConsole { host, port } = h.call(vnc(&uuid)).await else {
+        panic!("no VNC console")
+    };
+    assert_eq!(host, "127.0.0.1");
+    assert!(port >= 5900, "{port}");
+    assert_eq!(&rfb_greeting(port).await, b"RFB 003.008\n");
+    let missing = uuid::Uuid::new_v4().to_string();
+    assert_eq!(h.call(vnc(&missing)).await, AgentReply::NotFound);
+
+    // Heartbeats carry the node id, the host's resources, the hypervisor's capabilities and
+    // the guest's power state.
     let node = h.agent.as_ref().unwrap().node_uuid().to_string();
     h.conductor
         .wait_for("a heartbeat with the guest", ACTION, |requests| {
@@ -136,11 +151,23 @@ async fn a_disk_image_guest_is_built_stopped_started_rebooted_and_deleted() {
                     resources,
                     guests,
                     host,
+                    capabilities,
                 } if guests.iter().any(|g| g.uuid == uuid && g.power_state == 1) => {
                     assert_eq!(node_uuid, &node);
                     assert_eq!(host, &h.host);
                     assert!(resources.vcpus >= 1 && resources.memory_mb > 0);
                     assert!(resources.disk_gb > 0);
+                    let caps = capabilities
+                        .as_ref()
+                        .expect("heartbeats carry capabilities");
+                    assert_eq!(caps.hypervisor_type, "QEMU");
+                    assert!(caps.hypervisor_version >= 1_000_000, "{caps:?}");
+                    assert!(caps.libvirt_version >= 1_000_000, "{caps:?}");
+                    let cpu: serde_json::Value = serde_json::from_str(&caps.cpu_info).unwrap();
+                    assert_eq!(cpu["arch"], std::env::consts::ARCH);
+                    assert!(cpu["topology"]["cores"].as_u64() >= Some(1));
+                    let native = (std::env::consts::ARCH.into(), "qemu".into(), "hvm".into());
+                    assert!(caps.supported_instances.contains(&native), "{caps:?}");
                     Some(())
                 }
                 _ => None,
@@ -175,6 +202,12 @@ async fn a_disk_image_guest_is_built_stopped_started_rebooted_and_deleted() {
         panic!()
     };
     assert!(output.contains("FERROSTACK-GUEST: boot"));
+    // A stopped guest has no VNC server.
+    assert!(matches!(
+        h.call(AgentRequest::VncConsole { uuid: uuid.clone() })
+            .await,
+        AgentReply::ConsoleUnavailable { .. }
+    ));
 
     // Start.
     h.conductor.set_task(&uuid, Some("powering-on"));
@@ -399,6 +432,7 @@ async fn start_up_reconciliation_removes_orphans_and_finishes_interrupted_work()
             boot: Boot::Disk,
             console_log: foreign_dir.join("console.log"),
             virt_type: VirtType::Qemu,
+            vnc_listen: None,
         })
         .await
         .unwrap();
@@ -464,4 +498,18 @@ async fn start_up_reconciliation_removes_orphans_and_finishes_interrupted_work()
     assert_eq!(h.images.fetched(), 1);
     driver.destroy(&foreign_uuid).await.unwrap();
     h.agent.take().unwrap().shutdown().await;
+}
+
+/// The first 12 bytes QEMU's VNC server sends on 127.0.0.1:`port`.
+async fn rfb_greeting(port: u16) -> [u8; 12] {
+    use tokio::io::AsyncReadExt;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut greeting = [0u8; 12];
+    tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut greeting))
+        .await
+        .expect("a greeting in time")
+        .unwrap();
+    greeting
 }

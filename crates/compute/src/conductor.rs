@@ -18,11 +18,10 @@ use crate::rpc::{
     self, AgentRequest, CONDUCTOR_QUEUE, ConductorReply, ConductorRequest, OwnedInstance,
     agent_queue,
 };
-use crate::scheduler::{self, GroupPolicy, HostState, Weights};
+use crate::scheduler::{self, GroupPolicy, HostState, Scheduler};
 use crate::service::Compute;
 use crate::states::{power, task, vm};
 use ferrostack_placement::local::{InventorySpec, Resources};
-use ferrostack_store::StoreError;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -43,6 +42,10 @@ pub fn event_time() -> String {
 /// Starts the conductor: resumes interrupted operations, then serves agents until the bus
 /// closes.
 pub async fn start(compute: Arc<Compute>) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    // A scheduler setting that cannot work stops start-up here rather than every build later.
+    let filters = Scheduler::from_config(&compute.config)?;
+    let names: Vec<&str> = filters.filters().iter().map(|f| f.name()).collect();
+    tracing::info!(filters = ?names, "scheduler filters");
     let mut queue = compute.bus.consume(CONDUCTOR_QUEUE).await?;
     let resumer = compute.clone();
     tokio::spawn(async move {
@@ -78,8 +81,9 @@ async fn handle(c: &Arc<Compute>, request: ConductorRequest) -> anyhow::Result<C
             node_uuid,
             resources,
             guests,
+            capabilities,
         } => {
-            heartbeat(c, &host, &node_uuid, &resources).await?;
+            heartbeat(c, &host, &node_uuid, &resources, capabilities.as_ref()).await?;
             sync_power_states(c, &host, &guests).await?;
             Ok(ConductorReply::Ok)
         }
@@ -106,8 +110,8 @@ async fn handle(c: &Arc<Compute>, request: ConductorRequest) -> anyhow::Result<C
                 vm_state: u.vm_state.clone(),
                 task_state: u.task_state.clone(),
                 power_state: u.power_state,
-                host: None,
                 launched_at: u.launched.then(now),
+                ..Default::default()
             };
             if idb::update_state(&c.store, &u.uuid, &expected, &change, &now()).await? {
                 return Ok(ConductorReply::Ok);
@@ -155,23 +159,23 @@ async fn handle(c: &Arc<Compute>, request: ConductorRequest) -> anyhow::Result<C
     }
 }
 
-/// Records the heartbeat and sets the host's inventory in Placement.
+/// Records the heartbeat (resources, and the hypervisor's capabilities when it carries them)
+/// and sets the host's inventory in Placement.
 async fn heartbeat(
     c: &Compute,
     host: &str,
     node_uuid: &str,
     r: &rpc::HostResources,
+    capabilities: Option<&rpc::HostCapabilities>,
 ) -> anyhow::Result<()> {
-    let created = nodes::heartbeat(
-        &c.store,
-        host,
+    let report = nodes::Report {
         node_uuid,
-        r.vcpus,
-        r.memory_mb,
-        r.disk_gb,
-        &now(),
-    )
-    .await?;
+        vcpus: r.vcpus,
+        memory_mb: r.memory_mb,
+        disk_gb: r.disk_gb,
+        capabilities,
+    };
+    let created = nodes::heartbeat(&c.store, host, report, &now()).await?;
     if created {
         tracing::info!(host, node_uuid, "compute host registered");
     }
@@ -253,38 +257,21 @@ async fn group_policy(c: &Compute, inst: &Instance) -> anyhow::Result<Option<Gro
     let Some(group_id) = &inst.data.spec.group else {
         return Ok(None);
     };
-    let Some(group) = db::server_groups(&c.store, None)
-        .await?
-        .into_iter()
-        .find(|g| &g.id == group_id)
-    else {
+    let Some(group) = db::server_group(&c.store, group_id).await? else {
         return Ok(None);
     };
-    let mut member_hosts = Vec::new();
-    for member in group.members.iter().filter(|m| **m != inst.uuid) {
-        if let Some(other) = idb::instance(&c.store, member).await?
-            && let Some(h) = other.host
-        {
-            member_hosts.push(h);
-        }
-    }
+    let others: Vec<String> = group
+        .members
+        .iter()
+        .filter(|m| **m != inst.uuid)
+        .cloned()
+        .collect();
+    let member_hosts = idb::hosts_of(&c.store, &others).await?;
     Ok(Some(GroupPolicy {
         policy: group.policy.clone(),
         max_server_per_host: group.max_server_per_host.unwrap_or(1),
         member_hosts,
     }))
-}
-
-async fn hosts_of(c: &Compute, uuids: &[String]) -> Result<Vec<String>, StoreError> {
-    let mut hosts = Vec::new();
-    for u in uuids {
-        if let Some(i) = idb::instance(&c.store, u).await?
-            && let Some(h) = i.host
-        {
-            hosts.push(h);
-        }
-    }
-    Ok(hosts)
 }
 
 /// Schedules `uuid` (in `building/scheduling`) and casts the build to the chosen host. Errors
@@ -305,18 +292,15 @@ pub async fn schedule_and_build(c: &Arc<Compute>, uuid: &str) -> anyhow::Result<
     let group = group_policy(c, &inst).await?;
     let request = scheduler::Request {
         spec: &inst.data.spec,
+        project_id: &inst.project_id,
+        flavor: &inst.data.flavor,
         availability_zone: inst.data.pinned_availability_zone.as_deref(),
         group: group.as_ref(),
-        same_host_hosts: hosts_of(c, &inst.data.spec.same_host).await?,
-        different_host_hosts: hosts_of(c, &inst.data.spec.different_host).await?,
+        same_host_hosts: idb::hosts_of(&c.store, &inst.data.spec.same_host).await?,
+        different_host_hosts: idb::hosts_of(&c.store, &inst.data.spec.different_host).await?,
     };
-    let weights = Weights {
-        ram: c.config.ram_weight_multiplier,
-        cpu: c.config.cpu_weight_multiplier,
-        disk: c.config.disk_weight_multiplier,
-        io_ops: c.config.io_ops_weight_multiplier,
-        ..Weights::default()
-    };
+    // Validated at start-up.
+    let scheduler = Scheduler::from_config(&c.config)?;
     let resources = resources_of(&inst);
     let view = match guard.take() {
         Some(view) if view.fresh_for(arrived) => guard.insert(view),
@@ -326,7 +310,7 @@ pub async fn schedule_and_build(c: &Arc<Compute>, uuid: &str) -> anyhow::Result<
     let mut stale = false;
     let mut failed = None;
     let states = view.host_states(c, &resources).await?;
-    let (ordered, rejected) = scheduler::select(states, &request, &weights);
+    let (ordered, rejected) = scheduler.select(states, &request);
     for host in ordered {
         let claimed = c
             .placement
@@ -373,6 +357,9 @@ pub async fn schedule_and_build(c: &Arc<Compute>, uuid: &str) -> anyhow::Result<
         }
         return fail_build(c, &inst, 500, NO_VALID_HOST).await;
     };
+    if let Err(e) = record_zone(c, &inst, &host.availability_zone).await {
+        tracing::warn!(uuid, error = %e, "recording the instance's availability zone");
+    }
     let set = StateChange {
         task_state: Some(None),
         host: Some(Some(host.host.clone())),
@@ -400,6 +387,31 @@ pub async fn schedule_and_build(c: &Arc<Compute>, uuid: &str) -> anyhow::Result<
         return Ok(());
     };
     cast_build(c, &inst).await
+}
+
+/// Records the zone of the chosen host as the instance's zone (Nova's conductor does so after
+/// scheduling), unless it is already the one recorded. Retried over concurrent changes of the
+/// instance's data; nothing to do once it left `scheduling` (deleted, reset).
+async fn record_zone(c: &Compute, inst: &Instance, zone: &str) -> anyhow::Result<()> {
+    if inst.data.availability_zone.as_deref() == Some(zone) {
+        return Ok(());
+    }
+    for _ in 0..10 {
+        let Some(mut current) = idb::instance(&c.store, &inst.uuid).await? else {
+            return Ok(());
+        };
+        if current.deleted || current.task_state.as_deref() != Some(task::SCHEDULING) {
+            return Ok(());
+        }
+        current.data.availability_zone = Some(zone.to_string());
+        if idb::save_data(&c.store, &current, &now()).await? {
+            return Ok(());
+        }
+    }
+    anyhow::bail!(
+        "instance {} kept changing while its zone was recorded",
+        inst.uuid
+    )
 }
 
 /// [`schedule_and_build`] behind a named future type: a build failure reschedules, which may
@@ -444,11 +456,14 @@ async fn fail_build(c: &Compute, inst: &Instance, code: i64, message: &str) -> a
         vm_state: Some(vm::ERROR.into()),
         task_state: Some(None),
         host: Some(None),
+        fault: Some(idb::NewFault {
+            code,
+            message: message.to_string(),
+        }),
         ..Default::default()
     };
     let expected = [Some(task::SCHEDULING), None, Some(task::SPAWNING)];
     if idb::update_state(&c.store, &inst.uuid, &expected, &set, &now()).await? {
-        idb::add_fault(&c.store, &inst.uuid, code, message, None, None, &now()).await?;
         tracing::warn!(uuid = %inst.uuid, message, "build failed");
     }
     c.placement.release(&inst.uuid).await?;

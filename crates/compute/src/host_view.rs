@@ -10,12 +10,15 @@
 //! build at a time every build reads afresh. A claim that fails (another writer got there
 //! first, or an inventory shrank) means the view is stale: the conductor drops it.
 
+use crate::db::aggregates;
 use crate::db::instances::{self as idb, HostCount};
 use crate::db::nodes::{self, Node};
-use crate::scheduler::HostState;
+use crate::scheduler::{HostState, Hypervisor};
 use crate::service::Compute;
+use ferrostack_config::ComputeConfig;
 use ferrostack_placement::{HostCandidate, Resources};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// How many candidates the scheduler considers, in Placement's order (Nova's
@@ -31,6 +34,9 @@ pub struct HostView {
     nodes: HashMap<String, Node>,
     /// Live instance counts by host.
     counts: HashMap<String, HostCount>,
+    /// The aggregates of the hosts that have some (their metadata, by aggregate id) and the
+    /// zone they give each.
+    memberships: HashMap<String, Membership>,
     /// Per requested resource set: every provider that could hold it when it was first asked
     /// for (read after `loaded`), in Placement's order, kept up to date by the claims made
     /// through this view since.
@@ -45,6 +51,13 @@ struct Candidates {
     index: HashMap<String, usize>,
 }
 
+/// What a host's aggregates say of it.
+#[derive(Debug, Clone)]
+struct Membership {
+    zone: String,
+    metadata: Vec<Arc<BTreeMap<String, String>>>,
+}
+
 struct Entry {
     /// Free amounts per class (capacity − used).
     free: Resources,
@@ -54,8 +67,8 @@ struct Entry {
 }
 
 impl HostView {
-    /// Reads the nodes and instance counts (Placement's candidates are read per resource set
-    /// when first needed).
+    /// Reads the nodes, instance counts and aggregates (Placement's candidates are read per
+    /// resource set when first needed).
     pub async fn load(c: &Compute) -> anyhow::Result<HostView> {
         let loaded = Instant::now();
         let now = chrono::Utc::now();
@@ -65,11 +78,16 @@ impl HostView {
             .map(|n| (n.node_uuid.clone(), n))
             .collect();
         let counts = idb::host_instance_counts(&c.store).await?;
+        let memberships = memberships(
+            &aggregates::aggregates(&c.store).await?,
+            &c.config.default_availability_zone,
+        );
         Ok(HostView {
             loaded,
             now,
             nodes,
             counts,
+            memberships,
             candidates: HashMap::new(),
         })
     }
@@ -92,9 +110,7 @@ impl HostView {
                 .placement
                 .host_candidates(resources, &[], &[], &[], usize::MAX)
                 .await?;
-            let down_after = chrono::Duration::seconds(c.config.service_down_time as i64);
-            let candidates =
-                self.candidates_of(all, down_after, &c.config.default_availability_zone);
+            let candidates = self.candidates_of(all, &c.config);
             self.candidates.insert(resources.clone(), candidates);
         }
         Ok(self.candidates[resources]
@@ -106,27 +122,28 @@ impl HostView {
             .collect())
     }
 
-    fn candidates_of(
-        &self,
-        all: Vec<HostCandidate>,
-        down_after: chrono::Duration,
-        zone: &str,
-    ) -> Candidates {
+    fn candidates_of(&self, all: Vec<HostCandidate>, config: &ComputeConfig) -> Candidates {
+        let down_after = chrono::Duration::seconds(config.service_down_time as i64);
         let mut index = HashMap::new();
         let mut entries = Vec::with_capacity(all.len());
         for cand in all {
             let state = self.nodes.get(&cand.uuid).map(|node| {
                 let count = self.counts.get(&node.host).copied().unwrap_or_default();
+                let membership = self.memberships.get(&node.host);
                 HostState {
                     host: node.host.clone(),
                     node_uuid: node.node_uuid.clone(),
-                    up: !node.disabled && !node.is_down(self.now, down_after),
-                    availability_zone: zone.to_string(),
+                    disabled: node.disabled,
+                    up: !node.is_down(self.now, down_after),
+                    availability_zone: membership
+                        .map_or(&config.default_availability_zone, |m| &m.zone)
+                        .clone(),
+                    aggregates: membership.map(|m| m.metadata.clone()).unwrap_or_default(),
                     free: cand.free.clone(),
+                    capacity: cand.capacity.clone(),
                     busy_instances: count.busy,
                     num_instances: count.total,
-                    arch: "x86_64".into(),
-                    hypervisor_type: "qemu".into(),
+                    hypervisor: hypervisor(node, config),
                 }
             });
             index.insert(cand.uuid, entries.len());
@@ -161,6 +178,46 @@ impl HostView {
                 state.busy_instances = count.busy;
             }
         }
+    }
+}
+
+/// The aggregates and zone of each host in an aggregate (each aggregate's metadata shared).
+fn memberships(all: &[aggregates::Aggregate], default_zone: &str) -> HashMap<String, Membership> {
+    let metadata: HashMap<i64, Arc<BTreeMap<String, String>>> = all
+        .iter()
+        .map(|a| (a.id, Arc::new(a.metadata.clone())))
+        .collect();
+    aggregates::by_host(all)
+        .into_iter()
+        .map(|(host, list)| {
+            let membership = Membership {
+                zone: aggregates::zone_of(list.iter().copied(), default_zone).to_string(),
+                metadata: list.iter().map(|a| metadata[&a.id].clone()).collect(),
+            };
+            (host.to_string(), membership)
+        })
+        .collect()
+}
+
+/// The host's hypervisor as the hypervisors API shows it, with the allocation ratios it
+/// reports to Placement.
+fn hypervisor(node: &Node, config: &ComputeConfig) -> Hypervisor {
+    Hypervisor {
+        hostname: node.hypervisor_hostname().to_string(),
+        hypervisor_type: node.hypervisor_type().map(str::to_string),
+        version: node.hypervisor_version(),
+        cpu_info: node.cpu_info().map(str::to_string),
+        supported_instances: node
+            .capabilities
+            .as_ref()
+            .map(|c| c.supported_instances.clone())
+            .unwrap_or_default(),
+        vcpus: node.vcpus,
+        memory_mb: node.memory_mb,
+        disk_gb: node.disk_gb,
+        cpu_allocation_ratio: config.cpu_allocation_ratio,
+        ram_allocation_ratio: config.ram_allocation_ratio,
+        disk_allocation_ratio: config.disk_allocation_ratio,
     }
 }
 
@@ -202,6 +259,7 @@ mod tests {
             forced_down: false,
             created_at: String::new(),
             updated_at: String::new(),
+            capabilities: None,
         }
     }
 
@@ -218,11 +276,12 @@ mod tests {
                 .map(|n| (n.node_uuid.clone(), n))
                 .collect(),
             counts: HashMap::from([("b".to_string(), HostCount { total: 3, busy: 1 })]),
+            memberships: HashMap::new(),
             candidates: HashMap::new(),
         };
         assert!(view.fresh_for(arrived));
         assert!(!view.fresh_for(Instant::now() + std::time::Duration::from_secs(1)));
-        let minute = chrono::Duration::seconds(60);
+        let config = ComputeConfig::default();
         for r in [&small, &big] {
             // "uc" is a provider without a compute node.
             let all = vec![
@@ -230,7 +289,7 @@ mod tests {
                 candidate("uc", 8, 8192),
                 candidate("ub", 4, 4096),
             ];
-            let list = view.candidates_of(all, minute, "nova");
+            let list = view.candidates_of(all, &config);
             view.candidates.insert(r.clone(), list);
         }
         let hosts = |view: &HostView, r: &Resources| -> Vec<(String, i64, usize, usize)> {
@@ -268,5 +327,159 @@ mod tests {
         assert_eq!(view.counts["a"], HostCount { total: 2, busy: 2 });
         // A provider that is no compute node is never a host.
         assert!(view.candidates[&small].entries[1].state.is_none());
+    }
+
+    struct NoImages;
+
+    #[async_trait::async_trait]
+    impl crate::service::ImageCatalog for NoImages {
+        async fn image(
+            &self,
+            _id: &str,
+            _project: Option<&str>,
+            _admin: bool,
+        ) -> anyhow::Result<Option<crate::service::ImageInfo>> {
+            Ok(None)
+        }
+    }
+
+    /// The view reads each host's aggregates from the store: their metadata, the zone they
+    /// give, the default zone for hosts in none, the admin's disabled flag.
+    #[tokio::test]
+    async fn hosts_carry_their_aggregates_and_zone_from_the_store() {
+        let store = ferrostack_store::test_store("compute-host-view")
+            .await
+            .unwrap();
+        let placement = ferrostack_placement::Placement::open(store.clone(), "http://cloud")
+            .await
+            .unwrap();
+        let config = ComputeConfig {
+            default_availability_zone: "dflt".into(),
+            ..Default::default()
+        };
+        let c = Compute::open(
+            store.clone(),
+            "http://cloud",
+            placement.clone(),
+            ferrostack_bus::InProcessBus::new(),
+            Arc::new(NoImages),
+            config,
+        )
+        .await
+        .unwrap();
+        let now = ferrostack_store::now_rfc3339();
+        let inventory = |n: i64| {
+            let spec = ferrostack_placement::local::InventorySpec {
+                total: n,
+                reserved: 0,
+                min_unit: 1,
+                max_unit: n,
+                step_size: 1,
+                allocation_ratio: 1.0,
+            };
+            BTreeMap::from([
+                ("VCPU".to_string(), spec),
+                (
+                    "MEMORY_MB".to_string(),
+                    InventorySpec {
+                        total: n * 1024,
+                        max_unit: n * 1024,
+                        ..spec
+                    },
+                ),
+            ])
+        };
+        use ferrostack_placement::local::InventorySpec;
+        for host in ["h1", "h2", "h3"] {
+            let uuid = uuid::Uuid::new_v4().to_string();
+            nodes::testing::heartbeat(&store, host, &uuid, 4, 4096, 10, &now)
+                .await
+                .unwrap();
+            placement
+                .ensure_compute_node(&uuid, host, &inventory(4))
+                .await
+                .unwrap();
+        }
+        crate::db::services::update(
+            &store,
+            "h3",
+            &crate::db::services::ServiceChange {
+                disabled: Some((true, Some("maintenance".into()))),
+                ..Default::default()
+            },
+            &now,
+        )
+        .await
+        .unwrap();
+        let add = |name: &str, meta: &[(&str, &str)], hosts: &[&str]| {
+            let a = aggregates::Aggregate {
+                id: 0,
+                uuid: uuid::Uuid::new_v4().to_string(),
+                name: name.into(),
+                metadata: meta
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                hosts: Vec::new(),
+                created_at: now.clone(),
+                updated_at: None,
+            };
+            let hosts: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
+            (a, hosts)
+        };
+        for (mut a, hosts) in [
+            add(
+                "fast",
+                &[("availability_zone", "az1"), ("ssd", "true")],
+                &["h1"],
+            ),
+            add("gpus", &[("gpu", "yes")], &["h1", "h2"]),
+        ] {
+            aggregates::insert(&store, &mut a).await.unwrap();
+            for h in hosts {
+                assert!(aggregates::set_host(&store, a.id, &h, true).await.unwrap());
+            }
+        }
+        let mut view = HostView::load(&c).await.unwrap();
+        let wanted = Resources::from([("VCPU".to_string(), 1)]);
+        let states = view.host_states(&c, &wanted).await.unwrap();
+        let mut seen: Vec<(String, String, bool, Vec<Vec<String>>)> = states
+            .iter()
+            .map(|s| {
+                let keys = s
+                    .aggregates
+                    .iter()
+                    .map(|m| m.keys().cloned().collect())
+                    .collect();
+                (
+                    s.host.clone(),
+                    s.availability_zone.clone(),
+                    s.disabled,
+                    keys,
+                )
+            })
+            .collect();
+        seen.sort();
+        let keys = |k: &[&str]| k.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            seen,
+            [
+                (
+                    "h1".into(),
+                    "az1".into(),
+                    false,
+                    vec![keys(&["availability_zone", "ssd"]), keys(&["gpu"])]
+                ),
+                ("h2".into(), "dflt".into(), false, vec![keys(&["gpu"])]),
+                ("h3".into(), "dflt".into(), true, vec![]),
+            ]
+        );
+        let h1 = states.iter().find(|s| s.host == "h1").unwrap();
+        assert_eq!(h1.hypervisor.hostname, "h1");
+        assert_eq!(h1.hypervisor.hypervisor_type.as_deref(), Some("QEMU"));
+        assert_eq!(
+            (h1.hypervisor.vcpus, h1.capacity["VCPU"], h1.free["VCPU"]),
+            (4, 4, 4)
+        );
     }
 }

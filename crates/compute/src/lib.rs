@@ -5,6 +5,7 @@
 pub mod api;
 pub mod conductor;
 pub mod configdrive;
+pub mod consoles;
 pub mod crashpoint;
 pub mod db;
 pub mod guest;
@@ -12,6 +13,7 @@ mod host_view;
 pub mod keys;
 pub mod metadata;
 pub mod metadata_api;
+pub mod novnc_proxy;
 pub mod policies;
 pub mod rpc;
 pub mod scheduler;

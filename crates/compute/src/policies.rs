@@ -266,7 +266,12 @@ pub const COMPUTE_RULES: &[RuleDefault] = &[
     api(
         "os_compute_api:os-remote-consoles",
         "rule:project_member_or_admin",
-        "Read a server's console output; get a remote console.",
+        "Get a URL to a server's remote console.",
+    ),
+    api(
+        "os_compute_api:os-console-auth-tokens",
+        "rule:context_is_admin",
+        "Show the connection a console authentication token grants.",
     ),
     api(
         "os_compute_api:server-metadata:index",

@@ -73,6 +73,10 @@ pub enum AgentRequest {
     },
     /// Call: the tail of the serial console log.
     ConsoleOutput { uuid: String, length: Option<i64> },
+    /// Call: where the guest's VNC server listens now, answered with
+    /// [`AgentReply::VncConsole`], [`AgentReply::ConsoleUnavailable`] or
+    /// [`AgentReply::NotFound`] (Nova's `get_vnc_console` / `validate_console_port`).
+    VncConsole { uuid: String },
     /// Call: liveness, answered with [`AgentReply::Pong`].
     Ping,
 }
@@ -81,10 +85,25 @@ pub enum AgentRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum AgentReply {
-    ConsoleOutput { output: String },
+    ConsoleOutput {
+        output: String,
+    },
+    /// The guest's VNC server: `host` is the address the console proxy connects to (the
+    /// host's `vnc_server_proxyclient_address`), `port` the one libvirt assigned.
+    VncConsole {
+        host: String,
+        port: u16,
+    },
+    /// The guest has no console of that kind now (VNC disabled on the host, no display, or the
+    /// guest is not running).
+    ConsoleUnavailable {
+        reason: String,
+    },
     NotFound,
     Pong,
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 /// The resources a host offers, as it measures them.
@@ -93,6 +112,29 @@ pub struct HostResources {
     pub vcpus: i64,
     pub memory_mb: i64,
     pub disk_gb: i64,
+}
+
+/// What a host is and can run, as its virt driver reports it (the compute node fields of
+/// Nova's `get_available_resource` that do not change while the host runs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostCapabilities {
+    /// Nova's `hypervisor_type` (`QEMU` for the libvirt driver's QEMU and KVM guests).
+    pub hypervisor_type: String,
+    /// `major*1000000 + minor*1000 + release`.
+    pub hypervisor_version: i64,
+    /// The virtualization library's version (libvirt's), same encoding; 0 when none.
+    #[serde(default)]
+    pub libvirt_version: i64,
+    /// The hypervisor's own name for the host.
+    #[serde(default)]
+    pub hostname: String,
+    /// Nova's `cpu_info`: a JSON object as text (`arch`, `model`, `vendor`, `topology`,
+    /// `features`).
+    pub cpu_info: String,
+    /// The guests the host can run: (architecture, hypervisor type, VM mode), as Nova's
+    /// `supported_instances`.
+    #[serde(default)]
+    pub supported_instances: Vec<(String, String, String)>,
 }
 
 /// One guest the agent sees on its hypervisor.
@@ -144,6 +186,10 @@ pub enum ConductorRequest {
         node_uuid: String,
         resources: HostResources,
         guests: Vec<GuestState>,
+        /// What the host is and can run, as its driver reported at agent start-up; absent
+        /// from agents older than this field (the node keeps what it had).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        capabilities: Option<HostCapabilities>,
     },
     /// On agent start-up: which instances does the conductor say this host owns?
     HostInstances { host: String },
@@ -234,5 +280,59 @@ mod tests {
         assert_eq!(back, u);
         u.task_state = Some(Some("spawning".into()));
         assert_eq!(decode::<StateUpdate>(&encode(&u)).unwrap(), u);
+    }
+
+    #[test]
+    fn heartbeats_without_capabilities_still_decode() {
+        // As an agent older than the capabilities field sends it.
+        let old = serde_json::json!({"op": "heartbeat", "host": "h", "node_uuid": "n",
+            "resources": {"vcpus": 2, "memory_mb": 512, "disk_gb": 1}, "guests": []});
+        let decoded: ConductorRequest = decode(&serde_json::to_vec(&old).unwrap()).unwrap();
+        assert!(matches!(
+            &decoded,
+            ConductorRequest::Heartbeat {
+                capabilities: None,
+                ..
+            }
+        ));
+        assert_eq!(serde_json::to_value(&decoded).unwrap(), old);
+        let caps = HostCapabilities {
+            hypervisor_type: "QEMU".into(),
+            hypervisor_version: 7002022,
+            libvirt_version: 9000000,
+            hostname: "vm".into(),
+            cpu_info: r#"{"arch":"x86_64"}"#.into(),
+            supported_instances: vec![("x86_64".into(), "qemu".into(), "hvm".into())],
+        };
+        let wire = serde_json::to_value(&caps).unwrap();
+        assert_eq!(
+            wire["supported_instances"],
+            serde_json::json!([["x86_64", "qemu", "hvm"]])
+        );
+        assert_eq!(decode::<HostCapabilities>(&encode(&caps)).unwrap(), caps);
+    }
+
+    #[test]
+    fn vnc_console_messages_have_a_stable_wire_form() {
+        let request = AgentRequest::VncConsole { uuid: "u".into() };
+        assert_eq!(
+            serde_json::to_value(&request).unwrap(),
+            serde_json::json!({"op": "vnc_console", "uuid": "u"})
+        );
+        let reply = AgentReply::VncConsole {
+            host: "192.0.2.1".into(),
+            port: 5901,
+        };
+        assert_eq!(
+            serde_json::to_value(&reply).unwrap(),
+            serde_json::json!({"reply": "vnc_console", "host": "192.0.2.1", "port": 5901})
+        );
+        let unavailable = AgentReply::ConsoleUnavailable {
+            reason: "off".into(),
+        };
+        assert_eq!(
+            decode::<AgentReply>(&encode(&unavailable)).unwrap(),
+            unavailable
+        );
     }
 }

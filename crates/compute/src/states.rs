@@ -126,6 +126,29 @@ pub fn states_for_status(status: &str) -> Option<Vec<(&'static str, Option<&'sta
     Some(pairs)
 }
 
+/// The vm states a live instance with API `status` can be in, whatever its task state (the
+/// inverse of [`status`], for narrowing a listing in SQL); `None` when the status cannot be
+/// narrowed that way (`DELETED`: any deleted row; `UNKNOWN`: any other state; unknown names).
+pub fn vm_states_with_status(status: &str) -> Option<&'static [&'static str]> {
+    Some(match status.to_ascii_uppercase().as_str() {
+        "ACTIVE" | "REBOOT" | "HARD_REBOOT" | "PASSWORD" => &[vm::ACTIVE],
+        "MIGRATING" => &[vm::ACTIVE, vm::PAUSED],
+        "REBUILD" => &[vm::ACTIVE, vm::STOPPED, vm::ERROR],
+        "RESIZE" => &[vm::ACTIVE, vm::STOPPED],
+        "BUILD" => &[vm::BUILDING],
+        "SHUTOFF" => &[vm::STOPPED],
+        "VERIFY_RESIZE" | "REVERT_RESIZE" => &[vm::RESIZED],
+        "PAUSED" => &[vm::PAUSED],
+        "SUSPENDED" => &[vm::SUSPENDED],
+        "RESCUE" => &[vm::RESCUED],
+        "ERROR" => &[vm::ERROR],
+        "SOFT_DELETED" => &[vm::SOFT_DELETED],
+        "SHELVED" => &[vm::SHELVED],
+        "SHELVED_OFFLOADED" => &[vm::SHELVED_OFFLOADED],
+        _ => return None,
+    })
+}
+
 /// Whether an instance in (vm_state, task_state, deleted) has `status` (as the list filter
 /// matches it: by the derived status).
 pub fn has_status(vm_state: &str, task_state: Option<&str>, deleted: bool, wanted: &str) -> bool {
@@ -152,5 +175,54 @@ mod tests {
         assert_eq!(status("weird", None, false), "UNKNOWN");
         assert!(states_for_status("bogus").is_none());
         assert!(has_status("stopped", None, false, "shutoff"));
+    }
+
+    /// Every live (vm state, task state) whose status is S has a vm state that
+    /// `vm_states_with_status(S)` names, so narrowing by it never drops a match.
+    #[test]
+    fn narrowing_by_vm_state_keeps_every_instance_of_a_status() {
+        let vm_states = [
+            vm::ACTIVE,
+            vm::BUILDING,
+            vm::STOPPED,
+            vm::RESIZED,
+            vm::PAUSED,
+            vm::SUSPENDED,
+            vm::RESCUED,
+            vm::ERROR,
+            vm::DELETED,
+            vm::SOFT_DELETED,
+            vm::SHELVED,
+            vm::SHELVED_OFFLOADED,
+            "weird",
+        ];
+        let task_states = [
+            None,
+            Some("rebooting"),
+            Some("reboot_started_hard"),
+            Some("updating_password"),
+            Some("migrating"),
+            Some("rebuilding"),
+            Some("rebuild_spawning"),
+            Some("resize_prep"),
+            Some("resize_finish"),
+            Some("resize_reverting"),
+            Some("spawning"),
+            Some("powering-off"),
+        ];
+        for vm_state in vm_states {
+            for task_state in task_states {
+                let shown = status(vm_state, task_state, false);
+                match vm_states_with_status(shown) {
+                    Some(states) => assert!(
+                        states.contains(&vm_state),
+                        "{vm_state}/{task_state:?} is {shown}"
+                    ),
+                    None => assert!(matches!(shown, "DELETED" | "UNKNOWN"), "{shown}"),
+                }
+            }
+        }
+        assert_eq!(vm_states_with_status("shutoff"), Some(&[vm::STOPPED][..]));
+        assert!(vm_states_with_status("bogus").is_none());
     }
 }

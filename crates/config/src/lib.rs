@@ -36,6 +36,7 @@ pub struct Config {
     pub identity: IdentityConfig,
     pub image: ImageConfig,
     pub compute: ComputeConfig,
+    pub network: NetworkConfig,
     pub bootstrap: BootstrapConfig,
 }
 
@@ -69,9 +70,11 @@ pub struct DatabaseConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BusConfig {
-    /// `in-process` (default; all services in one process) or `amqp` (RabbitMQ; not built yet).
+    /// `in-process` (default; every service and the compute agent in one process) or `amqp`
+    /// (RabbitMQ: controllers and `ferrostack compute-agent` hosts talk through the broker).
     pub kind: String,
-    /// AMQP URL when `kind = "amqp"`.
+    /// The broker when `kind = "amqp"`: `amqp://user:password@host:5672/%2f` (`amqps://`
+    /// for TLS; `?heartbeat=N` seconds, default 10). Its password is never logged.
     pub url: String,
 }
 
@@ -180,6 +183,7 @@ impl Default for Config {
             identity: IdentityConfig::default(),
             image: ImageConfig::default(),
             compute: ComputeConfig::default(),
+            network: NetworkConfig::default(),
             bootstrap: BootstrapConfig::default(),
         }
     }
@@ -273,6 +277,13 @@ impl Default for ImageConfig {
 pub struct ComputeConfig {
     /// Run a compute agent in this process (all-in-one). Default true.
     pub agent: bool,
+    /// The service user's password, with which the agent downloads images (a
+    /// `ferrostack compute-agent` host has no state of the controller's). Empty (default):
+    /// read from `service_password_file`. Never logged; `config show` masks it.
+    pub service_password: String,
+    /// File holding the service user's password. Empty (default):
+    /// `<state_dir>/service-password`, which the controller writes on first start.
+    pub service_password_file: PathBuf,
     /// This host's name as compute agent (`[DEFAULT] host`). Empty (default): the hostname.
     pub host: String,
     /// `libvirt` (default) or `fake` (in-memory guests, only for control-plane scale tests).
@@ -319,17 +330,89 @@ pub struct ComputeConfig {
     pub instance_name_template: String,
     /// The availability zone of compute hosts (`default_availability_zone`). Default `nova`.
     pub default_availability_zone: String,
+    /// Whether guests get a VNC display (`[vnc] enabled`). Default true.
+    pub vnc_enabled: bool,
+    /// Address guests' VNC servers listen on (`[vnc] server_listen`). Default `127.0.0.1`.
+    pub vnc_server_listen: String,
+    /// Address the console proxy connects to for this host's guests
+    /// (`[vnc] server_proxyclient_address`). Empty (default): `vnc_server_listen`.
+    pub vnc_server_proxyclient_address: String,
+    /// Seconds a console token stays valid (`[consoleauth] token_ttl`). Default 600.
+    pub console_token_ttl: u64,
+    /// Where the noVNC websocket proxy listens (nova-novncproxy's `novncproxy_host` and
+    /// `novncproxy_port`); empty disables it. Default `0.0.0.0:6080`.
+    pub novncproxy_listen: String,
+    /// The console URL handed to clients, the token appended (`[vnc] novncproxy_base_url`).
+    /// Empty (default): `http://<host of api.public_url>:<port of novncproxy_listen>/vnc_lite.html`.
+    pub novncproxy_base_url: String,
+    /// The noVNC client files the proxy serves (the `@novnc/novnc` package: `core/`,
+    /// `vendor/`; nova-novncproxy's `web`). Empty (default): `<state_dir>/novnc`, where
+    /// `make up` puts them.
+    pub novncproxy_web: PathBuf,
     /// Weigher multipliers (`[filter_scheduler] *_weight_multiplier`). Defaults 1.0, 1.0, 1.0, -1.0.
     pub ram_weight_multiplier: f64,
     pub cpu_weight_multiplier: f64,
     pub disk_weight_multiplier: f64,
     pub io_ops_weight_multiplier: f64,
+    /// Weigher multipliers of soft (anti-)affinity server groups
+    /// (`[filter_scheduler] soft_affinity_weight_multiplier`, `soft_anti_affinity_...`).
+    /// Defaults 1.0, 1.0.
+    pub soft_affinity_weight_multiplier: f64,
+    pub soft_anti_affinity_weight_multiplier: f64,
+    /// Weigher multiplier of a host's instance count (`num_instances_weight_multiplier`):
+    /// positive packs, negative spreads. Default 0.0 (off).
+    pub num_instances_weight_multiplier: f64,
+    /// The scheduler's filters, in the order they run (`[filter_scheduler] enabled_filters`,
+    /// Nova's class names; a TOML list or one comma-separated string). An unknown name stops
+    /// start-up. Default Nova's: ComputeFilter, ComputeCapabilitiesFilter,
+    /// ImagePropertiesFilter, ServerGroupAntiAffinityFilter, ServerGroupAffinityFilter.
+    #[serde(deserialize_with = "list_or_commas")]
+    pub enabled_filters: Vec<String>,
+    /// The host is picked at random among this many best-weighed hosts (`host_subset_size`,
+    /// at least 1). Default 1 (always the best).
+    pub host_subset_size: u32,
+    /// Shuffle the hosts that share the best weight (`shuffle_best_same_weighed_hosts`).
+    /// Default false.
+    pub shuffle_best_same_weighed_hosts: bool,
+    /// IoOpsFilter: hosts with this many instances mid-operation are skipped
+    /// (`max_io_ops_per_host`). Default 8.
+    pub max_io_ops_per_host: i64,
+    /// NumInstancesFilter: hosts with this many instances are skipped
+    /// (`max_instances_per_host`). Default 50.
+    pub max_instances_per_host: i64,
+    /// AggregateImagePropertiesIsolation looks only at aggregate metadata keys starting with
+    /// this namespace and the separator (`aggregate_image_properties_isolation_namespace` /
+    /// `_separator`). Defaults empty (every key) and `.`.
+    pub aggregate_image_properties_isolation_namespace: String,
+    pub aggregate_image_properties_isolation_separator: String,
+}
+
+/// A list option given as a TOML list or, as in nova.conf, one comma-separated string (handy
+/// in environment overrides).
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrText {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match ListOrText::deserialize(d)? {
+        ListOrText::List(list) => list,
+        ListOrText::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+    })
 }
 
 impl Default for ComputeConfig {
     fn default() -> Self {
         ComputeConfig {
             agent: true,
+            service_password: String::new(),
+            service_password_file: PathBuf::new(),
             host: String::new(),
             driver: "libvirt".into(),
             libvirt_uri: "qemu:///system".into(),
@@ -352,10 +435,120 @@ impl Default for ComputeConfig {
             metadata_proxy_shared_secret: String::new(),
             instance_name_template: "instance-%08x".into(),
             default_availability_zone: "nova".into(),
+            vnc_enabled: true,
+            vnc_server_listen: "127.0.0.1".into(),
+            vnc_server_proxyclient_address: String::new(),
+            console_token_ttl: 600,
+            novncproxy_listen: "0.0.0.0:6080".into(),
+            novncproxy_base_url: String::new(),
+            novncproxy_web: PathBuf::new(),
             ram_weight_multiplier: 1.0,
             cpu_weight_multiplier: 1.0,
             disk_weight_multiplier: 1.0,
             io_ops_weight_multiplier: -1.0,
+            soft_affinity_weight_multiplier: 1.0,
+            soft_anti_affinity_weight_multiplier: 1.0,
+            num_instances_weight_multiplier: 0.0,
+            enabled_filters: [
+                "ComputeFilter",
+                "ComputeCapabilitiesFilter",
+                "ImagePropertiesFilter",
+                "ServerGroupAntiAffinityFilter",
+                "ServerGroupAffinityFilter",
+            ]
+            .map(String::from)
+            .to_vec(),
+            host_subset_size: 1,
+            shuffle_best_same_weighed_hosts: false,
+            max_io_ops_per_host: 8,
+            max_instances_per_host: 50,
+            aggregate_image_properties_isolation_namespace: String::new(),
+            aggregate_image_properties_isolation_separator: ".".into(),
+        }
+    }
+}
+
+/// The default console URL: the host clients reach the API at (from `public_url`), the port
+/// the proxy listens on (from `listen`, else 6080), and noVNC's lite client page.
+pub fn default_novncproxy_base_url(public_url: &str, listen: &str) -> String {
+    let authority = public_url
+        .split_once("://")
+        .map_or(public_url, |(_, rest)| rest)
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default();
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => format!("[{}]", v6.split(']').next().unwrap_or_default()),
+        None => authority.split(':').next().unwrap_or_default().to_string(),
+    };
+    let host = if host.is_empty() { "127.0.0.1" } else { &host };
+    let port = listen
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse::<u16>().ok())
+        .unwrap_or(6080);
+    format!("http://{host}:{port}/vnc_lite.html")
+}
+
+/// Neutron: the networking API and its segment, address and quota settings. Option names follow
+/// neutron.conf / ml2_conf.ini where one exists.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// VXLAN network identifiers tenant networks get, each `MIN:MAX` (`[ml2_type_vxlan]
+    /// vni_ranges`). Default `["1:1000"]`.
+    pub vni_ranges: Vec<String>,
+    /// The physical networks and the host bridge or interface that carries each
+    /// (`physical_interface_mappings`); flat and VLAN networks may only name these. Default
+    /// `public = "br-public"` (the external network's host bridge).
+    pub physical_interface_mappings: std::collections::BTreeMap<String, String>,
+    /// VLAN ranges for tenant networks, `PHYSNET:MIN:MAX` (`[ml2_type_vlan] network_vlan_ranges`).
+    /// Default empty (VLAN networks only when an admin names the VLAN).
+    pub network_vlan_ranges: Vec<String>,
+    /// Segment types tenant networks get, tried in order (`[ml2] tenant_network_types`):
+    /// `vxlan` and/or `vlan`. Default `["vxlan"]`.
+    pub tenant_network_types: Vec<String>,
+    /// MTU of the underlying physical network (`global_physnet_mtu`); VXLAN networks get 50
+    /// bytes less (the IPv4 encapsulation overhead). Default 1500.
+    pub global_physnet_mtu: u32,
+    /// The MAC prefix of ports (`base_mac`: the first three octets are kept). Default
+    /// `fa:16:3e:00:00:00`.
+    pub base_mac: String,
+    /// Most fixed IPs one port may have (`max_fixed_ips_per_port`). Default 5.
+    pub max_fixed_ips_per_port: usize,
+    /// Per-project quota defaults (`[quotas]`; -1 = unlimited): networks 100, subnets 100,
+    /// ports 500, routers 10, floating IPs 50, security groups 10, security group rules 100,
+    /// subnet pools -1.
+    pub quota_network: i64,
+    pub quota_subnet: i64,
+    pub quota_port: i64,
+    pub quota_router: i64,
+    pub quota_floatingip: i64,
+    pub quota_security_group: i64,
+    pub quota_security_group_rule: i64,
+    pub quota_subnetpool: i64,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            vni_ranges: vec!["1:1000".into()],
+            physical_interface_mappings: [("public".to_string(), "br-public".to_string())]
+                .into_iter()
+                .collect(),
+            network_vlan_ranges: Vec::new(),
+            tenant_network_types: vec!["vxlan".into()],
+            global_physnet_mtu: 1500,
+            base_mac: "fa:16:3e:00:00:00".into(),
+            max_fixed_ips_per_port: 5,
+            quota_network: 100,
+            quota_subnet: 100,
+            quota_port: 500,
+            quota_router: 10,
+            quota_floatingip: 50,
+            quota_security_group: 10,
+            quota_security_group_rule: 100,
+            quota_subnetpool: -1,
         }
     }
 }
@@ -434,6 +627,19 @@ impl Config {
                 .map(|h| h.trim().to_string())
                 .unwrap_or_else(|_| "localhost".into());
         }
+        if self.compute.vnc_server_proxyclient_address.is_empty() {
+            self.compute.vnc_server_proxyclient_address = self.compute.vnc_server_listen.clone();
+        }
+        if self.compute.novncproxy_base_url.is_empty() {
+            self.compute.novncproxy_base_url =
+                default_novncproxy_base_url(&self.api.public_url, &self.compute.novncproxy_listen);
+        }
+        if self.compute.novncproxy_web.as_os_str().is_empty() {
+            self.compute.novncproxy_web = self.state_dir.join("novnc");
+        }
+        if self.compute.service_password_file.as_os_str().is_empty() {
+            self.compute.service_password_file = self.state_dir.join("service-password");
+        }
         if self.identity.policy_file.as_os_str().is_empty() {
             self.identity.policy_file = self.state_dir.join("policy.yaml");
         }
@@ -444,6 +650,9 @@ impl Config {
         let mut shown = self.clone();
         shown.database.url = mask_url_password(&shown.database.url);
         shown.bus.url = mask_url_password(&shown.bus.url);
+        if !shown.compute.service_password.is_empty() {
+            shown.compute.service_password = "***".into();
+        }
         if !shown.compute.metadata_proxy_shared_secret.is_empty() {
             shown.compute.metadata_proxy_shared_secret = "***".into();
         }
@@ -504,6 +713,39 @@ mod tests {
     }
 
     #[test]
+    fn console_defaults_follow_the_public_url_and_listen_addresses() {
+        let c = Config::from_sources(
+            "state_dir = \"/tmp/x\"\n[api]\npublic_url = \"https://cloud.example:8443/\"\n\
+             [compute]\nvnc_server_listen = \"0.0.0.0\"\nnovncproxy_listen = \"127.0.0.1:16080\"",
+            Vec::new(),
+        )
+        .unwrap();
+        assert!(c.compute.vnc_enabled);
+        assert_eq!(c.compute.vnc_server_proxyclient_address, "0.0.0.0");
+        assert_eq!(c.compute.console_token_ttl, 600);
+        assert_eq!(
+            c.compute.novncproxy_base_url,
+            "http://cloud.example:16080/vnc_lite.html"
+        );
+        assert_eq!(c.compute.novncproxy_web, PathBuf::from("/tmp/x/novnc"));
+        let d = Config::from_sources("", Vec::new()).unwrap();
+        assert_eq!(d.compute.novncproxy_listen, "0.0.0.0:6080");
+        assert_eq!(d.compute.vnc_server_proxyclient_address, "127.0.0.1");
+        assert_eq!(
+            d.compute.novncproxy_base_url,
+            "http://127.0.0.1:6080/vnc_lite.html"
+        );
+        assert_eq!(
+            default_novncproxy_base_url("http://[::1]:8080", ""),
+            "http://[::1]:6080/vnc_lite.html"
+        );
+        assert_eq!(
+            default_novncproxy_base_url("http://u:p@h", "0.0.0.0:1"),
+            "http://h:1/vnc_lite.html"
+        );
+    }
+
+    #[test]
     fn env_overrides_typed_and_string_values() {
         let env = vec![
             (
@@ -522,9 +764,57 @@ mod tests {
     }
 
     #[test]
+    fn enabled_filters_take_a_list_or_a_comma_separated_string() {
+        let c = Config::from_sources("", Vec::new()).unwrap();
+        assert_eq!(c.compute.enabled_filters.len(), 5);
+        assert_eq!(c.compute.enabled_filters[0], "ComputeFilter");
+        let c = Config::from_sources(
+            "[compute]\nenabled_filters = [\"ComputeFilter\", \"AllHostsFilter\"]",
+            Vec::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.compute.enabled_filters,
+            ["ComputeFilter", "AllHostsFilter"]
+        );
+        let env = vec![(
+            "FERROSTACK__COMPUTE__ENABLED_FILTERS".to_string(),
+            "ComputeFilter, SameHostFilter,".to_string(),
+        )];
+        let c = Config::from_sources("", env).unwrap();
+        assert_eq!(
+            c.compute.enabled_filters,
+            ["ComputeFilter", "SameHostFilter"]
+        );
+    }
+
+    #[test]
     fn unknown_keys_are_rejected() {
         let err = Config::from_sources("[api]\nlisen = 1", Vec::new()).unwrap_err();
         assert!(err.to_string().contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn agent_secrets_are_masked_and_the_password_file_defaults_under_state_dir() {
+        let c = Config::from_sources(
+            "state_dir = \"/tmp/x\"\n[bus]\nkind = \"amqp\"\nurl = \"amqp://fs:bus-pw@mq/%2f\"",
+            vec![(
+                "FERROSTACK__COMPUTE__SERVICE_PASSWORD".to_string(),
+                "svc-pw".to_string(),
+            )],
+        )
+        .unwrap();
+        assert_eq!(c.compute.service_password, "svc-pw");
+        assert_eq!(
+            c.compute.service_password_file,
+            PathBuf::from("/tmp/x/service-password")
+        );
+        let shown = c.to_toml_masked();
+        assert!(
+            !shown.contains("svc-pw") && !shown.contains("bus-pw"),
+            "{shown}"
+        );
+        assert!(shown.contains("amqp://fs:***@mq/%2f"), "{shown}");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Compute in this process: the image service seen as Nova's Glance, and this host's compute
-//! agent (libvirt, or the fake driver for control-plane scale tests).
+//! agent (libvirt, or the fake driver for control-plane scale tests), inside the all-in-one or
+//! alone on a compute host (`ferrostack compute-agent`).
 
+use anyhow::Context;
 use ferrostack_bus::MessageBus;
 use ferrostack_compute::{ImageCatalog, ImageInfo};
 use ferrostack_compute_agent::{
@@ -80,6 +82,9 @@ pub async fn start_agent(
     agent.shutdown_timeout = Duration::from_secs(c.shutdown_timeout);
     agent.reserved_host_memory_mb = c.reserved_host_memory_mb;
     agent.reserved_host_disk_gb = c.reserved_host_disk_gb;
+    agent.vnc_enabled = c.vnc_enabled;
+    agent.vnc_server_listen = c.vnc_server_listen.clone();
+    agent.vnc_server_proxyclient_address = c.vnc_server_proxyclient_address.clone();
     let base = config.api.public_url.trim_end_matches('/');
     let tokens = Arc::new(PasswordTokenSource::new(
         &format!("{base}/identity"),
@@ -91,4 +96,77 @@ pub async fn start_agent(
     ));
     let images = Arc::new(GlanceImageSource::new(&format!("{base}/image"), tokens));
     Agent::start(agent, bus, driver(config).await?, images).await
+}
+
+/// `ferrostack compute-agent`: this host's compute agent alone. It talks to the controller
+/// only through the AMQP bus and the public APIs at `[api] public_url` (images are
+/// downloaded as the service user), never opens the database, and runs until SIGINT/SIGTERM.
+/// Start-up is retried while the controller does not answer yet.
+pub async fn run_agent_only(config: Config) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        config.bus.kind == "amqp",
+        "`ferrostack compute-agent` reaches the controller only through the message bus, and \
+         [bus] kind is {:?}: set [bus] kind = \"amqp\" and [bus] url to the controller's RabbitMQ \
+         (with the in-process bus the agent runs inside `ferrostack up`)",
+        config.bus.kind
+    );
+    let password = service_password(&config)?;
+    let bus = crate::server::open_bus(&config, "compute-agent").await?;
+    let agent = tokio::select! {
+        agent = start_agent_when_reachable(&config, bus, &password) => agent,
+        _ = crate::server::shutdown_signal() => return Ok(()),
+    };
+    tracing::info!(
+        host = %agent.host(),
+        node = %agent.node_uuid(),
+        controller = %config.api.public_url,
+        "compute agent running"
+    );
+    crate::server::shutdown_signal().await;
+    agent.shutdown().await;
+    Ok(())
+}
+
+/// The service user's password: `[compute] service_password`, else the content of
+/// `[compute] service_password_file`.
+fn service_password(config: &Config) -> anyhow::Result<String> {
+    let c = &config.compute;
+    if !c.service_password.is_empty() {
+        return Ok(c.service_password.clone());
+    }
+    let path = &c.service_password_file;
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "reading the service user's password from {} (or set [compute] service_password, \
+             e.g. FERROSTACK__COMPUTE__SERVICE_PASSWORD)",
+            path.display()
+        )
+    })?;
+    let password = text.trim();
+    anyhow::ensure!(!password.is_empty(), "{} is empty", path.display());
+    Ok(password.to_string())
+}
+
+/// Starts the agent, trying again with back-off (1 s to 30 s) while it cannot: the conductor
+/// does not answer yet, libvirt is not up yet.
+async fn start_agent_when_reachable(
+    config: &Config,
+    bus: Arc<dyn MessageBus>,
+    service_password: &str,
+) -> AgentHandle {
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match start_agent(config, bus.clone(), service_password).await {
+            Ok(agent) => return agent,
+            Err(e) => {
+                tracing::error!(
+                    error = %format!("{e:#}"),
+                    retry_in_secs = delay.as_secs(),
+                    "the compute agent could not start"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
 }

@@ -34,8 +34,14 @@ enum Command {
     /// Run the all-in-one cloud in the foreground: every API service in one process
     /// (initialising state and bootstrapping identity on first start).
     Up,
-    /// Run only the API services (no agents).
+    /// Run only the controller: the API services, the conductor and scheduler, no compute
+    /// agent (agents run on their hosts as `ferrostack compute-agent`).
     Api,
+    /// Run only this host's compute agent (distributed mode). It reaches the controller
+    /// through the AMQP bus (`[bus]`) and the public APIs at `[api] public_url`, with the
+    /// service user's password (`[compute] service_password` or `service_password_file`);
+    /// it never opens the database.
+    ComputeAgent,
     /// Configuration.
     Config {
         #[command(subcommand)]
@@ -120,7 +126,13 @@ fn main() -> anyhow::Result<()> {
                 .build()?;
             runtime.block_on(async move {
                 match command {
-                    Command::Up | Command::Api => server::run(config).await,
+                    Command::Up => server::run(config).await,
+                    Command::Api => {
+                        let mut config = config;
+                        config.compute.agent = false;
+                        server::run(config).await
+                    }
+                    Command::ComputeAgent => compute_host::run_agent_only(config).await,
                     Command::Identity {
                         action: IdentityAction::Bootstrap,
                     } => server::bootstrap_only(config).await,

@@ -20,16 +20,18 @@ pub struct Enforcers {
     pub image: Arc<Enforcer>,
     pub compute: Arc<Enforcer>,
     pub placement: Arc<Enforcer>,
+    pub network: Arc<Enforcer>,
 }
 
 impl Enforcers {
     /// Every service's enforcer, by service name, for `ferrostack policy`.
-    pub fn all(&self) -> [(&'static str, &Arc<Enforcer>); 4] {
+    pub fn all(&self) -> [(&'static str, &Arc<Enforcer>); 5] {
         [
             ("identity", &self.identity),
             ("image", &self.image),
             ("compute", &self.compute),
             ("placement", &self.placement),
+            ("network", &self.network),
         ]
     }
 }
@@ -53,6 +55,10 @@ pub fn build_enforcers(config: &Config) -> anyhow::Result<Enforcers> {
         placement: Arc::new(service_enforcer(
             config,
             &ferrostack_placement::default_rules(),
+        )?),
+        network: Arc::new(service_enforcer(
+            config,
+            &ferrostack_network::default_rules(),
         )?),
     })
 }
@@ -121,22 +127,32 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-fn open_bus(config: &Config) -> anyhow::Result<Arc<dyn MessageBus>> {
+/// The bus `[bus] kind` names: in-process, or the RabbitMQ at `[bus] url` (connected as
+/// `role` of this host; the URL's password never reaches a log or an error).
+pub(crate) async fn open_bus(config: &Config, role: &str) -> anyhow::Result<Arc<dyn MessageBus>> {
     match config.bus.kind.as_str() {
         "in-process" => Ok(InProcessBus::new()),
-        other => anyhow::bail!("bus kind {other:?} is not available yet (only \"in-process\")"),
+        "amqp" => {
+            anyhow::ensure!(
+                !config.bus.url.is_empty(),
+                "[bus] kind = \"amqp\" needs [bus] url (amqp://user:password@host:5672/%2f)"
+            );
+            let name = format!("ferrostack {role} on {}", config.compute.host);
+            Ok(ferrostack_bus::AmqpBus::connect(&config.bus.url, &name).await?)
+        }
+        other => anyhow::bail!("unknown bus kind {other:?} (\"in-process\" or \"amqp\")"),
     }
 }
 
-async fn open_identity(config: &Config) -> anyhow::Result<Arc<Identity>> {
+async fn open_identity(config: &Config, bus: Arc<dyn MessageBus>) -> anyhow::Result<Arc<Identity>> {
     fernet_setup(config)?;
     let store = open_store(config).await?;
-    Identity::open(config.clone(), store, open_bus(config)?).await
+    Identity::open(config.clone(), store, bus).await
 }
 
 /// `ferrostack identity bootstrap`
 pub async fn bootstrap_only(config: Config) -> anyhow::Result<()> {
-    let identity = open_identity(&config).await?;
+    let identity = open_identity(&config, open_bus(&config, "bootstrap").await?).await?;
     bootstrap(&config, &identity).await
 }
 
@@ -152,6 +168,9 @@ pub async fn migrate_only(config: Config) -> anyhow::Result<()> {
         .await?;
     store
         .migrate("placement", ferrostack_placement::MIGRATIONS)
+        .await?;
+    store
+        .migrate("network", ferrostack_network::MIGRATIONS)
         .await?;
     println!("migrations applied");
     Ok(())
@@ -177,14 +196,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if config.identity.policy_file.exists() {
         tracing::info!(file = %config.identity.policy_file.display(), "policy overrides loaded");
     }
-    let identity = open_identity(&config).await?;
+    let bus = open_bus(&config, "controller").await?;
+    let identity = open_identity(&config, bus.clone()).await?;
     bootstrap(&config, &identity).await?;
     // One pool for the services below (identity keeps its own, opened with it).
     let store = open_store(&config).await?;
-    let bus = open_bus(&config)?;
     let images = ferrostack_image::Images::open(&config, store.clone()).await?;
     let placement =
         ferrostack_placement::Placement::open(store.clone(), &config.api.public_url).await?;
+    let network = ferrostack_network::Networking::open(
+        store.clone(),
+        &config.api.public_url,
+        bus.clone(),
+        &config.network,
+    )
+    .await?;
     let compute = ferrostack_compute::Compute::open(
         store,
         &config.api.public_url,
@@ -196,6 +222,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     .await?;
     let conductor = ferrostack_compute::conductor::start(compute.clone()).await?;
     let metadata = start_metadata_service(&config, compute.clone()).await?;
+    let console_proxy = start_console_proxy(&config, compute.clone()).await;
     let readiness = Readiness::default();
     let context = |enforcer: &Arc<Enforcer>| ApiContext {
         validator: identity.clone(),
@@ -218,6 +245,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             ErrorFormat::Placement,
             ferrostack_placement::api::router(placement)
                 .layer(Extension(context(&enforcers.placement))),
+        )
+        .mount(
+            "/networking",
+            ErrorFormat::Neutron,
+            ferrostack_network::api::router(network).layer(Extension(context(&enforcers.network))),
         )
         .mount(
             "/image",
@@ -275,12 +307,50 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         agent.shutdown().await;
     }
     conductor.abort();
+    if let Some(p) = console_proxy {
+        p.abort();
+    }
     if let Some(m) = metadata {
         m.abort();
     }
     identity.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The noVNC console proxy on its own listener (nova-novncproxy's 6080). A listener that cannot
+/// be bound (another cloud on this machine holds the port) is an error in the log, not a reason
+/// to stop: everything else works, the console URLs do not connect.
+async fn start_console_proxy(
+    config: &Config,
+    compute: Arc<ferrostack_compute::Compute>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let listen = &config.compute.novncproxy_listen;
+    if listen.is_empty() {
+        return None;
+    }
+    match tokio::net::TcpListener::bind(listen).await {
+        Ok(listener) => {
+            tracing::info!(
+                listen = %listen,
+                base_url = %config.compute.novncproxy_base_url,
+                web = %config.compute.novncproxy_web.display(),
+                "noVNC console proxy ready"
+            );
+            let web = config.compute.novncproxy_web.clone();
+            Some(tokio::spawn(ferrostack_compute::novnc_proxy::run(
+                listener, compute, web,
+            )))
+        }
+        Err(e) => {
+            tracing::error!(
+                listen = %listen,
+                error = %e,
+                "the noVNC console proxy did not start ([compute] novncproxy_listen): console URLs will not connect"
+            );
+            None
+        }
+    }
 }
 
 /// The metadata service on its own listener (Nova's 8775), answering requests the network
@@ -309,7 +379,7 @@ async fn start_metadata_service(
     })))
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -1,7 +1,8 @@
 //! The libvirt domain XML of a guest, shaped like the one Nova's libvirt driver writes for an
 //! image-backed boot: virtio disk and bus, the config drive as a read-only CD-ROM, a serial
-//! console on a pty logged to a file (virtlogd), VNC on localhost, and the SMBIOS entries
-//! that make cloud-init detect OpenStack.
+//! console on a pty logged to a file (virtlogd), VNC on the configured address (libvirt picks
+//! the port), and the SMBIOS entries that make cloud-init detect OpenStack. Also reads the VNC
+//! port libvirt assigned back from a live domain's XML.
 
 use crate::{Boot, GuestSpec};
 use std::fmt::Write;
@@ -99,16 +100,85 @@ pub fn domain_xml(spec: &GuestSpec) -> String {
         "    <serial type='pty'>\n      <log file='{}' append='off'/>\n      <target port='0'/>\n    </serial>\n    <console type='pty'>\n      <target type='serial' port='0'/>\n    </console>",
         path(&spec.console_log)
     );
-    let _ = writeln!(
-        x,
-        "    <graphics type='vnc' autoport='yes' listen='127.0.0.1'/>\n    <video><model type='virtio'/></video>"
-    );
+    if let Some(listen) = &spec.vnc_listen {
+        let _ = writeln!(
+            x,
+            "    <graphics type='vnc' autoport='yes' listen='{}'/>\n    <video><model type='virtio'/></video>",
+            escape(listen)
+        );
+    }
     let _ = writeln!(
         x,
         "    <memballoon model='virtio'/>\n    <rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>"
     );
     let _ = writeln!(x, "  </devices>\n</domain>");
     x
+}
+
+/// The port of the first `<graphics type='vnc'>` of a domain's XML as libvirt reports it for
+/// the live domain (`virDomainGetXMLDesc`). `None` when there is no VNC display or libvirt has
+/// not assigned a port (`port='-1'`: the guest is not running).
+pub fn vnc_port(xml: &str) -> Option<u16> {
+    elements(xml, "graphics")
+        .into_iter()
+        .map(attributes)
+        .find(|attrs| attribute(attrs, "type") == Some("vnc"))
+        .and_then(|attrs| attribute(&attrs, "port")?.parse::<i32>().ok())
+        .and_then(|port| u16::try_from(port).ok())
+        .filter(|port| *port > 0)
+}
+
+/// The attribute text of every `<name ...>` start tag in `xml`.
+fn elements<'a>(xml: &'a str, name: &str) -> Vec<&'a str> {
+    let open = format!("<{name}");
+    let mut tags = Vec::new();
+    for (at, _) in xml.match_indices(open.as_str()) {
+        let rest = &xml[at + open.len()..];
+        // Skip elements whose name only starts with `name`.
+        if !rest.starts_with(|c: char| c.is_whitespace() || c == '>' || c == '/') {
+            continue;
+        }
+        if let Some(end) = rest.find('>') {
+            tags.push(rest[..end].trim_end_matches('/'));
+        }
+    }
+    tags
+}
+
+/// `name='value'` / `name="value"` pairs of a start tag, values unescaped. Stops at the first
+/// malformed pair.
+fn attributes(tag: &str) -> Vec<(&str, String)> {
+    let mut pairs = Vec::new();
+    let mut rest = tag.trim_start();
+    while let Some(eq) = rest.find('=') {
+        let name = rest[..eq].trim();
+        let after = rest[eq + 1..].trim_start();
+        let Some(quote) = after.chars().next().filter(|q| *q == '\'' || *q == '"') else {
+            break;
+        };
+        let Some(end) = after[1..].find(quote) else {
+            break;
+        };
+        pairs.push((name, unescape(&after[1..1 + end])));
+        rest = after[end + 2..].trim_start();
+    }
+    pairs
+}
+
+fn attribute<'a>(attrs: &'a [(&str, String)], name: &str) -> Option<&'a str> {
+    attrs
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The inverse of [`escape`] (the five predefined entities).
+fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
 }
 
 #[cfg(test)]
@@ -129,6 +199,7 @@ mod tests {
             boot,
             console_log: PathBuf::from("/var/lib/ferrostack/instances/u/console.log"),
             virt_type: VirtType::Qemu,
+            vnc_listen: Some("192.0.2.7".into()),
         }
     }
 
@@ -144,6 +215,41 @@ mod tests {
         assert!(xml.contains("web &lt;1&gt; &amp; co"));
         assert!(xml.contains("<boot dev='hd'/>"));
         assert!(!xml.contains("<kernel>"));
+        assert!(xml.contains("<graphics type='vnc' autoport='yes' listen='192.0.2.7'/>"));
+    }
+
+    #[test]
+    fn without_a_vnc_address_the_guest_has_no_display() {
+        let mut spec = spec(Boot::Disk);
+        spec.vnc_listen = None;
+        let xml = domain_xml(&spec);
+        assert!(!xml.contains("<graphics"));
+        assert!(!xml.contains("<video>"));
+        assert_eq!(vnc_port(&xml), None);
+    }
+
+    #[test]
+    fn the_vnc_port_is_read_from_the_live_domain_xml() {
+        // As libvirt reports a running guest, a stopped one, and one with SPICE first.
+        let running = "<domain type='qemu' id='3'><devices>\n\
+            <graphicsx port='1'/>\n\
+            <graphics type='vnc' port='5901' autoport='yes' listen='127.0.0.1'>\n\
+              <listen type='address' address='127.0.0.1'/>\n\
+            </graphics>\n</devices></domain>";
+        assert_eq!(vnc_port(running), Some(5901));
+        let stopped = "<graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1'>";
+        assert_eq!(vnc_port(stopped), None);
+        let both = "<graphics type=\"spice\" port=\"5900\"/><graphics type=\"vnc\" port=\"5902\"/>";
+        assert_eq!(vnc_port(both), Some(5902));
+        assert_eq!(vnc_port("<graphics type='spice' port='5900'/>"), None);
+        assert_eq!(vnc_port("<graphics type='vnc' port='70000'/>"), None);
+        assert_eq!(vnc_port("<graphics type='vnc' port='x'/>"), None);
+        // The XML of a defined spec has no port: libvirt assigns it when the guest starts.
+        assert_eq!(vnc_port(&domain_xml(&spec(Boot::Disk))), None);
+        assert_eq!(
+            attributes(" a='1' b=\"x &amp; &lt;y&gt;\" c"),
+            vec![("a", "1".to_string()), ("b", "x & <y>".to_string())]
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! libvirt, the real one) and [`fake::FakeDriver`] (in memory, for scale tests of the control
 //! plane only, never in functional tests).
 
+pub mod capabilities;
 pub mod domain_xml;
 pub mod fake;
 pub mod libvirt;
@@ -11,6 +12,8 @@ pub mod testing;
 
 use async_trait::async_trait;
 use std::path::PathBuf;
+
+pub use capabilities::{CpuInfo, CpuTopology, HostCapabilities, SupportedInstance};
 
 /// Nova's power states (`nova/compute/power_state.py`), with their numeric codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +75,9 @@ pub struct GuestSpec {
     /// Where the serial console is logged (read by `os-getConsoleOutput`).
     pub console_log: PathBuf,
     pub virt_type: VirtType,
+    /// The address the guest's VNC server listens on (libvirt picks the port: `autoport`);
+    /// `None`: the guest has no graphical console.
+    pub vnc_listen: Option<String>,
 }
 
 /// A guest as the hypervisor reports it.
@@ -89,6 +95,9 @@ pub enum VirtError {
     NotFound(String),
     #[error("hypervisor error: {0}")]
     Hypervisor(String),
+    /// The guest has no console of the kind asked for (none configured, or it is not running).
+    #[error("console unavailable: {0}")]
+    ConsoleUnavailable(String),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -97,6 +106,9 @@ pub enum VirtError {
 /// recovery needs it: spawning an existing guest starts it, destroying a missing one is Ok.
 #[async_trait]
 pub trait VirtDriver: Send + Sync {
+    /// What the host is and can run (hypervisor type and version, CPU, supported guests):
+    /// asked once when the agent starts, and reported with every heartbeat.
+    async fn host_capabilities(&self) -> Result<HostCapabilities, VirtError>;
     /// Defines and starts the guest.
     async fn spawn(&self, spec: &GuestSpec) -> Result<(), VirtError>;
     /// Stops the guest if it runs and removes its definition (disks are the caller's).
@@ -111,6 +123,10 @@ pub trait VirtDriver: Send + Sync {
     async fn power_state(&self, uuid: &str) -> Result<PowerState, VirtError>;
     /// Every guest of this host that the driver manages.
     async fn list(&self) -> Result<Vec<GuestInfo>, VirtError>;
+    /// The TCP port of the running guest's VNC server, as the hypervisor assigned it (read
+    /// from the live guest, never guessed). [`VirtError::ConsoleUnavailable`] when the guest
+    /// has no VNC display or is not running.
+    async fn vnc_port(&self, uuid: &str) -> Result<u16, VirtError>;
     /// Whether the guests' disks are real files the hypervisor reads: the agent then caches
     /// the image, makes the overlay, the config drive and the kernel copies before a spawn.
     /// A driver whose guests have no disks (the fake one) answers false and the agent makes

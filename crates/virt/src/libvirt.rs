@@ -1,8 +1,9 @@
 //! The libvirt driver: QEMU guests (TCG or KVM) through libvirtd. The binding's calls block, so
 //! every call runs on the blocking pool with its own connection.
 
-use crate::domain_xml::{METADATA_NS, domain_xml};
-use crate::{GuestInfo, GuestSpec, PowerState, VirtDriver, VirtError};
+use crate::capabilities::parse_capabilities;
+use crate::domain_xml::{METADATA_NS, domain_xml, vnc_port};
+use crate::{GuestInfo, GuestSpec, HostCapabilities, PowerState, VirtDriver, VirtError};
 use async_trait::async_trait;
 use std::time::Duration;
 use virt::connect::Connect;
@@ -83,6 +84,24 @@ fn running(dom: &Domain) -> Result<bool, VirtError> {
 
 #[async_trait]
 impl VirtDriver for LibvirtDriver {
+    /// Nova's `get_available_resource` facts: `getType`, `getVersion`, `getLibVersion`,
+    /// `getHostname` and the capabilities XML.
+    async fn host_capabilities(&self) -> Result<HostCapabilities, VirtError> {
+        self.with_conn(|conn| {
+            let (cpu, supported_instances) =
+                parse_capabilities(&conn.get_capabilities().map_err(hv)?)?;
+            Ok(HostCapabilities {
+                hypervisor_type: conn.get_type().map_err(hv)?,
+                hypervisor_version: conn.get_hyp_version().map_err(hv)?.into(),
+                libvirt_version: conn.get_lib_version().map_err(hv)?.into(),
+                hostname: conn.get_hostname().map_err(hv)?,
+                cpu,
+                supported_instances,
+            })
+        })
+        .await
+    }
+
     async fn spawn(&self, spec: &GuestSpec) -> Result<(), VirtError> {
         let xml = domain_xml(spec);
         let (uuid, name) = (spec.uuid.clone(), spec.name.clone());
@@ -173,6 +192,21 @@ impl VirtDriver for LibvirtDriver {
     async fn power_state(&self, uuid: &str) -> Result<PowerState, VirtError> {
         self.with_domain(uuid, None, |dom| {
             dom.get_state().map(|(s, _)| state_of(s)).map_err(hv)
+        })
+        .await
+    }
+
+    /// Nova's `get_vnc_console`: the port libvirt assigned (autoport), from the live XML.
+    async fn vnc_port(&self, uuid: &str) -> Result<u16, VirtError> {
+        self.with_domain(uuid, None, |dom| {
+            if !running(dom)? {
+                return Err(VirtError::ConsoleUnavailable(
+                    "the guest is not running".into(),
+                ));
+            }
+            let xml = dom.get_xml_desc(0).map_err(hv)?;
+            vnc_port(&xml)
+                .ok_or_else(|| VirtError::ConsoleUnavailable("the guest has no VNC display".into()))
         })
         .await
     }

@@ -5,7 +5,7 @@
 //! both.
 
 use ferrostack_virt::testing::{Cleanup, driver, instance_dir, overlay, wait_for_console};
-use ferrostack_virt::{Boot, GuestSpec, PowerState, VirtDriver, VirtType};
+use ferrostack_virt::{Boot, GuestSpec, PowerState, VirtDriver, VirtError, VirtType};
 use std::path::Path;
 use std::time::Duration;
 
@@ -22,6 +22,7 @@ fn spec(dir: &Path, boot: Boot) -> GuestSpec {
         boot,
         console_log: dir.join("console.log"),
         virt_type: VirtType::Qemu,
+        vnc_listen: Some("127.0.0.1".into()),
     }
 }
 
@@ -45,6 +46,10 @@ async fn a_whole_disk_guest_boots_stops_restarts_and_is_destroyed() {
         driver.power_state(&spec.uuid).await.unwrap(),
         PowerState::Running
     );
+    // The VNC server libvirt started on an automatic port greets like an RFB 3.8 server.
+    let port = driver.vnc_port(&spec.uuid).await.unwrap();
+    assert!(port >= 5900, "{port}");
+    assert_eq!(&rfb_greeting(port).await, b"RFB 003.008\n");
     let listed = driver.list().await.unwrap();
     let ours = listed.iter().find(|g| g.uuid == spec.uuid).expect("listed");
     assert_eq!(ours.name, spec.name);
@@ -58,6 +63,11 @@ async fn a_whole_disk_guest_boots_stops_restarts_and_is_destroyed() {
         driver.power_state(&spec.uuid).await.unwrap(),
         PowerState::Shutdown
     );
+    // A stopped guest has no VNC server (libvirt reports port -1).
+    assert!(matches!(
+        driver.vnc_port(&spec.uuid).await,
+        Err(VirtError::ConsoleUnavailable(_))
+    ));
     driver.power_on(&spec.uuid).await.unwrap();
     assert_eq!(
         driver.power_state(&spec.uuid).await.unwrap(),
@@ -77,9 +87,27 @@ async fn a_whole_disk_guest_boots_stops_restarts_and_is_destroyed() {
             .iter()
             .all(|g| g.uuid != spec.uuid)
     );
-    // Destroying what is gone is fine; asking for its state is not.
+    // Destroying what is gone is fine; asking for its state or console is not.
     driver.destroy(&spec.uuid).await.unwrap();
     assert!(driver.power_state(&spec.uuid).await.is_err());
+    assert!(matches!(
+        driver.vnc_port(&spec.uuid).await,
+        Err(VirtError::NotFound(_))
+    ));
+}
+
+/// The first 12 bytes QEMU's VNC server sends on 127.0.0.1:`port`.
+async fn rfb_greeting(port: u16) -> [u8; 12] {
+    use tokio::io::AsyncReadExt;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut greeting = [0u8; 12];
+    tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut greeting))
+        .await
+        .expect("a greeting in time")
+        .unwrap();
+    greeting
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,4 +143,29 @@ async fn a_kernel_and_initrd_guest_boots_with_its_command_line() {
         "the kernel logged to the serial console"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// What the running libvirtd reports of this host: QEMU (for qemu and kvm domains alike), real
+/// versions, this machine's architecture and a CPU topology, and native `qemu` guests.
+#[tokio::test]
+async fn the_host_reports_its_real_capabilities() {
+    let caps = driver().await.host_capabilities().await.unwrap();
+    assert_eq!(caps.hypervisor_type, "QEMU");
+    // QEMU and libvirt are newer than 1.0 (encoded major*1000000 + minor*1000 + release).
+    assert!(caps.hypervisor_version > 1_000_000, "{caps:?}");
+    assert!(caps.libvirt_version > 1_000_000, "{caps:?}");
+    assert!(!caps.hostname.is_empty());
+    assert_eq!(caps.cpu.arch, std::env::consts::ARCH);
+    let t = caps.cpu.topology;
+    assert!(t.sockets >= 1 && t.cores >= 1 && t.threads >= 1 && t.cells >= 1);
+    assert!(!caps.cpu.features.is_empty(), "{caps:?}");
+    assert!(
+        caps.supported_instances
+            .iter()
+            .any(|s| s.arch == std::env::consts::ARCH
+                && s.hypervisor_type == "qemu"
+                && s.vm_mode == "hvm"),
+        "{:?}",
+        caps.supported_instances
+    );
 }

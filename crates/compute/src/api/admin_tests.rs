@@ -26,7 +26,7 @@ async fn register_host(h: &Harness, host: &str, age_secs: i64) -> String {
     let node_uuid = uuid::Uuid::new_v4().to_string();
     let at = (chrono::Utc::now() - chrono::Duration::seconds(age_secs))
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    nodes::heartbeat(&h.compute.store, host, &node_uuid, 4, 8192, 100, &at)
+    nodes::testing::heartbeat(&h.compute.store, host, &node_uuid, 4, 8192, 100, &at)
         .await
         .unwrap();
     let inventory = BTreeMap::from([
@@ -912,9 +912,11 @@ async fn hypervisors_report_hosts_with_placement_usage() {
         ),
         (&json!(100), &json!(1), &json!(7680), &json!(99))
     );
+    // What the host's heartbeat reported (`nodes::testing::qemu`); cpu_info as text before 2.28.
+    let reported = nodes::testing::qemu();
     assert_eq!(
         (&a["running_vms"], &a["current_workload"], &a["cpu_info"]),
-        (&json!(1), &json!(0), &json!("{}"))
+        (&json!(1), &json!(0), &json!(reported.cpu_info))
     );
     assert_eq!(
         (
@@ -922,7 +924,7 @@ async fn hypervisors_report_hosts_with_placement_usage() {
             &a["host_ip"],
             &a["hypervisor_version"]
         ),
-        (&json!("QEMU"), &Value::Null, &json!(0))
+        (&json!("QEMU"), &Value::Null, &json!(7_002_022))
     );
     assert_eq!(a["service"]["host"], "host-a");
     assert!(a["service"]["id"].is_i64());
@@ -931,7 +933,11 @@ async fn hypervisors_report_hosts_with_placement_usage() {
     // Show by integer id below 2.53, by uuid from then on.
     let r = get(&format!("/v2.1/os-hypervisors/{int_id}"), "2.28").await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    assert_eq!(r.body["hypervisor"]["cpu_info"], json!({}));
+    let cpu_info = &r.body["hypervisor"]["cpu_info"];
+    assert_eq!(
+        (&cpu_info["arch"], &cpu_info["topology"]["cores"]),
+        (&json!("x86_64"), &json!(2))
+    );
     assert_eq!(r.body["hypervisor"]["hypervisor_hostname"], "host-a");
     assert_eq!(get("/v2.1/os-hypervisors/abc", "2.1").await.status, 404);
     assert_eq!(get("/v2.1/os-hypervisors/999", "2.1").await.status, 404);
@@ -978,6 +984,10 @@ async fn hypervisors_report_hosts_with_placement_usage() {
     let shown = &r.body["hypervisor"];
     assert!(shown.get("vcpus").is_none() && shown.get("cpu_info").is_none());
     assert!(shown.get("uptime").is_some());
+    assert_eq!(
+        (&shown["hypervisor_type"], &shown["hypervisor_version"]),
+        (&json!("QEMU"), &json!(7_002_022))
+    );
     // Host name pattern (2.53) and the old search and servers routes.
     let r = get(
         "/v2.1/os-hypervisors?hypervisor_hostname_pattern=st-b",
@@ -1108,4 +1118,117 @@ async fn legacy(h: &Harness, host: &str) -> i64 {
         .unwrap()["id"]
         .as_i64()
         .unwrap()
+}
+
+/// Heartbeats through the conductor: the capabilities they carry land on the compute node,
+/// in the hypervisors API and in the scheduler's host view; a heartbeat without them (an
+/// older agent) keeps what the node had, and new ones replace it.
+#[tokio::test]
+async fn heartbeats_carry_the_hypervisor_to_the_api_and_the_scheduler() {
+    use crate::rpc::{
+        self, CONDUCTOR_QUEUE, ConductorReply, ConductorRequest, HostCapabilities, HostResources,
+    };
+    let h = open("hypervisor-capabilities").await;
+    crate::conductor::start(h.compute.clone()).await.unwrap();
+    let node = uuid::Uuid::new_v4().to_string();
+    let beat = |capabilities: Option<HostCapabilities>| {
+        let request = ConductorRequest::Heartbeat {
+            host: "arm-1".into(),
+            node_uuid: node.clone(),
+            resources: HostResources {
+                vcpus: 8,
+                memory_mb: 16384,
+                disk_gb: 200,
+            },
+            guests: vec![],
+            capabilities,
+        };
+        let bus = h.compute.bus.clone();
+        async move {
+            let reply = bus
+                .call(
+                    CONDUCTOR_QUEUE,
+                    rpc::encode(&request),
+                    std::time::Duration::from_secs(10),
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                rpc::decode::<ConductorReply>(&reply).unwrap(),
+                ConductorReply::Ok
+            );
+        }
+    };
+    let detail = || async {
+        let r = h
+            .call(
+                "admin",
+                "GET",
+                &format!("/v2.1/os-hypervisors/{node}"),
+                "2.53",
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        r.body["hypervisor"].clone()
+    };
+
+    // An agent that reports nothing: nothing is made up.
+    beat(None).await;
+    let shown = detail().await;
+    assert_eq!(
+        (
+            &shown["hypervisor_type"],
+            &shown["hypervisor_version"],
+            &shown["cpu_info"]
+        ),
+        (&Value::Null, &Value::Null, &json!({}))
+    );
+
+    let arm = HostCapabilities {
+        hypervisor_type: "QEMU".into(),
+        hypervisor_version: 8_002_000,
+        libvirt_version: 10_000_000,
+        hostname: "arm-1.example".into(),
+        cpu_info: json!({"arch": "aarch64", "model": "host", "vendor": "ARM",
+            "topology": {"cells": 1, "sockets": 1, "cores": 8, "threads": 1},
+            "features": ["aes", "sve"]})
+        .to_string(),
+        supported_instances: vec![("aarch64".into(), "qemu".into(), "hvm".into())],
+    };
+    beat(Some(arm.clone())).await;
+    beat(None).await;
+    let shown = detail().await;
+    assert_eq!(
+        (&shown["hypervisor_type"], &shown["hypervisor_version"]),
+        (&json!("QEMU"), &json!(8_002_000))
+    );
+    assert_eq!(shown["cpu_info"]["arch"], "aarch64");
+    assert_eq!(shown["cpu_info"]["features"], json!(["aes", "sve"]));
+    let node_row = nodes::node(&h.compute.store, "arm-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(node_row.capabilities.as_ref(), Some(&arm));
+
+    let mut view = crate::host_view::HostView::load(&h.compute).await.unwrap();
+    let wanted = ferrostack_placement::Resources::from([("VCPU".to_string(), 1)]);
+    let states = view.host_states(&h.compute, &wanted).await.unwrap();
+    let hv = &states
+        .iter()
+        .find(|s| s.host == "arm-1")
+        .unwrap()
+        .hypervisor;
+    assert_eq!(hv.hypervisor_type.as_deref(), Some("QEMU"));
+    assert_eq!(hv.version, Some(8_002_000));
+    assert_eq!(hv.cpu_info.as_deref(), Some(arm.cpu_info.as_str()));
+    assert_eq!(hv.supported_instances, arm.supported_instances);
+
+    // An upgraded hypervisor is reported after the agent's restart.
+    beat(Some(HostCapabilities {
+        hypervisor_version: 9_001_000,
+        ..arm
+    }))
+    .await;
+    assert_eq!(detail().await["hypervisor_version"], json!(9_001_000));
 }

@@ -7,7 +7,7 @@ use serde_json::json;
 async fn aggregates_group_hosts_and_define_zones() {
     let h = Harness::open("aggregates").await;
     for host in ["h1", "h2"] {
-        crate::db::nodes::heartbeat(
+        crate::db::nodes::testing::heartbeat(
             &h.compute.store,
             host,
             &uuid::Uuid::new_v4().to_string(),

@@ -108,16 +108,35 @@ async fn visible_flavors(
     Ok(all.into_iter().filter(|f| keep(f)).collect())
 }
 
+/// The flavor `id` if the caller may see it (as [`visible_flavors`] with `is_public=none`:
+/// admins see every flavor, others the enabled public ones and the private ones their project
+/// was given), by primary-key lookups.
 pub(crate) async fn find_visible(
     compute: &Compute,
     auth: &Auth,
     id: &str,
 ) -> Result<Flavor, ApiError> {
-    visible_flavors(compute, auth, Some("none"))
-        .await?
-        .into_iter()
-        .find(|f| f.flavorid == id)
-        .ok_or_else(|| not_found(id))
+    let flavor = db::flavor(&compute.store, id)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| not_found(id))?;
+    if is_admin(auth) {
+        return Ok(flavor);
+    }
+    let accessible = flavor.is_public
+        || match auth.project_id() {
+            Some(p) => db::flavor_projects(&compute.store, id)
+                .await
+                .map_err(db_error)?
+                .iter()
+                .any(|granted| granted == p),
+            None => false,
+        };
+    if accessible && !flavor.disabled {
+        Ok(flavor)
+    } else {
+        Err(not_found(id))
+    }
 }
 
 fn sort_value(f: &Flavor, key: &str) -> Value {
@@ -417,14 +436,19 @@ pub async fn create(
         created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         extra_specs: BTreeMap::new(),
     };
-    let existing = db::flavors(&compute.store).await.map_err(db_error)?;
-    if existing.iter().any(|e| e.name == flavor.name) {
+    let named = db::flavor_id_by_name(&compute.store, &flavor.name)
+        .await
+        .map_err(db_error)?;
+    if named.is_some() {
         return Err(ApiError::conflict(format!(
             "Flavor with name {} already exists.",
             flavor.name
         )));
     }
-    if existing.iter().any(|e| e.flavorid == flavor.flavorid) {
+    let same_id = db::flavor(&compute.store, &flavor.flavorid)
+        .await
+        .map_err(db_error)?;
+    if same_id.is_some() {
         return Err(ApiError::conflict(format!(
             "Flavor with ID {} already exists.",
             flavor.flavorid

@@ -3,8 +3,10 @@
 //! from it before; resources (before 2.88) are the host's reported inventory and its usage in
 //! Placement, and `running_vms` counts the live servers on the host.
 //!
-//! The agent does not report the hypervisor version or the host's IP, so `hypervisor_version`
-//! is 0 and `host_ip` null; uptime is known for the host this API runs on only.
+//! `hypervisor_type`, `hypervisor_version` and `cpu_info` are what the host's agent reported
+//! from its virt driver (null, null and `{}` for a host whose agent never did). The agent does
+//! not report the host's IP, so `host_ip` is null; uptime is known for the host this API runs
+//! on only.
 
 use super::services::{
     Service, bool_text, compute_service, legacy_id, local_host, query_value, strict_query,
@@ -162,7 +164,10 @@ async fn view(
 ) -> Result<Value, ApiError> {
     let mut b = Map::new();
     b.insert("id".into(), h.id(mv));
-    b.insert("hypervisor_hostname".into(), json!(h.node.host));
+    b.insert(
+        "hypervisor_hostname".into(),
+        json!(h.node.hypervisor_hostname()),
+    );
     b.insert(
         "state".into(),
         json!(if h.service.up { "up" } else { "down" }),
@@ -176,8 +181,12 @@ async fn view(
         }),
     );
     if detail {
-        b.insert("hypervisor_type".into(), json!("QEMU"));
-        b.insert("hypervisor_version".into(), json!(0));
+        // The same facts as the scheduler's capabilities filter sees (`db::nodes`).
+        b.insert("hypervisor_type".into(), json!(h.node.hypervisor_type()));
+        b.insert(
+            "hypervisor_version".into(),
+            json!(h.node.hypervisor_version()),
+        );
         b.insert("host_ip".into(), Value::Null);
         let service_id = if at_least(mv, 2, 53) {
             json!(h.service.uuid)
@@ -198,10 +207,12 @@ async fn view(
             for (k, v) in figures(c, &h.node, &on_host).await?.fields() {
                 b.insert(k.into(), json!(v));
             }
+            let cpu_info = h.node.cpu_info().unwrap_or("{}");
             if at_least(mv, 2, 28) {
-                b.insert("cpu_info".into(), json!({}));
+                let parsed = serde_json::from_str(cpu_info).unwrap_or_else(|_| json!({}));
+                b.insert("cpu_info".into(), parsed);
             } else {
-                b.insert("cpu_info".into(), json!("{}"));
+                b.insert("cpu_info".into(), json!(cpu_info));
             }
         }
     }

@@ -6,11 +6,16 @@ mod admin_tests;
 mod aggregate_tests;
 mod aggregates;
 mod availability_zones;
+#[cfg(test)]
+mod console_tests;
 pub(crate) mod flavors;
 mod hypervisors;
 mod keypairs;
 mod limits;
+#[cfg(test)]
+mod list_tests;
 mod quota_sets;
+pub(crate) mod remote_consoles;
 mod server_groups;
 #[cfg(test)]
 mod server_tests;
@@ -163,6 +168,14 @@ pub fn router(compute: Arc<Compute>) -> Router {
         .route(
             "/servers/{id}/os-instance-actions",
             get(servers::actions_index),
+        )
+        .route(
+            "/servers/{id}/remote-consoles",
+            post(remote_consoles::create),
+        )
+        .route(
+            "/os-console-auth-tokens/{token}",
+            get(remote_consoles::show_token),
         )
         .route(
             "/servers/{id}/os-instance-actions/{request_id}",

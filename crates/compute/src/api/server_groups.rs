@@ -210,11 +210,10 @@ pub async fn index(
 
 async fn find(state: &AppState, auth: &Auth, id: &str) -> Result<ServerGroup, ApiError> {
     let admin = auth.allows("context_is_admin", &json!({}));
-    db::server_groups(&state.0.store, None)
+    db::server_group(&state.0.store, id)
         .await
         .map_err(db_error)?
-        .into_iter()
-        .find(|g| g.id == id && (admin || Some(g.project_id.as_str()) == auth.project_id()))
+        .filter(|g| admin || Some(g.project_id.as_str()) == auth.project_id())
         .ok_or_else(|| not_found(id))
 }
 

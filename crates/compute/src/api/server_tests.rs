@@ -58,6 +58,7 @@ async fn scripted_agent(c: Arc<Compute>, host: &str) {
             disk_gb: 100,
         },
         guests: vec![],
+        capabilities: Some(crate::db::nodes::testing::qemu()),
     };
     assert_eq!(conductor_call(&c, heartbeat).await, ConductorReply::Ok);
     let mut queue = c.bus.consume(&agent_queue(host)).await.unwrap();
@@ -133,6 +134,11 @@ async fn scripted_agent(c: Arc<Compute>, host: &str) {
                 }
                 AgentRequest::Ping => {
                     d.reply(rpc::encode(&AgentReply::Pong)).await.unwrap();
+                }
+                AgentRequest::VncConsole { .. } => {
+                    let reason = "scripted hosts have no VNC servers".to_string();
+                    let reply = AgentReply::ConsoleUnavailable { reason };
+                    d.reply(rpc::encode(&reply)).await.unwrap();
                 }
             }
         }

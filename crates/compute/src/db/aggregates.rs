@@ -3,7 +3,7 @@
 
 use super::json_error;
 use ferrostack_store::{Migration, Row, Store, StoreError};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The aggregates' tables.
 pub const AGGREGATES_MIGRATION: Migration = Migration {
@@ -55,13 +55,14 @@ pub async fn aggregates(store: &Store) -> Result<Vec<Aggregate>, StoreError> {
             updated_at: r.try_get("updated_at")?,
         });
     }
+    let position: HashMap<i64, usize> = out.iter().enumerate().map(|(i, a)| (a.id, i)).collect();
     for r in sqlx::query("SELECT aggregate_id, host FROM compute_aggregate_hosts ORDER BY host")
         .fetch_all(store.pool())
         .await?
     {
         let id: i64 = r.try_get("aggregate_id")?;
-        if let Some(a) = out.iter_mut().find(|a| a.id == id) {
-            a.hosts.push(r.try_get("host")?);
+        if let Some(&i) = position.get(&id) {
+            out[i].hosts.push(r.try_get("host")?);
         }
     }
     Ok(out)
@@ -145,9 +146,84 @@ pub async fn set_host(
 
 /// The availability zone of `host`: the first aggregate AZ it belongs to, else `default`.
 pub fn host_zone(all: &[Aggregate], host: &str, default: &str) -> String {
-    all.iter()
-        .filter(|a| a.hosts.iter().any(|h| h == host))
-        .find_map(|a| a.availability_zone())
+    zone_of(
+        all.iter().filter(|a| a.hosts.iter().any(|h| h == host)),
+        default,
+    )
+    .to_string()
+}
+
+/// The zone of a host in `aggregates` (its aggregates, by id): the first `availability_zone`
+/// among them, else `default` (Nova's `get_host_availability_zone`; the API keeps a host from
+/// being in two zones).
+pub fn zone_of<'a>(
+    aggregates: impl IntoIterator<Item = &'a Aggregate>,
+    default: &'a str,
+) -> &'a str {
+    aggregates
+        .into_iter()
+        .find_map(Aggregate::availability_zone)
         .unwrap_or(default)
-        .to_string()
+}
+
+/// The aggregates of each host, by id.
+pub fn by_host(all: &[Aggregate]) -> HashMap<&str, Vec<&Aggregate>> {
+    let mut hosts: HashMap<&str, Vec<&Aggregate>> = HashMap::new();
+    for a in all {
+        for h in &a.hosts {
+            hosts.entry(h.as_str()).or_default().push(a);
+        }
+    }
+    hosts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aggregate(id: i64, zone: Option<&str>, hosts: &[&str]) -> Aggregate {
+        Aggregate {
+            id,
+            uuid: format!("u{id}"),
+            name: format!("agg{id}"),
+            metadata: zone
+                .map(|z| ("availability_zone".to_string(), z.to_string()))
+                .into_iter()
+                .chain([("ssd".to_string(), "true".to_string())])
+                .collect(),
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            created_at: String::new(),
+            updated_at: None,
+        }
+    }
+
+    #[test]
+    fn a_host_is_in_its_aggregate_zone_else_the_default() {
+        let all = vec![
+            aggregate(1, None, &["a", "b"]),
+            aggregate(2, Some("az1"), &["b", "c"]),
+            aggregate(3, Some("az2"), &["d"]),
+            aggregate(4, None, &["d"]),
+            aggregate(5, Some("empty"), &[]),
+        ];
+        // (host, zone)
+        let table = [
+            ("a", "nova"),
+            ("b", "az1"),
+            ("c", "az1"),
+            ("d", "az2"),
+            ("unknown", "nova"),
+        ];
+        let by_host = by_host(&all);
+        for (host, zone) in table {
+            assert_eq!(host_zone(&all, host, "nova"), zone, "{host}");
+            let of_host = by_host.get(host).cloned().unwrap_or_default();
+            assert_eq!(zone_of(of_host, "nova"), zone, "{host}");
+        }
+        assert_eq!(
+            by_host["d"].iter().map(|a| a.id).collect::<Vec<_>>(),
+            [3, 4]
+        );
+        assert!(!by_host.contains_key("empty"));
+    }
 }

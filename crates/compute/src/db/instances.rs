@@ -37,8 +37,16 @@ pub struct RequestSpec {
     pub group: Option<String>,
     pub different_host: Vec<String>,
     pub same_host: Vec<String>,
-    /// Admin-requested host (`az:host` or 2.74 `host`).
+    /// Admin-forced host (`az:host`, `az:host:node`): the filters are skipped.
     pub force_host: Option<String>,
+    /// Admin-forced node (`az::node`, `az:host:node`).
+    #[serde(default)]
+    pub force_node: Option<String>,
+    /// Requested destination (2.74 `host`, `hypervisor_hostname`): the filters still run.
+    #[serde(default)]
+    pub requested_host: Option<String>,
+    #[serde(default)]
+    pub requested_node: Option<String>,
     /// Hosts already tried for this build.
     pub tried_hosts: Vec<String>,
     /// Image properties the filters look at.
@@ -337,13 +345,70 @@ fn scope_sql(scope: &Scope) -> (String, usize) {
     (sql, usize::from(scope.project_id.is_some()))
 }
 
+/// Conditions on the instance columns, narrowing a listing in SQL (the server list then
+/// applies its exact filters in memory, so these only have to hold for every match).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ColumnFilter {
+    pub host: Option<String>,
+    pub uuid: Option<String>,
+    pub user_id: Option<String>,
+    pub task_state: Option<String>,
+    /// `vm_state IN (...)`; `None` = any.
+    pub vm_states: Option<Vec<String>>,
+    /// `updated_at >= since` (text order: stored times are UTC RFC 3339).
+    pub updated_since: Option<String>,
+    /// `updated_at < until`.
+    pub updated_until: Option<String>,
+}
+
 /// The instances in `scope`.
 pub async fn instances(store: &Store, scope: &Scope) -> Result<Vec<Instance>, StoreError> {
-    let (conditions, _) = scope_sql(scope);
-    let sql = format!("SELECT {COLUMNS} FROM instances WHERE 1 = 1{conditions}");
+    instances_matching(store, scope, &ColumnFilter::default()).await
+}
+
+/// The instances in `scope` that meet `filter`.
+pub async fn instances_matching(
+    store: &Store,
+    scope: &Scope,
+    filter: &ColumnFilter,
+) -> Result<Vec<Instance>, StoreError> {
+    let (mut sql, mut n) = scope_sql(scope);
+    let mut binds: Vec<&str> = Vec::new();
+    for (column, op, value) in [
+        ("host", "=", &filter.host),
+        ("uuid", "=", &filter.uuid),
+        ("user_id", "=", &filter.user_id),
+        ("task_state", "=", &filter.task_state),
+        ("updated_at", ">=", &filter.updated_since),
+        ("updated_at", "<", &filter.updated_until),
+    ] {
+        if let Some(v) = value {
+            n += 1;
+            sql.push_str(&format!(" AND {column} {op} ${n}"));
+            binds.push(v);
+        }
+    }
+    if let Some(states) = &filter.vm_states {
+        if states.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks: Vec<String> = states
+            .iter()
+            .map(|s| {
+                n += 1;
+                binds.push(s);
+                format!("${n}")
+            })
+            .collect();
+        sql.push_str(&format!(" AND vm_state IN ({})", marks.join(", ")));
+    }
+    let sql = format!("SELECT {COLUMNS} FROM instances WHERE 1 = 1{sql}");
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     if let Some(p) = &scope.project_id {
         q = q.bind(p);
+    }
+    for value in binds {
+        q = q.bind(value);
     }
     q.fetch_all(store.pool())
         .await?
@@ -453,6 +518,27 @@ pub async fn host_instance_counts(store: &Store) -> Result<HashMap<String, HostC
         .collect()
 }
 
+/// The hosts of those of `uuids` that are live and have one (one entry per instance), in one
+/// query per 500.
+pub async fn hosts_of(store: &Store, uuids: &[String]) -> Result<Vec<String>, StoreError> {
+    let mut hosts = Vec::new();
+    for chunk in uuids.chunks(500) {
+        let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT host FROM instances WHERE deleted = 0 AND host IS NOT NULL AND uuid IN ({})",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for u in chunk {
+            q = q.bind(u);
+        }
+        for row in q.fetch_all(store.pool()).await? {
+            hosts.push(row.try_get("host")?);
+        }
+    }
+    Ok(hosts)
+}
+
 /// Live instances with an operation in flight (for the conductor's start-up resume).
 pub async fn busy_instances(store: &Store) -> Result<Vec<Instance>, StoreError> {
     let sql = format!(
@@ -477,6 +563,15 @@ pub struct StateChange {
     /// `Some(None)` clears the host.
     pub host: Option<Option<String>>,
     pub launched_at: Option<String>,
+    /// A fault recorded in the same transaction, so no reader sees the new state without it.
+    pub fault: Option<NewFault>,
+}
+
+/// A fault to record with a state change.
+#[derive(Debug, Clone)]
+pub struct NewFault {
+    pub code: i64,
+    pub message: String,
 }
 
 /// Applies `change` to live instance `uuid` if its task state is one of `expected`
@@ -533,7 +628,16 @@ pub async fn update_state(
         q = q.bind(a);
     }
     let _turn = super::write_turn(store).await;
-    Ok(q.execute(store.pool()).await?.rows_affected() == 1)
+    let Some(fault) = &change.fault else {
+        return Ok(q.execute(store.pool()).await?.rows_affected() == 1);
+    };
+    let mut tx = store.begin().await?;
+    if q.execute(&mut *tx).await?.rows_affected() != 1 {
+        return Ok(false);
+    }
+    insert_fault(&mut tx, uuid, fault.code, &fault.message, None, None, now).await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// Rewrites the JSON part of a live instance if nobody changed the row since it was read
@@ -631,8 +735,23 @@ pub async fn add_fault(
     host: Option<&str>,
     now: &str,
 ) -> Result<(), StoreError> {
-    let message: String = message.chars().take(255).collect();
     let _turn = super::write_turn(store).await;
+    let mut tx = store.begin().await?;
+    insert_fault(&mut tx, uuid, code, message, details, host, now).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn insert_fault(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    uuid: &str,
+    code: i64,
+    message: &str,
+    details: Option<&str>,
+    host: Option<&str>,
+    now: &str,
+) -> Result<(), StoreError> {
+    let message: String = message.chars().take(255).collect();
     sqlx::query(
         "INSERT INTO instance_faults (instance_uuid, code, message, details, host, created_at, \
          seq) SELECT $1, $2, $3, $4, $5, $6, COALESCE(MAX(seq), 0) + 1 FROM instance_faults \
@@ -644,7 +763,7 @@ pub async fn add_fault(
     .bind(details)
     .bind(host)
     .bind(now)
-    .execute(store.pool())
+    .execute(&mut **tx)
     .await?;
     Ok(())
 }

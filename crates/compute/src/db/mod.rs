@@ -4,6 +4,7 @@ use ferrostack_store::{AnyRow, Migration, Row, Store, StoreError};
 use std::collections::BTreeMap;
 
 pub mod aggregates;
+pub mod console_tokens;
 pub mod instances;
 pub mod nodes;
 pub mod quotas;
@@ -82,6 +83,13 @@ pub const MIGRATIONS: &[Migration] = &[
     quotas::QUOTAS_MIGRATION,
     aggregates::AGGREGATES_MIGRATION,
     instances::INDEXES_MIGRATION,
+    console_tokens::CONSOLE_TOKENS_MIGRATION,
+    nodes::CAPABILITIES_MIGRATION,
+    Migration {
+        version: 9,
+        name: "server group members by instance",
+        sql: "CREATE INDEX server_group_members_instance ON server_group_members (instance_uuid);",
+    },
 ];
 
 /// A JSON column that does not decode (or a value that does not encode) is a store error.
@@ -152,12 +160,28 @@ pub async fn flavors(store: &Store) -> Result<Vec<Flavor>, StoreError> {
     Ok(flavors)
 }
 
-/// One flavor by its id.
+/// One flavor by its id, with its extra specs (two primary-key lookups).
 pub async fn flavor(store: &Store, flavorid: &str) -> Result<Option<Flavor>, StoreError> {
-    Ok(flavors(store)
+    let sql = format!("SELECT {FLAVOR_COLUMNS} FROM flavors WHERE flavorid = $1");
+    let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(flavorid)
+        .fetch_optional(store.pool())
         .await?
-        .into_iter()
-        .find(|f| f.flavorid == flavorid))
+    else {
+        return Ok(None);
+    };
+    let mut flavor = flavor_from_row(&row)?;
+    let specs =
+        sqlx::query("SELECT spec_key, spec_value FROM flavor_extra_specs WHERE flavorid = $1")
+            .bind(flavorid)
+            .fetch_all(store.pool())
+            .await?;
+    for row in specs {
+        flavor
+            .extra_specs
+            .insert(row.try_get("spec_key")?, row.try_get("spec_value")?);
+    }
+    Ok(Some(flavor))
 }
 
 /// Inserts a flavor; a taken id or name is a [`StoreError::Conflict`].
@@ -255,6 +279,16 @@ pub async fn delete_extra_spec(
         .await?
         .rows_affected();
     Ok(done > 0)
+}
+
+/// The id of the flavor named `name` (names are unique).
+pub async fn flavor_id_by_name(store: &Store, name: &str) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT flavorid FROM flavors WHERE name = $1")
+            .bind(name)
+            .fetch_optional(store.pool())
+            .await?,
+    )
 }
 
 /// Projects given access to a private flavor.
@@ -430,29 +464,93 @@ pub async fn server_groups(
             .await?
         }
     };
-    let mut groups = Vec::new();
-    for row in rows {
-        groups.push(ServerGroup {
-            id: row.try_get("id")?,
-            name: row.try_get("name")?,
-            policy: row.try_get("policy")?,
-            max_server_per_host: row.try_get("max_server_per_host")?,
-            project_id: row.try_get("project_id")?,
-            user_id: row.try_get("user_id")?,
-            created_at: row.try_get("created_at")?,
-            members: Vec::new(),
-        });
-    }
-    let members = sqlx::query("SELECT group_id, instance_uuid FROM server_group_members")
-        .fetch_all(store.pool())
-        .await?;
+    let mut groups = rows
+        .iter()
+        .map(server_group_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let position: std::collections::HashMap<String, usize> = groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.id.clone(), i))
+        .collect();
+    let members = match project {
+        Some(p) => {
+            sqlx::query(
+                "SELECT m.group_id, m.instance_uuid FROM server_group_members m \
+                 JOIN server_groups g ON g.id = m.group_id WHERE g.project_id = $1",
+            )
+            .bind(p)
+            .fetch_all(store.pool())
+            .await?
+        }
+        None => {
+            sqlx::query("SELECT group_id, instance_uuid FROM server_group_members")
+                .fetch_all(store.pool())
+                .await?
+        }
+    };
     for row in members {
         let group: String = row.try_get("group_id")?;
-        if let Some(g) = groups.iter_mut().find(|g| g.id == group) {
-            g.members.push(row.try_get("instance_uuid")?);
+        if let Some(&i) = position.get(&group) {
+            groups[i].members.push(row.try_get("instance_uuid")?);
         }
     }
     Ok(groups)
+}
+
+/// One server group by id with its members (primary-key lookups, as each build with a group
+/// asks for its group).
+pub async fn server_group(store: &Store, id: &str) -> Result<Option<ServerGroup>, StoreError> {
+    let Some(row) = sqlx::query(
+        "SELECT id, name, policy, max_server_per_host, project_id, user_id, created_at \
+         FROM server_groups WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(store.pool())
+    .await?
+    else {
+        return Ok(None);
+    };
+    let mut group = server_group_from_row(&row)?;
+    group.members = sqlx::query(
+        "SELECT instance_uuid FROM server_group_members WHERE group_id = $1 ORDER BY instance_uuid",
+    )
+    .bind(id)
+    .fetch_all(store.pool())
+    .await?
+    .iter()
+    .map(|r| r.try_get("instance_uuid"))
+    .collect::<Result<_, _>>()?;
+    Ok(Some(group))
+}
+
+/// The ids of the server groups `instance_uuid` belongs to (by the members' instance index).
+pub async fn server_groups_of_instance(
+    store: &Store,
+    instance_uuid: &str,
+) -> Result<Vec<String>, StoreError> {
+    sqlx::query(
+        "SELECT group_id FROM server_group_members WHERE instance_uuid = $1 ORDER BY group_id",
+    )
+    .bind(instance_uuid)
+    .fetch_all(store.pool())
+    .await?
+    .iter()
+    .map(|r| r.try_get("group_id").map_err(StoreError::from))
+    .collect()
+}
+
+fn server_group_from_row(row: &AnyRow) -> Result<ServerGroup, sqlx::Error> {
+    Ok(ServerGroup {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        policy: row.try_get("policy")?,
+        max_server_per_host: row.try_get("max_server_per_host")?,
+        project_id: row.try_get("project_id")?,
+        user_id: row.try_get("user_id")?,
+        created_at: row.try_get("created_at")?,
+        members: Vec::new(),
+    })
 }
 
 /// Serialises quota-checked writes of one project until the transaction ends: the project's

@@ -1,5 +1,5 @@
 //! `POST /servers/{id}/action`: the actions implemented so far (start, stop, reboot, console
-//! output, reset state, lock/unlock). Each state-changing action checks lock → host → state
+//! output, the deprecated remote console actions, reset state, lock/unlock). Each state-changing action checks lock → host → state
 //! as Nova's decorators do, sets its task state with a compare-and-swap (two concurrent
 //! actions cannot both start), records an instance action and casts to the host's agent.
 
@@ -154,7 +154,7 @@ fn strip_control(text: &str) -> String {
 pub async fn action(
     auth: Auth,
     state: AppState,
-    _mv: Mv,
+    mv: Mv,
     Extension(request_id): Extension<RequestId>,
     Path(uuid): Path<String>,
     JsonBody(body): JsonBody,
@@ -308,7 +308,9 @@ pub async fn action(
                     "Guest does not have a console available.",
                 )),
                 AgentReply::Error { message } => Err(ApiError::internal(message)),
-                AgentReply::Pong => Err(ApiError::internal("unexpected agent reply")),
+                other => Err(ApiError::internal(format!(
+                    "unexpected agent reply {other:?}"
+                ))),
             }
         }
         "os-resetState" => {
@@ -427,9 +429,11 @@ pub async fn action(
             super::destroy(&c, &auth, &uuid, rid).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
-        "os-getVNCConsole" | "os-getSPICEConsole" | "os-getSerialConsole" => {
-            load(&c, &auth, &uuid, "os_compute_api:os-remote-consoles").await?;
-            Err(ApiError::bad_request("Unavailable console type novnc."))
+        "os-getVNCConsole" | "os-getSPICEConsole" | "os-getSerialConsole" | "os-getRDPConsole" => {
+            let body =
+                crate::api::remote_consoles::legacy_action(&state, &auth, &mv, &uuid, &name, &args)
+                    .await?;
+            Ok(Json(body).into_response())
         }
         other => {
             tracing::debug!(action = other, "unknown server action");

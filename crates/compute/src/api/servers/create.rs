@@ -3,6 +3,7 @@
 //! written in one quota-checked transaction, and scheduling starts in the background.
 
 use super::is_admin;
+use crate::api::availability_zones as zones;
 use crate::api::flavors::find_visible;
 use crate::api::services::boolean;
 use crate::api::{AppState, Mv, at_least};
@@ -119,6 +120,26 @@ fn generate_password() -> String {
         .iter()
         .map(|b| CHARS[*b as usize % CHARS.len()] as char)
         .collect()
+}
+
+/// The requested host or node (2.74) that is no compute host, if any (Nova's
+/// `_validate_host_or_node`; one node per host, named after it).
+async fn missing_destination(
+    c: &crate::service::Compute,
+    host: Option<&str>,
+    node: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    let Some(wanted) = host.or(node) else {
+        return Ok(None);
+    };
+    let found = db::nodes::node(&c.store, wanted)
+        .await
+        .map_err(db_error)?
+        .filter(|n| node.is_none_or(|name| n.hypervisor_hostname() == name));
+    Ok(match found {
+        Some(_) => None,
+        None => Some(wanted.to_string()),
+    })
 }
 
 fn string_field<'a>(s: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, ApiError> {
@@ -318,36 +339,45 @@ pub async fn create(
         Some(v) => return Err(invalid("name", v)),
         None => return Err(bad("'name' is a required property")),
     };
-    // Availability zone, possibly with a forced host (`az:host[:node]`).
-    let mut force_host = None;
-    let mut zone = None;
-    if let Some(az) = string_field(s, "availability_zone")? {
-        let mut parts = az.splitn(3, ':');
-        let az_name = parts.next().unwrap_or("");
-        if let Some(host) = parts.next().filter(|h| !h.is_empty()) {
-            auth.enforce("os_compute_api:servers:create:forced_host", &target)?;
-            force_host = Some(host.to_string());
-        }
-        if !az_name.is_empty() {
-            let aggregates = crate::db::aggregates::aggregates(&c.store)
-                .await
-                .map_err(db_error)?;
-            let known = az_name == c.config.default_availability_zone
-                || aggregates
-                    .iter()
-                    .any(|a| a.availability_zone() == Some(az_name));
-            if !known {
-                return Err(bad("The requested availability zone is not available"));
-            }
-            zone = Some(az_name.to_string());
+    // Availability zone, possibly with a forced host or node (`az:host`, `az::node`,
+    // `az:host:node`), then the 2.74 requested destination (Nova's order).
+    let requested = match string_field(s, "availability_zone")? {
+        Some(text) => zones::parse_requested_zone(text)?,
+        None => Default::default(),
+    };
+    let (force_host, force_node) = (requested.forced_host, requested.forced_node);
+    let mut zone = requested.zone;
+    if force_host.is_some() || force_node.is_some() {
+        auth.enforce("os_compute_api:servers:create:forced_host", &target)?;
+        zone = zones::zone_for_forced_host(&c, zone, force_host.as_deref()).await?;
+    }
+    let (requested_host, requested_node) = if at_least(&mv, 2, 74) {
+        (
+            string_field(s, "host")?.map(String::from),
+            string_field(s, "hypervisor_hostname")?.map(String::from),
+        )
+    } else {
+        (None, None)
+    };
+    if requested_host.is_some() || requested_node.is_some() {
+        auth.enforce("compute:servers:create:requested_destination", &target)?;
+        if force_host.is_some() || force_node.is_some() {
+            return Err(bad(
+                "One mechanism with host and/or hypervisor_hostname and another mechanism \
+                 with zone:host:node are mutually exclusive.",
+            ));
         }
     }
-    if at_least(&mv, 2, 74)
-        && let Some(host) = string_field(s, "host")?
+    if let Some(z) = &zone
+        && force_host.is_none()
+        && !zones::available_zones(&c).await?.contains(z)
     {
-        auth.enforce("compute:servers:create:requested_destination", &target)
-            .or_else(|_| auth.enforce("os_compute_api:servers:create:forced_host", &target))?;
-        force_host = Some(host.to_string());
+        return Err(bad("The requested availability zone is not available"));
+    }
+    if let Some(missing) =
+        missing_destination(&c, requested_host.as_deref(), requested_node.as_deref()).await?
+    {
+        return Err(bad(format!("Compute host {missing} could not be found.")));
     }
     let image_ref = image_id(s)?;
     if !UUID.is_match(&image_ref) {
@@ -500,11 +530,8 @@ pub async fn create(
     };
     let group = match hint_list("group").first() {
         Some(g) => {
-            let groups = db::server_groups(&c.store, None).await.map_err(db_error)?;
-            match groups
-                .into_iter()
-                .find(|x| &x.id == g && (is_admin(&auth) || x.project_id == project))
-            {
+            let group = db::server_group(&c.store, g).await.map_err(db_error)?;
+            match group.filter(|x| is_admin(&auth) || x.project_id == project) {
                 Some(x) => Some(x.id),
                 None => return Err(bad(format!("Invalid server group {g}."))),
             }
@@ -523,6 +550,9 @@ pub async fn create(
         different_host: hint_list("different_host"),
         same_host: hint_list("same_host"),
         force_host,
+        force_node,
+        requested_host,
+        requested_node,
         tried_hosts: Vec::new(),
         image_properties: image.properties.clone(),
         image_disk_format: image.disk_format.clone().unwrap_or_else(|| "raw".into()),

@@ -389,7 +389,19 @@ async fn select(
             .map_err(db_error)?;
         return Ok(page_of(page, cap, limit.is_some()));
     }
-    let mut instances = idb::instances(&c.store, &scope).await.map_err(db_error)?;
+    let narrowed = column_filter(&ColumnFilters {
+        host: &host,
+        uuid: &uuid,
+        user_id: &user_id,
+        task_state: &task_state,
+        vm_state: &vm_state,
+        statuses: &statuses,
+        since,
+        before,
+    });
+    let mut instances = idb::instances_matching(&c.store, &scope, &narrowed)
+        .await
+        .map_err(db_error)?;
     instances.retain(|i| {
         let d = &i.data;
         let updated = stored_time(&i.updated_at);
@@ -452,6 +464,64 @@ async fn select(
         }
     }
     Ok(page_of(instances, cap, limit.is_some()))
+}
+
+/// The list filters that instance columns can answer.
+struct ColumnFilters<'a> {
+    host: &'a Option<String>,
+    uuid: &'a Option<String>,
+    user_id: &'a Option<String>,
+    task_state: &'a Option<String>,
+    vm_state: &'a Option<String>,
+    statuses: &'a [&'a str],
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    before: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// What the database can filter before the exact checks in memory: equal columns, the vm
+/// states the statuses allow, and `updated_at` within the changes-since/-before window
+/// widened to whole seconds (stored times are UTC RFC 3339, so their text order is their time
+/// order at that precision). Every instance the exact checks keep meets it.
+fn column_filter(f: &ColumnFilters<'_>) -> idb::ColumnFilter {
+    const SECONDS: &str = "%Y-%m-%dT%H:%M:%S";
+    let from_statuses: Option<Vec<&str>> = if f.statuses.is_empty() {
+        None
+    } else {
+        f.statuses
+            .iter()
+            .map(|s| states::vm_states_with_status(s))
+            .collect::<Option<Vec<_>>>()
+            .map(|sets| sets.concat())
+    };
+    let vm_states = match (f.vm_state, from_statuses) {
+        (Some(v), Some(set)) => Some(
+            set.iter()
+                .filter(|s| **s == v)
+                .map(|s| s.to_string())
+                .collect(),
+        ),
+        (Some(v), None) => Some(vec![v.clone()]),
+        (None, Some(set)) => {
+            let mut set: Vec<String> = set.iter().map(|s| s.to_string()).collect();
+            set.sort();
+            set.dedup();
+            Some(set)
+        }
+        (None, None) => None,
+    };
+    idb::ColumnFilter {
+        host: f.host.clone(),
+        uuid: f.uuid.clone(),
+        user_id: f.user_id.clone(),
+        task_state: f.task_state.clone(),
+        vm_states,
+        updated_since: f.since.map(|t| t.format(SECONDS).to_string()),
+        updated_until: f.before.map(|t| {
+            (t + chrono::Duration::seconds(1))
+                .format(SECONDS)
+                .to_string()
+        }),
+    }
 }
 
 /// The first `cap` of `instances` (those after the marker, in order); a next link when there
@@ -562,4 +632,60 @@ pub async fn detail(
         body["servers_links"] = links;
     }
     Ok(Json(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(
+        statuses: &[&str],
+        vm_state: Option<&str>,
+        since: Option<&str>,
+        before: Option<&str>,
+    ) -> idb::ColumnFilter {
+        let at = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .with_timezone(&chrono::Utc)
+        };
+        column_filter(&ColumnFilters {
+            host: &None,
+            uuid: &None,
+            user_id: &None,
+            task_state: &None,
+            vm_state: &vm_state.map(str::to_string),
+            statuses,
+            since: since.map(at),
+            before: before.map(at),
+        })
+    }
+
+    #[test]
+    fn the_database_filter_widens_times_to_whole_seconds() {
+        let f = filter(
+            &["SHUTOFF", "error"],
+            Some("stopped"),
+            Some("2026-01-01T10:00:00.7Z"),
+            Some("2026-01-01T10:00:05.2Z"),
+        );
+        assert_eq!(f.vm_states, Some(vec!["stopped".to_string()]));
+        assert_eq!(f.updated_since.as_deref(), Some("2026-01-01T10:00:00"));
+        assert_eq!(f.updated_until.as_deref(), Some("2026-01-01T10:00:06"));
+        let f = filter(&["ACTIVE", "REBUILD"], None, None, None);
+        assert_eq!(
+            f.vm_states,
+            Some(vec!["active".to_string(), "error".into(), "stopped".into()])
+        );
+        assert_eq!(
+            filter(&["ERROR"], Some("active"), None, None).vm_states,
+            Some(vec![])
+        );
+        // A status no vm state pins down leaves the states to the exact check.
+        assert_eq!(
+            filter(&["ACTIVE", "DELETED"], None, None, None).vm_states,
+            None
+        );
+        assert_eq!(filter(&[], None, None, None), idb::ColumnFilter::default());
+    }
 }

@@ -119,14 +119,9 @@ pub(crate) async fn render(
     // `server_groups` (≥2.71) is part of the full body, which PUT also answers with from 2.75.
     let full = shape == Shape::Full || super::at_least(mv, 2, 75);
     if full && super::at_least(mv, 2, 71) {
-        let groups = crate::db::server_groups(&c.store, None)
+        let mine = crate::db::server_groups_of_instance(&c.store, &inst.uuid)
             .await
             .map_err(db_error)?;
-        let mine: Vec<&str> = groups
-            .iter()
-            .filter(|g| g.members.contains(&inst.uuid))
-            .map(|g| g.id.as_str())
-            .collect();
         body["server_groups"] = json!(mine);
     }
     Ok(body)

@@ -1,0 +1,668 @@
+//! The network service's rows in the shared store.
+//!
+//! Every resource is a row whose `data` column holds the resource (JSON, [`crate::model`]) and
+//! whose other columns repeat what queries filter on or constraints guard (project, network,
+//! device, binding host, MAC per network, address per subnet). Writes run in a [`Tx`]: on
+//! SQLite it begins `IMMEDIATE` (it holds the write lock from the start, so a check and the
+//! write that depends on it cannot interleave with another writer); on PostgreSQL it locks the
+//! rows whose invariants it checks (`FOR UPDATE`: the subnet whose addresses it allocates, the
+//! project whose quota it counts), always in the same order: named locks (project quota,
+//! segment pools), then networks, subnets, ports, routers. Unique keys back every invariant
+//! (one address per subnet, one MAC per network, one network per segment), so even a missed
+//! lock cannot produce a duplicate. A deadlock or serialization failure retries the whole
+//! operation ([`Db::write`]).
+
+use crate::events::Event;
+use ferrostack_api::ApiError;
+use ferrostack_bus::MessageBus;
+use ferrostack_store::{Any, Backend, Migration, Row, Store, StoreError};
+use serde::{Serialize, de::DeserializeOwned};
+use sqlx::AnyConnection;
+use std::sync::Arc;
+
+pub mod floatingips;
+pub mod networks;
+pub mod ports;
+pub mod quotas;
+pub mod routers;
+pub mod security_groups;
+pub mod subnetpools;
+pub mod subnets;
+
+/// The network service's schema.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "networks, subnets, ports, addresses, security groups, routers, floating IPs, quotas",
+    sql: "CREATE TABLE net_locks (name TEXT PRIMARY KEY, counter BIGINT NOT NULL);
+          CREATE TABLE net_networks (
+            id TEXT PRIMARY KEY, project_id TEXT NOT NULL, name TEXT NOT NULL,
+            shared BIGINT NOT NULL, external BIGINT NOT NULL, network_type TEXT NOT NULL,
+            physical_network TEXT, segmentation_id BIGINT, revision_number BIGINT NOT NULL,
+            created_at TEXT NOT NULL, data TEXT NOT NULL);
+          CREATE INDEX net_networks_project ON net_networks (project_id);
+          CREATE TABLE net_segments (
+            network_type TEXT NOT NULL, physical_network TEXT NOT NULL,
+            segmentation_id BIGINT NOT NULL, network_id TEXT NOT NULL,
+            PRIMARY KEY (network_type, physical_network, segmentation_id));
+          CREATE INDEX net_segments_network ON net_segments (network_id);
+          CREATE TABLE net_subnets (
+            id TEXT PRIMARY KEY, network_id TEXT NOT NULL, project_id TEXT NOT NULL,
+            ip_version BIGINT NOT NULL, cidr TEXT NOT NULL, subnetpool_id TEXT,
+            revision_number BIGINT NOT NULL, created_at TEXT NOT NULL, data TEXT NOT NULL);
+          CREATE INDEX net_subnets_network ON net_subnets (network_id);
+          CREATE INDEX net_subnets_pool ON net_subnets (subnetpool_id);
+          CREATE TABLE net_subnetpools (
+            id TEXT PRIMARY KEY, project_id TEXT NOT NULL, name TEXT NOT NULL,
+            ip_version BIGINT NOT NULL, shared BIGINT NOT NULL, is_default BIGINT NOT NULL,
+            revision_number BIGINT NOT NULL, created_at TEXT NOT NULL, data TEXT NOT NULL);
+          CREATE TABLE net_ports (
+            id TEXT PRIMARY KEY, network_id TEXT NOT NULL, project_id TEXT NOT NULL,
+            device_id TEXT NOT NULL, device_owner TEXT NOT NULL, mac_address TEXT NOT NULL,
+            binding_host TEXT NOT NULL, status TEXT NOT NULL, revision_number BIGINT NOT NULL,
+            created_at TEXT NOT NULL, data TEXT NOT NULL, UNIQUE (network_id, mac_address));
+          CREATE INDEX net_ports_project ON net_ports (project_id);
+          CREATE INDEX net_ports_device ON net_ports (device_id);
+          CREATE INDEX net_ports_host ON net_ports (binding_host);
+          CREATE TABLE net_ip_allocations (
+            subnet_id TEXT NOT NULL, ip_address TEXT NOT NULL, port_id TEXT NOT NULL,
+            network_id TEXT NOT NULL, PRIMARY KEY (subnet_id, ip_address));
+          CREATE INDEX net_ip_allocations_port ON net_ip_allocations (port_id);
+          CREATE TABLE net_port_security_groups (
+            port_id TEXT NOT NULL, security_group_id TEXT NOT NULL,
+            PRIMARY KEY (port_id, security_group_id));
+          CREATE INDEX net_port_security_groups_group
+            ON net_port_security_groups (security_group_id);
+          CREATE TABLE net_security_groups (
+            id TEXT PRIMARY KEY, project_id TEXT NOT NULL, name TEXT NOT NULL,
+            revision_number BIGINT NOT NULL, created_at TEXT NOT NULL, data TEXT NOT NULL);
+          CREATE INDEX net_security_groups_project ON net_security_groups (project_id);
+          CREATE TABLE net_default_security_groups (
+            project_id TEXT PRIMARY KEY, security_group_id TEXT NOT NULL UNIQUE);
+          CREATE TABLE net_security_group_rules (
+            id TEXT PRIMARY KEY, security_group_id TEXT NOT NULL, project_id TEXT NOT NULL,
+            remote_group_id TEXT, revision_number BIGINT NOT NULL, created_at TEXT NOT NULL,
+            data TEXT NOT NULL);
+          CREATE INDEX net_security_group_rules_group
+            ON net_security_group_rules (security_group_id);
+          CREATE INDEX net_security_group_rules_remote
+            ON net_security_group_rules (remote_group_id);
+          CREATE TABLE net_routers (
+            id TEXT PRIMARY KEY, project_id TEXT NOT NULL, name TEXT NOT NULL,
+            gw_network_id TEXT, revision_number BIGINT NOT NULL, created_at TEXT NOT NULL,
+            data TEXT NOT NULL);
+          CREATE INDEX net_routers_project ON net_routers (project_id);
+          CREATE TABLE net_floatingips (
+            id TEXT PRIMARY KEY, project_id TEXT NOT NULL, floating_network_id TEXT NOT NULL,
+            floating_ip_address TEXT NOT NULL, floating_port_id TEXT NOT NULL,
+            fixed_port_id TEXT, fixed_ip_address TEXT, router_id TEXT,
+            revision_number BIGINT NOT NULL, created_at TEXT NOT NULL, data TEXT NOT NULL,
+            UNIQUE (fixed_port_id, fixed_ip_address));
+          CREATE INDEX net_floatingips_project ON net_floatingips (project_id);
+          CREATE INDEX net_floatingips_router ON net_floatingips (router_id);
+          CREATE TABLE net_quotas (
+            project_id TEXT NOT NULL, resource TEXT NOT NULL, hard_limit BIGINT NOT NULL,
+            PRIMARY KEY (project_id, resource));",
+}];
+
+/// A failure inside a store operation: an answer for the client, or a database error.
+#[derive(Debug)]
+pub enum Error {
+    /// A refusal with its Neutron error (404, 409, ...).
+    Api(ApiError),
+    /// The database failed.
+    Db(sqlx::Error),
+}
+
+/// Result of store operations.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// Whether the operation may succeed when run again: a PostgreSQL deadlock or
+    /// serialization failure, or SQLite still busy after its timeout.
+    pub fn retryable(&self) -> bool {
+        let Error::Db(sqlx::Error::Database(db)) = self else {
+            return false;
+        };
+        let code = db.code();
+        matches!(
+            code.as_deref(),
+            Some("40001") | Some("40P01") | Some("5") | Some("6")
+        ) || db.message().contains("database is locked")
+    }
+}
+
+impl From<ApiError> for Error {
+    fn from(e: ApiError) -> Self {
+        Error::Api(e)
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        Error::Db(e)
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Db(e) => Error::Db(e),
+            other => Error::Api(ApiError::internal(other)),
+        }
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Api(e) => e,
+            Error::Db(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                crate::errors::conflict("Conflict", "The resource changed concurrently; retry.")
+            }
+            Error::Db(e) => ApiError::internal(e),
+        }
+    }
+}
+
+fn json_error(e: serde_json::Error) -> Error {
+    Error::Db(sqlx::Error::Decode(Box::new(e)))
+}
+
+/// A column value besides `id` and `data`.
+pub enum Col {
+    Text(Option<String>),
+    Int(Option<i64>),
+}
+
+impl Col {
+    fn text(s: &str) -> Col {
+        Col::Text(Some(s.to_string()))
+    }
+}
+
+/// A resource stored as a row: its table and the columns repeated out of its JSON.
+pub trait Doc: Serialize + DeserializeOwned + Send + Sync {
+    /// The table.
+    const TABLE: &'static str;
+    /// The primary key.
+    fn id(&self) -> &str;
+    /// The columns other than `id` and `data`, with their values.
+    fn columns(&self) -> Vec<(&'static str, Col)>;
+}
+
+fn bind_col<'q>(
+    q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+    col: Col,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
+    match col {
+        Col::Text(v) => q.bind(v),
+        Col::Int(v) => q.bind(v),
+    }
+}
+
+fn decode<T: DeserializeOwned>(row: &sqlx::any::AnyRow) -> Result<T> {
+    let data: String = row.try_get("data")?;
+    serde_json::from_str(&data).map_err(json_error)
+}
+
+/// Rows of `T` matching `cond` (SQL over its columns, `$1`... bound to `binds`), oldest first.
+pub async fn select<T: Doc>(
+    conn: &mut AnyConnection,
+    cond: &str,
+    binds: &[&str],
+) -> Result<Vec<T>> {
+    let sql = format!(
+        "SELECT data FROM {} WHERE {cond} ORDER BY created_at, id",
+        T::TABLE
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for b in binds {
+        q = q.bind(b.to_string());
+    }
+    let rows = q.fetch_all(conn).await?;
+    rows.iter().map(decode).collect()
+}
+
+/// One row of `T` by id.
+pub async fn get<T: Doc>(conn: &mut AnyConnection, id: &str) -> Result<Option<T>> {
+    Ok(select::<T>(conn, "id = $1", &[id])
+        .await?
+        .into_iter()
+        .next())
+}
+
+/// The database handle of the network service: reads on the pool, writes in a [`Tx`].
+#[derive(Clone)]
+pub struct Db {
+    store: Store,
+    bus: Arc<dyn MessageBus>,
+}
+
+impl Db {
+    /// The handle over `store`, publishing change events on `bus`.
+    pub fn new(store: Store, bus: Arc<dyn MessageBus>) -> Db {
+        Db { store, bus }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// A pooled connection for reads.
+    pub async fn conn(&self) -> Result<sqlx::pool::PoolConnection<Any>> {
+        Ok(self.store.pool().acquire().await?)
+    }
+
+    /// Rows of `T` matching `cond`.
+    pub async fn select<T: Doc>(&self, cond: &str, binds: &[&str]) -> Result<Vec<T>> {
+        select(&mut *self.conn().await?, cond, binds).await
+    }
+
+    /// One row of `T` by id.
+    pub async fn get<T: Doc>(&self, id: &str) -> Result<Option<T>> {
+        get(&mut *self.conn().await?, id).await
+    }
+
+    /// Begins a write transaction (use [`write_tx!`], which also commits and retries).
+    pub async fn begin(&self) -> Result<Tx> {
+        Tx::begin(&self.store).await
+    }
+
+    /// Ends a write transaction with the operation's outcome: commits on success, then
+    /// publishes its events. A deadlock or serialization failure gives `None` after a short
+    /// pause (run the operation again, up to five times); anything else is final.
+    pub async fn finish<T>(
+        &self,
+        tx: Tx,
+        outcome: Result<T>,
+        attempt: &mut u32,
+    ) -> Option<Result<T>> {
+        let outcome = match outcome {
+            Ok(value) => tx.commit(&*self.bus).await.map(|()| value),
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Err(e) if e.retryable() && *attempt < 5 => {
+                *attempt += 1;
+                tracing::debug!(attempt = *attempt, error = ?e, "network write retried");
+                let pause = 5 * u64::from(*attempt) + rand::random::<u64>() % 10;
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                None
+            }
+            other => Some(other),
+        }
+    }
+}
+
+/// Runs `body` (an expression using `tx: &mut Tx`, usually one store operation awaited) in a
+/// write transaction of `db` and commits it; retried as [`Db::finish`] says. A macro rather
+/// than a closure-taking function so that the handler's future stays `Send`.
+macro_rules! write_tx {
+    ($db:expr, |$tx:ident| $body:expr) => {{
+        let db: &$crate::db::Db = &$db;
+        let mut attempt = 0u32;
+        loop {
+            let mut owned = match db.begin().await {
+                Ok(t) => t,
+                Err(e) => break Err(e),
+            };
+            let outcome = {
+                let $tx: &mut $crate::db::Tx = &mut owned;
+                $body
+            };
+            if let Some(result) = db.finish(owned, outcome, &mut attempt).await {
+                break result;
+            }
+        }
+    }};
+}
+pub(crate) use write_tx;
+
+/// A write transaction (see the module documentation for its locking).
+pub struct Tx {
+    tx: sqlx::Transaction<'static, Any>,
+    backend: Backend,
+    events: Vec<Event>,
+}
+
+impl Tx {
+    async fn begin(store: &Store) -> Result<Tx> {
+        let tx = match store.backend() {
+            Backend::Sqlite => store.pool().begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => store.pool().begin().await?,
+        };
+        Ok(Tx {
+            tx,
+            backend: store.backend(),
+            events: Vec::new(),
+        })
+    }
+
+    async fn commit(self, bus: &dyn MessageBus) -> Result<()> {
+        self.tx.commit().await?;
+        for event in self.events {
+            event.publish(bus).await;
+        }
+        Ok(())
+    }
+
+    /// The connection, for queries.
+    pub fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+
+    /// Records an event to publish once the transaction committed.
+    pub fn emit(&mut self, event: Event) {
+        self.events.push(event);
+    }
+
+    fn row_lock(&self, shared: bool) -> &'static str {
+        match (self.backend, shared) {
+            (Backend::Sqlite, _) => "",
+            (Backend::Postgres, false) => " FOR UPDATE",
+            (Backend::Postgres, true) => " FOR SHARE",
+        }
+    }
+
+    async fn locked<T: Doc>(&mut self, id: &str, shared: bool) -> Result<Option<T>> {
+        let sql = format!(
+            "SELECT data FROM {} WHERE id = $1{}",
+            T::TABLE,
+            self.row_lock(shared)
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    /// Reads a row and locks it against concurrent writers until the end of the transaction.
+    pub async fn lock<T: Doc>(&mut self, id: &str) -> Result<Option<T>> {
+        self.locked(id, false).await
+    }
+
+    /// Reads a row and keeps it from being changed or deleted (other readers may do the same)
+    /// until the end of the transaction.
+    pub async fn lock_shared<T: Doc>(&mut self, id: &str) -> Result<Option<T>> {
+        self.locked(id, true).await
+    }
+
+    /// Takes the lock called `name` (e.g. `quota:<project>`) until the end of the transaction.
+    pub async fn lock_name(&mut self, name: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO net_locks (name, counter) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .execute(&mut *self.tx)
+        .await?;
+        sqlx::query("UPDATE net_locks SET counter = counter + 1 WHERE name = $1")
+            .bind(name)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Rows of `T` matching `cond`.
+    pub async fn select<T: Doc>(&mut self, cond: &str, binds: &[&str]) -> Result<Vec<T>> {
+        select(&mut self.tx, cond, binds).await
+    }
+
+    /// One row of `T` by id (not locked).
+    pub async fn get<T: Doc>(&mut self, id: &str) -> Result<Option<T>> {
+        get(&mut self.tx, id).await
+    }
+
+    /// Inserts a row.
+    pub async fn insert<T: Doc>(&mut self, doc: &T) -> Result<()> {
+        let columns = doc.columns();
+        let names: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
+        let marks: Vec<String> = (3..3 + columns.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "INSERT INTO {} (id, data{}{}) VALUES ($1, $2{}{})",
+            T::TABLE,
+            if names.is_empty() { "" } else { ", " },
+            names.join(", "),
+            if marks.is_empty() { "" } else { ", " },
+            marks.join(", ")
+        );
+        let data = serde_json::to_string(doc).map_err(json_error)?;
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(doc.id().to_string())
+            .bind(data);
+        for (_, col) in columns {
+            q = bind_col(q, col);
+        }
+        q.execute(&mut *self.tx).await?;
+        Ok(())
+    }
+
+    /// Writes a changed row back.
+    pub async fn save<T: Doc>(&mut self, doc: &T) -> Result<()> {
+        let columns = doc.columns();
+        let sets: Vec<String> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _))| format!(", {n} = ${}", i + 3))
+            .collect();
+        let sql = format!(
+            "UPDATE {} SET data = $2{} WHERE id = $1",
+            T::TABLE,
+            sets.concat()
+        );
+        let data = serde_json::to_string(doc).map_err(json_error)?;
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(doc.id().to_string())
+            .bind(data);
+        for (_, col) in columns {
+            q = bind_col(q, col);
+        }
+        q.execute(&mut *self.tx).await?;
+        Ok(())
+    }
+
+    /// Deletes a row by id.
+    pub async fn delete<T: Doc>(&mut self, id: &str) -> Result<()> {
+        let sql = format!("DELETE FROM {} WHERE id = $1", T::TABLE);
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Runs a statement with text parameters.
+    pub async fn exec(&mut self, sql: &'static str, binds: &[&str]) -> Result<u64> {
+        let mut q = sqlx::query(sql);
+        for b in binds {
+            q = q.bind(b.to_string());
+        }
+        Ok(q.execute(&mut *self.tx).await?.rows_affected())
+    }
+
+    /// Counts rows with a query returning one integer.
+    pub async fn count(&mut self, sql: &'static str, binds: &[&str]) -> Result<i64> {
+        count(&mut self.tx, sql, binds).await
+    }
+
+    /// The text column of every row a query returns.
+    pub async fn strings(&mut self, sql: &'static str, binds: &[&str]) -> Result<Vec<String>> {
+        strings(&mut self.tx, sql, binds).await
+    }
+}
+
+/// Counts rows with a query returning one integer.
+pub async fn count(conn: &mut AnyConnection, sql: &'static str, binds: &[&str]) -> Result<i64> {
+    let mut q = sqlx::query_scalar::<_, i64>(sql);
+    for b in binds {
+        q = q.bind(b.to_string());
+    }
+    Ok(q.fetch_one(conn).await?)
+}
+
+/// The (first) text column of every row a query returns.
+pub async fn strings(
+    conn: &mut AnyConnection,
+    sql: &'static str,
+    binds: &[&str],
+) -> Result<Vec<String>> {
+    let mut q = sqlx::query_scalar::<_, String>(sql);
+    for b in binds {
+        q = q.bind(b.to_string());
+    }
+    Ok(q.fetch_all(conn).await?)
+}
+
+fn flag(b: bool) -> Col {
+    Col::Int(Some(b as i64))
+}
+
+impl Doc for crate::model::Network {
+    const TABLE: &'static str = "net_networks";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn columns(&self) -> Vec<(&'static str, Col)> {
+        vec![
+            ("project_id", Col::text(&self.project_id)),
+            ("name", Col::text(&self.name)),
+            ("shared", flag(self.shared)),
+            ("external", flag(self.external)),
+            ("network_type", Col::text(&self.segment.network_type)),
+            (
+                "physical_network",
+                Col::Text(self.segment.physical_network.clone()),
+            ),
+            ("segmentation_id", Col::Int(self.segment.segmentation_id)),
+            ("revision_number", Col::Int(Some(self.revision_number))),
+            ("created_at", Col::text(&self.created_at)),
+        ]
+    }
+}
+
+impl Doc for crate::model::Subnet {
+    const TABLE: &'static str = "net_subnets";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn columns(&self) -> Vec<(&'static str, Col)> {
+        vec![
+            ("network_id", Col::text(&self.network_id)),
+            ("project_id", Col::text(&self.project_id)),
+            ("ip_version", Col::Int(Some(self.ip_version.into()))),
+            ("cidr", Col::text(&self.cidr)),
+            ("subnetpool_id", Col::Text(self.subnetpool_id.clone())),
+            ("revision_number", Col::Int(Some(self.revision_number))),
+            ("created_at", Col::text(&self.created_at)),
+        ]
+    }
+}
+
+impl Doc for crate::model::SubnetPool {
+    const TABLE: &'static str = "net_subnetpools";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn columns(&self) -> Vec<(&'static str, Col)> {
+        vec![
+            ("project_id", Col::text(&self.project_id)),
+            ("name", Col::text(&self.name)),
+            ("ip_version", Col::Int(Some(self.ip_version.into()))),
+            ("shared", flag(self.shared)),
+            ("is_default", flag(self.is_default)),
+            ("revision_number", Col::Int(Some(self.revision_number))),
+            ("created_at", Col::text(&self.created_at)),
+        ]
+    }
+}
+
+impl Doc for crate::model::Port {
+    const TABLE: &'static str = "net_ports";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn columns(&self) -> Vec<(&'static str, Col)> {
+        vec![
+            ("network_id", Col::text(&self.network_id)),
+            ("project_id", Col::text(&self.project_id)),
+            ("device_id", Col::text(&self.device_id)),
+            ("device_owner", Col::text(&self.device_owner)),
+            ("mac_address", Col::text(&self.mac_address)),
+            ("binding_host", Col::text(&self.binding.host_id)),
+            ("status", Col::text(&self.status)),
+            ("revision_number", Col::Int(Some(self.revision_number))),
+            ("created_at", Col::text(&self.created_at)),
+        ]
+    }
+}
+
+impl Doc for crate::model::SecurityGroup {
+    const TABLE: &'static str = "net_security_groups";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn columns(&self) -> Vec<(&'static str, Col)> {
+        vec![
+            ("project_id", Col::text(&self.project_id)),
+            ("name", Col::text(&self.name)),
+            ("revision_number", Col::Int(Some(self.revision_number))),
+            ("created_at", Col::text(&self.created_at)),
+        ]
+    }
+}
+
+impl Doc for crate::model::SecurityGroupRule {
+    const TABLE: &'static str = "net_security_group_rules";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn columns(&self) -> Vec<(&'static str, Col)> {
+        vec![
+            ("security_group_id", Col::text(&self.security_group_id)),
+            ("project_id", Col::text(&self.project_id)),
+            ("remote_group_id", Col::Text(self.remote_group_id.clone())),
+            ("revision_number", Col::Int(Some(self.revision_number))),
+            ("created_at", Col::text(&self.created_at)),
+        ]
+    }
+}
+
+impl Doc for crate::model::Router {
+    const TABLE: &'static str = "net_routers";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn columns(&self) -> Vec<(&'static str, Col)> {
+        vec![
+            ("project_id", Col::text(&self.project_id)),
+            ("name", Col::text(&self.name)),
+            (
+                "gw_network_id",
+                Col::Text(self.gateway.as_ref().map(|g| g.network_id.clone())),
+            ),
+            ("revision_number", Col::Int(Some(self.revision_number))),
+            ("created_at", Col::text(&self.created_at)),
+        ]
+    }
+}
+
+impl Doc for crate::model::FloatingIp {
+    const TABLE: &'static str = "net_floatingips";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn columns(&self) -> Vec<(&'static str, Col)> {
+        vec![
+            ("project_id", Col::text(&self.project_id)),
+            ("floating_network_id", Col::text(&self.floating_network_id)),
+            ("floating_ip_address", Col::text(&self.floating_ip_address)),
+            ("floating_port_id", Col::text(&self.floating_port_id)),
+            ("fixed_port_id", Col::Text(self.port_id.clone())),
+            ("fixed_ip_address", Col::Text(self.fixed_ip_address.clone())),
+            ("router_id", Col::Text(self.router_id.clone())),
+            ("revision_number", Col::Int(Some(self.revision_number))),
+            ("created_at", Col::text(&self.created_at)),
+        ]
+    }
+}
