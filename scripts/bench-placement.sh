@@ -35,6 +35,7 @@ WRK_TIMEOUT=120s
 
 # The measured queries (name=query string), and one more that is only checked for equivalence.
 BASE_QUERY='resources=VCPU:1,MEMORY_MB:512,DISK_GB:10'
+SCHEDULE_ITERATIONS=${BENCH_SCHEDULE_ITERATIONS:-100}
 QUERIES=("plain=$BASE_QUERY" "avx2_limit50=$BASE_QUERY&required=HW_CPU_X86_AVX2&limit=50")
 AGG0=$(python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import seed; print(seed.AGGREGATES[0])' "$HERE")
 CHECK_ONLY=("gpu_member_of=$BASE_QUERY&required=CUSTOM_BENCH_GPU&member_of=in:$AGG0")
@@ -305,6 +306,13 @@ for q in "${QUERIES[@]}"; do
     run_wrk upstream "$name" "/allocation_candidates?$query" "$c" "$UAPI" "$UTOKEN" "$UPID"
   done
 done
+# The scheduler's own pattern: each candidates request right after a claim (a write), which
+# is when Ferrostack's cached snapshot is stale. Sequential, one scheduler; claims removed after.
+step "Scheduling loop: candidates right after a claim, $SCHEDULE_ITERATIONS times"
+python3 "$HERE/schedule_loop.py" "$FAPI" "$FTOKEN" "$SCHEDULE_ITERATIONS" |
+  tee "$RESULTS/schedule.ferrostack.json" | sed 's/^/    ferrostack: /'
+python3 "$HERE/schedule_loop.py" "$UAPI" "$UTOKEN" "$SCHEDULE_ITERATIONS" |
+  tee "$RESULTS/schedule.upstream.json" | sed 's/^/    upstream:   /'
 # Memory now, before the cross-check below adds its data.
 printf '{"ferrostack":{"rss_kb":%d,"hwm_kb":%d},"upstream":{"rss_kb":%d,"hwm_kb":%d}}\n' \
   "$(tree_status_kb "$FPID" VmRSS)" "$(tree_status_kb "$FPID" VmHWM)" \

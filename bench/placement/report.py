@@ -54,6 +54,33 @@ def errors(run: dict) -> int:
     return sum(run["errors"].values())
 
 
+def render_schedule(s: dict) -> str:
+    """The scheduling loop (bench/placement/schedule_loop.py): candidates right after a claim."""
+    f, u = s["ferrostack"], s["upstream"]
+    rows = [
+        ("`GET /allocation_candidates` right after a claim", "candidates_after_a_claim"),
+        ("the same with nothing written in between (cached)", "candidates_cached"),
+        ("`PUT /allocations/{consumer}` (the claim)", "claim"),
+    ]
+    lines = [
+        f"Scheduling loop (`bench/placement/schedule_loop.py`, {f['iterations']} sequential "
+        "candidates + claim pairs, as one scheduler boots servers; `resources=…&limit=1000`, a "
+        "new connection per request for both): every candidates request follows a write, so "
+        "Ferrostack re-reads its snapshot each time.",
+        "",
+        "| request | openstack-placement p50 | Ferrostack p50 | openstack-placement p99 | Ferrostack p99 |",
+        "|---|--:|--:|--:|--:|",
+    ]
+    for label, key in rows:
+        lines.append(f"| {label} | {fmt_ms(u[key]['p50_ms'])} | {fmt_ms(f[key]['p50_ms'])} "
+                     f"| {fmt_ms(u[key]['p99_ms'])} | {fmt_ms(f[key]['p99_ms'])} |")
+    lines.append("")
+    lines.append(f"Boots one scheduler could place per second at this rate (candidates + claim): "
+                 f"Ferrostack {f['boots_per_second_one_scheduler']}, openstack-placement "
+                 f"{u['boots_per_second_one_scheduler']}.")
+    return "\n".join(lines)
+
+
 def render(results: Path) -> str:
     meta = load(results / "meta.json")
     cmp = load(results / "compare.json")
@@ -154,6 +181,10 @@ def render(results: Path) -> str:
         f"Memory after the load: Ferrostack {mem['ferrostack']['rss_kb'] / 1024:.0f} MiB RSS "
         f"(whole cloud process), openstack-placement {mem['upstream']['rss_kb'] / 1024:.0f} MiB "
         f"(uWSGI master + {meta['workers']} workers, summed).")
+    schedule = {k: results / f"schedule.{k}.json" for k in ("ferrostack", "upstream")}
+    if all(f.exists() for f in schedule.values()):
+        out.append("")
+        out.append(render_schedule({k: load(f) for k, f in schedule.items()}))
     out.append("")
     if failures:
         out.append("Errors during the load: " + "; ".join(failures) + ".")

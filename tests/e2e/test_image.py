@@ -710,7 +710,10 @@ class RssSampler:
 
 @pytest.mark.slow
 def test_two_gib_upload_and_download_keep_server_memory_small(cloud, images, tmp_path, unique):
-    limit = 100 * MiB
+    # The process hosts every service, so its idle size grows as services land; what a streamed
+    # 2 GiB transfer may add on top of it is the budget that matters.
+    idle_limit = 150 * MiB
+    growth_limit = 64 * MiB
     size = 2048 * MiB
     src, out = tmp_path / "big.raw", tmp_path / "big.out"
     md5, sha512 = hashlib.md5(), hashlib.sha512()
@@ -724,7 +727,9 @@ def test_two_gib_upload_and_download_keep_server_memory_small(cloud, images, tmp
                 f.write(block)
         assert os.path.getsize(src) == size
         pid = cloud.proc.pid
-        assert vm_rss(pid) < limit, "server already above the limit before the upload"
+        idle = vm_rss(pid)
+        assert idle < idle_limit, f"server at {idle / MiB:.1f} MiB before the upload"
+        limit = idle + growth_limit
 
         with RssSampler(pid) as up:
             image = images.create(ADMIN, f"big-{unique}", "--file", str(src), "--disk-format", "raw",
@@ -742,7 +747,7 @@ def test_two_gib_upload_and_download_keep_server_memory_small(cloud, images, tmp
                       timeout=900)
         assert len(down.samples) > 10
         assert max(down.samples) < limit, f"download: server VmRSS peaked at {max(down.samples) / MiB:.1f} MiB"
-        print(f"server VmRSS peak: upload {max(up.samples) / MiB:.1f} MiB ({len(up.samples)} samples), "
+        print(f"server VmRSS idle {idle / MiB:.1f} MiB, peak: upload {max(up.samples) / MiB:.1f} MiB ({len(up.samples)} samples), "
               f"download {max(down.samples) / MiB:.1f} MiB ({len(down.samples)} samples)")
         assert os.path.getsize(out) == size
         assert md5_of(out) == md5.hexdigest()

@@ -4,15 +4,17 @@
 //! (`"16"`, `"1.5"`), so the store stays in the TEXT/BIGINT subset and reads back bit-exact;
 //! all capacity arithmetic is done in Rust.
 
-use ferrostack_store::{Backend, Migration, Store, StoreError, now_rfc3339};
-use sqlx::{Any, AnyConnection, Row, Transaction};
+use crate::changes::{WriteTx, begin_write, commit_write};
+use ferrostack_store::{Migration, Store, StoreError, now_rfc3339};
+use sqlx::{AnyConnection, Row};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The placement schema.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "placement",
-    sql: "
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "placement",
+        sql: "
 CREATE TABLE placement_resource_classes (name TEXT PRIMARY KEY, standard BIGINT NOT NULL,
   seq BIGINT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT);
 CREATE TABLE placement_traits (name TEXT PRIMARY KEY, standard BIGINT NOT NULL, created_at TEXT NOT NULL);
@@ -42,12 +44,23 @@ CREATE INDEX placement_allocations_rp_rc ON placement_allocations (provider_uuid
 CREATE TABLE placement_change_counter (id TEXT PRIMARY KEY, value BIGINT NOT NULL);
 INSERT INTO placement_change_counter (id, value) VALUES ('placement', 0);
 ",
-}];
+    },
+    // The providers each write touched, by change counter (`crate::changes`).
+    Migration {
+        version: 2,
+        name: "placement_changes",
+        sql: "
+CREATE TABLE placement_changes (counter BIGINT NOT NULL, provider_uuid TEXT NOT NULL,
+  PRIMARY KEY (counter, provider_uuid));
+",
+    },
+];
 
 /// Inserts the standard resource classes and traits that are missing.
 pub(crate) async fn sync_standards(store: &Store) -> Result<(), StoreError> {
     let now = now_rfc3339();
     let mut tx = begin_write(store).await?;
+    tx.touch_all();
     let have: Vec<String> = sqlx::query_scalar("SELECT name FROM placement_resource_classes")
         .fetch_all(&mut *tx)
         .await?;
@@ -81,46 +94,7 @@ pub(crate) async fn sync_standards(store: &Store) -> Result<(), StoreError> {
             .await?;
         }
     }
-    commit_write(store, tx).await
-}
-
-/// Begins a write transaction. On SQLite the first statement takes the write lock (so the
-/// transaction never has to upgrade a stale read snapshot and simply waits its turn); on
-/// PostgreSQL the change counter is bumped last, in [`commit_write`], after any provider row
-/// locks (always in that order, so no deadlock).
-pub(crate) async fn begin_write(store: &Store) -> Result<Transaction<'static, Any>, StoreError> {
-    let mut tx = store.begin().await?;
-    if store.backend() == Backend::Sqlite {
-        bump_counter(&mut tx).await?;
-    }
-    Ok(tx)
-}
-
-/// Commits a transaction opened by [`begin_write`].
-pub(crate) async fn commit_write(
-    store: &Store,
-    mut tx: Transaction<'static, Any>,
-) -> Result<(), StoreError> {
-    if store.backend() == Backend::Postgres {
-        bump_counter(&mut tx).await?;
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
-async fn bump_counter(tx: &mut Transaction<'static, Any>) -> Result<(), StoreError> {
-    sqlx::query("UPDATE placement_change_counter SET value = value + 1 WHERE id = 'placement'")
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-/// The change counter: bumped by every placement write, in the write's transaction.
-pub(crate) async fn change_counter(conn: &mut AnyConnection) -> Result<i64, StoreError> {
-    sqlx::query_scalar("SELECT value FROM placement_change_counter WHERE id = 'placement'")
-        .fetch_one(conn)
-        .await
-        .map_err(Into::into)
+    commit_write(tx).await
 }
 
 /// Every resource class name.
@@ -140,7 +114,7 @@ pub(crate) async fn trait_names(conn: &mut AnyConnection) -> Result<Vec<String>,
 }
 
 /// One resource provider row.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Provider {
     pub uuid: String,
     pub name: String,
@@ -189,21 +163,55 @@ pub(crate) async fn provider_by_name(
 
 /// Every provider, in creation order.
 pub(crate) async fn providers(conn: &mut AnyConnection) -> Result<Vec<Provider>, StoreError> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {PROVIDER_COLS} FROM placement_providers ORDER BY created_at, uuid"
-    )))
-    .fetch_all(conn)
-    .await?;
+    providers_in(conn, None).await
+}
+
+/// The providers among `only` (every provider when `None`), in creation order.
+pub(crate) async fn providers_in(
+    conn: &mut AnyConnection,
+    only: Option<&[String]>,
+) -> Result<Vec<Provider>, StoreError> {
+    let sql = format!(
+        "SELECT {PROVIDER_COLS} FROM placement_providers{} ORDER BY created_at, uuid",
+        within("uuid", only)
+    );
+    let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), only)
+        .fetch_all(conn)
+        .await?;
     Ok(rows.iter().map(provider_row).collect())
+}
+
+/// ` WHERE column IN ($1, …)` for the uuids in `only`, nothing when `None`.
+fn within(column: &str, only: Option<&[String]>) -> String {
+    match only {
+        None => String::new(),
+        Some(uuids) => {
+            let marks: Vec<String> = (1..=uuids.len()).map(|k| format!("${k}")).collect();
+            format!(" WHERE {column} IN ({})", marks.join(", "))
+        }
+    }
+}
+
+/// Binds the uuids of [`within`].
+fn bind_all<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    only: Option<&'q [String]>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    for uuid in only.into_iter().flatten() {
+        query = query.bind(uuid);
+    }
+    query
 }
 
 /// Bumps a provider's generation, comparing it with `expected` when given. Returns the new
 /// generation, or `None` when the provider is missing or its generation differs.
 pub(crate) async fn bump_generation(
-    conn: &mut AnyConnection,
+    tx: &mut WriteTx,
     uuid: &str,
     expected: Option<i64>,
 ) -> Result<Option<i64>, StoreError> {
+    tx.touch(uuid);
+    let conn: &mut AnyConnection = tx;
     let done = match expected {
         Some(g) => sqlx::query(
             "UPDATE placement_providers SET generation = generation + 1 WHERE uuid = $1 AND generation = $2",
@@ -298,16 +306,19 @@ pub(crate) async fn inventories(
         .collect())
 }
 
-/// Every inventory: provider → class → record.
+/// Every inventory (of the providers in `only` when given): provider → class → record.
 pub(crate) async fn all_inventories(
     conn: &mut AnyConnection,
+    only: Option<&[String]>,
 ) -> Result<HashMap<String, BTreeMap<String, Inventory>>, StoreError> {
-    let rows = sqlx::query(
+    let sql = format!(
         "SELECT provider_uuid, resource_class, total, reserved, min_unit, max_unit, step_size, \
-         allocation_ratio FROM placement_inventories",
-    )
-    .fetch_all(conn)
-    .await?;
+         allocation_ratio FROM placement_inventories{}",
+        within("provider_uuid", only)
+    );
+    let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), only)
+        .fetch_all(conn)
+        .await?;
     let mut out: HashMap<String, BTreeMap<String, Inventory>> = HashMap::new();
     for r in &rows {
         out.entry(r.get("provider_uuid"))
@@ -371,16 +382,19 @@ pub(crate) async fn usages(
         .collect())
 }
 
-/// Every usage: (provider, class) → used.
+/// Every usage (of the providers in `only` when given): (provider, class) → used.
 pub(crate) async fn all_usages(
     conn: &mut AnyConnection,
+    only: Option<&[String]>,
 ) -> Result<HashMap<(String, String), i64>, StoreError> {
-    let rows = sqlx::query(
+    let sql = format!(
         "SELECT provider_uuid, resource_class, CAST(SUM(used) AS BIGINT) AS used \
-         FROM placement_allocations GROUP BY provider_uuid, resource_class",
-    )
-    .fetch_all(conn)
-    .await?;
+         FROM placement_allocations{} GROUP BY provider_uuid, resource_class",
+        within("provider_uuid", only)
+    );
+    let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), only)
+        .fetch_all(conn)
+        .await?;
     Ok(rows
         .iter()
         .map(|r| {
@@ -423,17 +437,23 @@ pub(crate) async fn provider_aggregates(
 }
 
 /// provider → names, for every provider with any row in `table` (`trait` or `aggregate_uuid`).
+/// Only the providers in `only` when given.
 pub(crate) async fn all_pairs(
     conn: &mut AnyConnection,
     aggregates: bool,
+    only: Option<&[String]>,
 ) -> Result<HashMap<String, Vec<String>>, StoreError> {
-    let sql = match aggregates {
-        true => {
-            "SELECT provider_uuid, aggregate_uuid AS v FROM placement_provider_aggregates ORDER BY v"
-        }
-        false => "SELECT provider_uuid, trait AS v FROM placement_provider_traits ORDER BY v",
+    let (column, table) = match aggregates {
+        true => ("aggregate_uuid", "placement_provider_aggregates"),
+        false => ("trait", "placement_provider_traits"),
     };
-    let rows = sqlx::query(sql).fetch_all(conn).await?;
+    let sql = format!(
+        "SELECT provider_uuid, {column} AS v FROM {table}{} ORDER BY v",
+        within("provider_uuid", only)
+    );
+    let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), only)
+        .fetch_all(conn)
+        .await?;
     let mut out: HashMap<String, Vec<String>> = HashMap::new();
     for r in &rows {
         out.entry(r.get("provider_uuid"))
@@ -544,12 +564,14 @@ pub(crate) async fn has_allocations(
 /// Inserts a provider row at generation 0 (a unique violation comes back as
 /// [`StoreError::Conflict`]).
 pub(crate) async fn insert_provider(
-    conn: &mut AnyConnection,
+    tx: &mut WriteTx,
     uuid: &str,
     name: &str,
     parent: Option<&str>,
     root: &str,
 ) -> Result<(), StoreError> {
+    tx.touch_all();
+    let conn: &mut AnyConnection = tx;
     sqlx::query(
         "INSERT INTO placement_providers (uuid, name, generation, parent_uuid, root_uuid, created_at) \
          VALUES ($1, $2, 0, $3, $4, $5)",
@@ -637,21 +659,45 @@ pub(crate) async fn provider_allocations(
     .map_err(Into::into)
 }
 
+/// The providers a consumer has allocations on.
+async fn consumer_providers(
+    conn: &mut AnyConnection,
+    consumer: &str,
+) -> Result<Vec<String>, StoreError> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT provider_uuid FROM placement_allocations WHERE consumer_uuid = $1",
+    )
+    .bind(consumer)
+    .fetch_all(conn)
+    .await
+    .map_err(Into::into)
+}
+
 /// Deletes a consumer's allocations and its record (no provider generation bump, as
 /// `DELETE /allocations/{consumer}`); returns how many allocation rows went.
-pub(crate) async fn delete_consumer(
-    conn: &mut AnyConnection,
-    uuid: &str,
-) -> Result<u64, StoreError> {
-    let done = sqlx::query("DELETE FROM placement_allocations WHERE consumer_uuid = $1")
-        .bind(uuid)
-        .execute(&mut *conn)
-        .await?;
+pub(crate) async fn delete_consumer(tx: &mut WriteTx, uuid: &str) -> Result<u64, StoreError> {
+    let deleted = delete_allocations(tx, uuid).await?;
     sqlx::query("DELETE FROM placement_consumers WHERE uuid = $1")
         .bind(uuid)
-        .execute(conn)
+        .execute(&mut **tx)
         .await?;
-    Ok(done.rows_affected())
+    Ok(deleted)
+}
+
+/// Deletes a consumer's allocations, logging the providers whose usage that changes (read
+/// from the deleted rows themselves, so a concurrent write to the consumer cannot slip by);
+/// returns how many rows went.
+async fn delete_allocations(tx: &mut WriteTx, consumer: &str) -> Result<u64, StoreError> {
+    let providers: Vec<String> = sqlx::query_scalar(
+        "DELETE FROM placement_allocations WHERE consumer_uuid = $1 RETURNING provider_uuid",
+    )
+    .bind(consumer)
+    .fetch_all(&mut **tx)
+    .await?;
+    for rp in &providers {
+        tx.touch(rp);
+    }
+    Ok(providers.len() as u64)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -726,13 +772,7 @@ pub(crate) async fn write_allocations(
         .collect();
     let mut lock: BTreeSet<String> = requested.iter().map(|s| s.to_string()).collect();
     for w in writes.iter().filter(|w| w.allocs.is_empty()) {
-        let had: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT provider_uuid FROM placement_allocations WHERE consumer_uuid = $1",
-        )
-        .bind(&w.consumer)
-        .fetch_all(&mut *tx)
-        .await?;
-        lock.extend(had);
+        lock.extend(consumer_providers(&mut tx, &w.consumer).await?);
     }
     for rp in &lock {
         let bumped = bump_generation(&mut tx, rp, None).await?;
@@ -783,10 +823,7 @@ pub(crate) async fn write_allocations(
         before.insert((rp.clone(), rc.clone()), used(&mut tx, rp, rc).await?);
     }
     for w in writes {
-        sqlx::query("DELETE FROM placement_allocations WHERE consumer_uuid = $1")
-            .bind(&w.consumer)
-            .execute(&mut *tx)
-            .await?;
+        delete_allocations(&mut tx, &w.consumer).await?;
     }
     let mut invs: HashMap<String, BTreeMap<String, Inventory>> = HashMap::new();
     for rp in &requested {
@@ -873,6 +910,6 @@ pub(crate) async fn write_allocations(
             .await?;
         }
     }
-    commit_write(store, tx).await?;
+    commit_write(tx).await?;
     Ok(())
 }

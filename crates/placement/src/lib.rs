@@ -14,6 +14,7 @@
 
 pub mod api;
 mod candidates;
+mod changes;
 mod db;
 pub mod local;
 pub mod policies;

@@ -10,6 +10,7 @@
 
 use crate::Placement;
 use crate::api::normalize_uuid;
+use crate::changes;
 use crate::db::{self, ConsumerWrite, Inventory, WriteError};
 use ferrostack_store::StoreError;
 use std::collections::BTreeMap;
@@ -276,7 +277,7 @@ impl Placement {
             if attempt > 0 {
                 backoff(attempt).await;
             }
-            let mut tx = db::begin_write(&self.store).await?;
+            let mut tx = changes::begin_write(&self.store).await?;
             let mut changed = false;
             match db::provider(&mut tx, &uuid).await? {
                 None => {
@@ -327,7 +328,7 @@ impl Placement {
                 return Ok(()); // someone else wrote the same; the rollback undoes the bump
             }
             db::apply_inventories(&mut tx, &uuid, &current, &target).await?;
-            db::commit_write(&self.store, tx).await?;
+            changes::commit_write(tx).await?;
             if !in_use.is_empty() {
                 tracing::info!(
                     provider = %uuid,
@@ -468,9 +469,9 @@ impl Placement {
     /// `DELETE /allocations/{consumer}`; `Ok` even if it had none.
     pub async fn release(&self, consumer: &str) -> Result<(), PlacementError> {
         let consumer = uuid_arg("consumer", consumer)?;
-        let mut tx = db::begin_write(&self.store).await?;
+        let mut tx = changes::begin_write(&self.store).await?;
         db::delete_consumer(&mut tx, &consumer).await?;
-        db::commit_write(&self.store, tx).await?;
+        changes::commit_write(tx).await?;
         Ok(())
     }
 

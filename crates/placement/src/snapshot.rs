@@ -8,7 +8,11 @@
 //! [`SnapshotCache`] keeps the newest one: a request reads the counter (one indexed row) and
 //! reuses the snapshot when nothing was written since, instead of reading every table again.
 //! Writes made by other processes on the same database bump the same counter, so they are seen.
+//! When the counter has moved, the cached snapshot is patched with the rows of the providers
+//! the change log ([`changes`]) names for the writes since, and read again in full only when
+//! the log cannot say (global changes, providers added or removed, a reader far behind).
 
+use crate::changes::{self, Since};
 use crate::db::{self, Inventory, Provider};
 use ferrostack_store::{Backend, Store, StoreError};
 use sqlx::AnyConnection;
@@ -20,7 +24,7 @@ pub(crate) const SHARING: &str = "MISC_SHARES_VIA_AGGREGATE";
 
 /// One inventory of a provider with the amount allocated from it, by class number
 /// ([`Snapshot::class_id`]).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Slot {
     pub class: u32,
     pub inventory: Inventory,
@@ -35,6 +39,7 @@ impl Slot {
 }
 
 /// Everything placement knows about providers, read in one consistent transaction.
+#[derive(Debug, PartialEq)]
 pub(crate) struct Snapshot {
     /// The change counter this snapshot was read at.
     pub version: i64,
@@ -67,42 +72,163 @@ pub(crate) struct Snapshot {
     trait_names: HashSet<String>,
 }
 
-impl Snapshot {
-    /// Reads everything in one transaction (`REPEATABLE READ` on PostgreSQL, a read transaction
-    /// on SQLite), so that the tables and the counter agree.
-    pub async fn load(store: &Store) -> Result<Snapshot, StoreError> {
-        let mut tx = store.begin().await?;
-        if store.backend() == Backend::Postgres {
-            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                .execute(&mut *tx)
-                .await?;
+/// The rows a snapshot is built from, per provider in the order of `providers`.
+#[derive(Clone)]
+struct Rows {
+    providers: Vec<Provider>,
+    inventories: Vec<BTreeMap<String, Inventory>>,
+    usages: Vec<HashMap<String, i64>>,
+    traits: Vec<Vec<String>>,
+    aggregates: Vec<Vec<String>>,
+}
+
+impl Rows {
+    /// Reads the rows of `providers` (every one when `None`), which must be in creation order.
+    async fn read(
+        conn: &mut AnyConnection,
+        only: Option<&[String]>,
+    ) -> Result<(Rows, HashMap<String, usize>), StoreError> {
+        let providers = db::providers_in(&mut *conn, only).await?;
+        let index = index_of(&providers);
+        let n = providers.len();
+        let mut rows = Rows {
+            providers,
+            inventories: vec![BTreeMap::new(); n],
+            usages: vec![HashMap::new(); n],
+            traits: vec![Vec::new(); n],
+            aggregates: vec![Vec::new(); n],
+        };
+        for (uuid, invs) in db::all_inventories(&mut *conn, only).await? {
+            if let Some(&i) = index.get(&uuid) {
+                rows.inventories[i] = invs;
+            }
         }
-        let snap = Snapshot::read(&mut tx).await?;
+        for ((uuid, rc), used) in db::all_usages(&mut *conn, only).await? {
+            if let Some(&i) = index.get(&uuid) {
+                rows.usages[i].insert(rc, used);
+            }
+        }
+        for (uuid, names) in db::all_pairs(&mut *conn, false, only).await? {
+            if let Some(&i) = index.get(&uuid) {
+                rows.traits[i] = names;
+            }
+        }
+        for (uuid, aggs) in db::all_pairs(&mut *conn, true, only).await? {
+            if let Some(&i) = index.get(&uuid) {
+                rows.aggregates[i] = aggs;
+            }
+        }
+        Ok((rows, index))
+    }
+}
+
+fn index_of(providers: &[Provider]) -> HashMap<String, usize> {
+    providers
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.uuid.clone(), i))
+        .collect()
+}
+
+/// Opens the read transaction of a snapshot: `REPEATABLE READ` on PostgreSQL, a read
+/// transaction on SQLite, so that the tables and the counter agree.
+async fn read_tx(store: &Store) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+    let mut tx = store.begin().await?;
+    if store.backend() == Backend::Postgres {
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(tx)
+}
+
+/// Above this many changed providers a refresh reads everything again.
+const MAX_PATCHED: usize = 256;
+
+impl Snapshot {
+    /// Reads everything in one consistent transaction.
+    pub async fn load(store: &Store) -> Result<Snapshot, StoreError> {
+        let mut tx = read_tx(store).await?;
+        let version = changes::current(&mut tx).await?;
+        let (rows, index) = Rows::read(&mut tx, None).await?;
+        let classes = db::class_names(&mut tx).await?.into_iter().collect();
+        let trait_names = db::trait_names(&mut tx).await?.into_iter().collect();
         tx.commit().await?;
-        Ok(snap)
+        Ok(Snapshot::assemble(
+            version,
+            rows,
+            index,
+            classes,
+            trait_names,
+        ))
     }
 
-    async fn read(conn: &mut AnyConnection) -> Result<Snapshot, StoreError> {
-        let version = db::change_counter(&mut *conn).await?;
-        let providers = db::providers(&mut *conn).await?;
-        let index: HashMap<String, usize> = providers
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.uuid.clone(), i))
-            .collect();
-        let n = providers.len();
-        let mut inventories = vec![BTreeMap::new(); n];
-        for (uuid, invs) in db::all_inventories(&mut *conn).await? {
-            if let Some(&i) = index.get(&uuid) {
-                inventories[i] = invs;
-            }
+    /// Catches `self` up with the writes logged since it was read, re-reading only the
+    /// providers they touched (one consistent transaction). `None` when the log cannot say
+    /// (something global changed, or it is too far behind) or providers were added, removed or
+    /// moved in their tree: then the caller reads everything.
+    pub async fn refresh(&self, store: &Store) -> Result<Option<Snapshot>, StoreError> {
+        let mut tx = read_tx(store).await?;
+        let version = changes::current(&mut tx).await?;
+        let touched = match changes::since(&mut tx, self.version, version).await? {
+            Since::Providers(p) if p.len() <= MAX_PATCHED => p,
+            _ => return Ok(None),
+        };
+        let uuids: Vec<String> = touched.into_iter().collect();
+        let (fresh, _) = Rows::read(&mut tx, Some(&uuids)).await?;
+        tx.commit().await?;
+        if fresh.providers.len() != uuids.len() {
+            return Ok(None); // a provider was deleted
         }
-        let mut usages = vec![HashMap::new(); n];
-        for ((uuid, rc), used) in db::all_usages(&mut *conn).await? {
-            if let Some(&i) = index.get(&uuid) {
-                usages[i].insert(rc, used);
+        let mut rows = self.rows();
+        for (k, p) in fresh.providers.iter().enumerate() {
+            let Some(i) = self.position(&p.uuid) else {
+                return Ok(None); // a new provider
+            };
+            let old = &self.providers[i];
+            if old.parent != p.parent || old.root != p.root {
+                return Ok(None);
             }
+            rows.providers[i] = p.clone();
+            rows.inventories[i] = fresh.inventories[k].clone();
+            rows.usages[i] = fresh.usages[k].clone();
+            rows.traits[i] = fresh.traits[k].clone();
+            rows.aggregates[i] = fresh.aggregates[k].clone();
         }
+        Ok(Some(Snapshot::assemble(
+            version,
+            rows,
+            self.index.clone(),
+            self.classes.clone(),
+            self.trait_names.clone(),
+        )))
+    }
+
+    fn rows(&self) -> Rows {
+        Rows {
+            providers: self.providers.clone(),
+            inventories: self.inventories.clone(),
+            usages: self.usages.clone(),
+            traits: self.traits.clone(),
+            aggregates: self.aggregates.clone(),
+        }
+    }
+
+    /// Builds the search structures over the rows.
+    fn assemble(
+        version: i64,
+        rows: Rows,
+        index: HashMap<String, usize>,
+        classes: HashSet<String>,
+        trait_names: HashSet<String>,
+    ) -> Snapshot {
+        let Rows {
+            providers,
+            inventories,
+            usages,
+            traits,
+            aggregates,
+        } = rows;
         let class_names: Vec<String> = inventories
             .iter()
             .flat_map(|m| m.keys())
@@ -128,18 +254,6 @@ impl Snapshot {
                     .collect()
             })
             .collect();
-        let mut traits = vec![Vec::new(); n];
-        for (uuid, names) in db::all_pairs(&mut *conn, false).await? {
-            if let Some(&i) = index.get(&uuid) {
-                traits[i] = names;
-            }
-        }
-        let mut aggregates = vec![Vec::new(); n];
-        for (uuid, aggs) in db::all_pairs(&mut *conn, true).await? {
-            if let Some(&i) = index.get(&uuid) {
-                aggregates[i] = aggs;
-            }
-        }
         let nested = providers.iter().any(|p| p.parent.is_some());
         let roots = providers
             .iter()
@@ -154,7 +268,7 @@ impl Snapshot {
             .iter()
             .map(|t| t.iter().any(|t| t == SHARING))
             .collect();
-        Ok(Snapshot {
+        Snapshot {
             version,
             providers,
             index,
@@ -169,9 +283,9 @@ impl Snapshot {
             aggregates,
             sharing,
             nested,
-            classes: db::class_names(&mut *conn).await?.into_iter().collect(),
-            trait_names: db::trait_names(&mut *conn).await?.into_iter().collect(),
-        })
+            classes,
+            trait_names,
+        }
     }
 
     /// The position of a provider in [`Snapshot::providers`].
@@ -270,11 +384,13 @@ impl SnapshotCache {
         current.as_ref().filter(|s| s.version >= version).cloned()
     }
 
-    /// A snapshot that includes every write committed before this call.
+    /// A snapshot that includes every write committed before this call: the cached one when
+    /// nothing was written since, else the cached one patched from the change log
+    /// ([`Snapshot::refresh`]), else a full read.
     pub async fn get(&self, store: &Store) -> Result<Arc<Snapshot>, StoreError> {
         let version = {
             let mut c = store.pool().acquire().await?;
-            db::change_counter(&mut c).await?
+            changes::current(&mut c).await?
         };
         if let Some(s) = self.at_least(version) {
             return Ok(s);
@@ -283,7 +399,19 @@ impl SnapshotCache {
         if let Some(s) = self.at_least(version) {
             return Ok(s);
         }
-        let snap = Arc::new(Snapshot::load(store).await?);
+        let cached = self
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let patched = match cached {
+            Some(old) => old.refresh(store).await?,
+            None => None,
+        };
+        let snap = Arc::new(match patched {
+            Some(s) => s,
+            None => Snapshot::load(store).await?,
+        });
         let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
         if current.as_ref().is_none_or(|s| s.version <= snap.version) {
             *current = Some(snap.clone());
@@ -291,3 +419,7 @@ impl SnapshotCache {
         Ok(snap)
     }
 }
+
+#[cfg(test)]
+#[path = "snapshot_tests.rs"]
+mod tests;

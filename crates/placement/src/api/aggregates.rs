@@ -69,6 +69,7 @@ pub(crate) async fn update(
         .map(String::from)
         .collect();
     let mut tx = begin(&p).await?;
+    tx.touch(&uuid);
     let rp = db::provider(&mut tx, &uuid)
         .await
         .map_err(dberr)?

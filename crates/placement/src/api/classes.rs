@@ -82,6 +82,7 @@ pub(crate) async fn create(
     let data = body(&headers, &bytes, &name_schema())?;
     let name = data["name"].as_str().unwrap_or_default().to_string();
     let mut tx = begin(&p).await?;
+    tx.touch_all(); // the class catalog
     if crate::db::class_exists(&mut tx, &name)
         .await
         .map_err(dberr)?
@@ -118,6 +119,7 @@ pub(crate) async fn update(
             )));
         }
         let mut tx = begin(&p).await?;
+        tx.touch_all(); // the class catalog
         let status = if crate::db::class_exists(&mut tx, &name)
             .await
             .map_err(dberr)?
@@ -137,6 +139,7 @@ pub(crate) async fn update(
     let data = body(&headers, &bytes, &name_schema())?;
     let new_name = data["name"].as_str().unwrap_or_default().to_string();
     let mut tx = begin(&p).await?;
+    tx.touch_all(); // the class catalog
     if !crate::db::class_exists(&mut tx, &name)
         .await
         .map_err(dberr)?
@@ -181,6 +184,7 @@ pub(crate) async fn delete(State(p): Ctx, auth: Auth, v: Mv, Path(name): Path<St
         )));
     }
     let mut tx = begin(&p).await?;
+    tx.touch_all(); // the class catalog
     if !crate::db::class_exists(&mut tx, &name)
         .await
         .map_err(dberr)?

@@ -17,7 +17,7 @@ mod root;
 mod traits;
 
 use crate::Placement;
-use crate::db;
+use crate::changes::{self, WriteTx};
 pub(crate) use axum::extract::State;
 use axum::{
     Router,
@@ -229,14 +229,14 @@ pub(crate) async fn conn(p: &Placement) -> R<sqlx::pool::PoolConnection<sqlx::An
     p.store.pool().acquire().await.map_err(dberr)
 }
 
-/// Begins a write transaction (see [`db::begin_write`]).
-pub(crate) async fn begin(p: &Placement) -> R<sqlx::Transaction<'static, sqlx::Any>> {
-    db::begin_write(&p.store).await.map_err(dberr)
+/// Begins a write transaction (see [`changes::begin_write`]).
+pub(crate) async fn begin(p: &Placement) -> R<WriteTx> {
+    changes::begin_write(&p.store).await.map_err(dberr)
 }
 
-/// Commits a write transaction.
-pub(crate) async fn commit(p: &Placement, tx: sqlx::Transaction<'static, sqlx::Any>) -> R<()> {
-    db::commit_write(&p.store, tx).await.map_err(dberr)
+/// Logs what the write touched and commits it (see [`changes::commit_write`]).
+pub(crate) async fn commit(_p: &Placement, tx: WriteTx) -> R<()> {
+    changes::commit_write(tx).await.map_err(dberr)
 }
 
 /// A JSON request body: `application/json` (parameters ignored) else 415, then parsed.

@@ -163,6 +163,8 @@ pub(crate) async fn create(
         ));
     }
     let mut tx = begin(&p).await?;
+    // A provider's tree or its presence: readers re-read everything.
+    tx.touch_all();
     let root = match &parent {
         Some(parent) => match db::provider(&mut tx, parent).await.map_err(dberr)? {
             Some(pp) => pp.root,
@@ -235,6 +237,8 @@ pub(crate) async fn update(
     enforce(&auth, "placement:resource_providers:update")?;
     let data = body(&headers, &bytes, &schema(&v, true))?;
     let mut tx = begin(&p).await?;
+    // A provider's tree or its presence: readers re-read everything.
+    tx.touch_all();
     let mut rp = db::provider(&mut tx, &uuid)
         .await
         .map_err(dberr)?
@@ -345,6 +349,8 @@ pub(crate) fn descendants(all: &[Provider], uuid: &str) -> Vec<String> {
 pub(crate) async fn delete(State(p): Ctx, auth: Auth, Path(uuid): Path<String>) -> R {
     enforce(&auth, "placement:resource_providers:delete")?;
     let mut tx = begin(&p).await?;
+    // A provider's tree or its presence: readers re-read everything.
+    tx.touch_all();
     if db::provider(&mut tx, &uuid).await.map_err(dberr)?.is_none() {
         return Err(not_found(format!(
             "No resource provider with uuid {uuid} found for delete"

@@ -89,6 +89,7 @@ pub(crate) async fn update(State(p): Ctx, auth: Auth, v: Mv, Path(name): Path<St
         ));
     }
     let mut tx = begin(&p).await?;
+    tx.touch_all(); // the trait catalog
     let exists = !db::existing_traits(&mut tx, std::slice::from_ref(&name))
         .await
         .map_err(dberr)?
@@ -114,6 +115,7 @@ pub(crate) async fn delete(State(p): Ctx, auth: Auth, v: Mv, Path(name): Path<St
     v.need(6)?;
     enforce(&auth, "placement:traits:delete")?;
     let mut tx = begin(&p).await?;
+    tx.touch_all(); // the trait catalog
     let standard: Option<i64> =
         sqlx::query_scalar("SELECT standard FROM placement_traits WHERE name = $1")
             .bind(&name)
@@ -192,6 +194,7 @@ pub(crate) async fn provider_update(
         .map(String::from)
         .collect();
     let mut tx = begin(&p).await?;
+    tx.touch(&uuid);
     let rp = db::provider(&mut tx, &uuid)
         .await
         .map_err(dberr)?
@@ -257,6 +260,7 @@ pub(crate) async fn provider_delete(
     v.need(6)?;
     enforce(&auth, "placement:resource_providers:traits:delete")?;
     let mut tx = begin(&p).await?;
+    tx.touch(&uuid);
     db::provider(&mut tx, &uuid)
         .await
         .map_err(dberr)?
