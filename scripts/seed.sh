@@ -44,3 +44,6 @@ for flavor in "m1.nano 128 1 1" "m1.tiny 512 1 1" "m1.small 2048 20 1"; do
     note "flavor $name ($ram MiB, $disk GiB, $vcpus vCPU)"
   fi
 done
+
+scripts_dir=$(dirname "$0")
+"$scripts_dir/seed-networks.sh" "$CLOUD"

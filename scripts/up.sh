@@ -37,6 +37,14 @@ state_dir = "$STATE_DIR"
 [api]
 listen = "0.0.0.0:8080"
 public_url = "http://127.0.0.1:8080"
+
+[network]
+# The external network "public" lives on br-ex, which the cloud creates with the gateway
+# address; external_nat masquerades its traffic out of the host's uplink (guests reach the
+# internet through router1). FERROSTACK_EXTERNAL_NAT=false at the first \`make up\` leaves it off.
+bridge_mappings = { public = "br-ex" }
+bridge_addresses = { br-ex = "172.24.4.1/24" }
+external_nat = ${FERROSTACK_EXTERNAL_NAT:-true}
 TOML
   note "wrote $CONFIG_FILE"
 fi

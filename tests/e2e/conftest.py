@@ -36,11 +36,16 @@ class Cloud:
 
     Options (all optional): `command` is the subcommand that runs it (`up`, the all-in-one, or
     `api`, the controller without an agent); `compute_config` holds extra `[compute]` lines;
-    `extra_config` is TOML appended after every section (e.g. a `[bus]` section)."""
+    `extra_config` is TOML appended after every section (e.g. a `[bus]` section);
+    `network_agent` runs this host's network agent (off by default: see below)."""
 
-    def __init__(self, root, command="up", compute_config="", extra_config=""):
+    def __init__(self, root, command="up", compute_config="", extra_config="", network_agent=False):
         self.root = root
         self.command = command
+        # The network agent changes the host's kernel (bridges, namespaces, dnsmasq, nftables)
+        # and leaves its data plane running when the cloud stops, as Neutron's agents do: only
+        # the tests of that data plane turn it on, and they clean up after it.
+        self.network_agent = network_agent
         self.port = free_port()
         self.metadata_port = free_port()
         # Its own console proxy port: a `make up` cloud or another e2e cloud may hold 6080.
@@ -84,7 +89,9 @@ class Cloud:
 
     def start(self, extra_env=None):
         """Starts the process (on the same config and state) and waits until it is ready."""
-        env = dict(os.environ, FERROSTACK_CONFIG=self.config, **(extra_env or {}))
+        env = dict(os.environ, FERROSTACK_CONFIG=self.config,
+                   FERROSTACK__NETWORK__AGENT="true" if self.network_agent else "false",
+                   **(extra_env or {}))
         self.proc = subprocess.Popen([BINARY, self.command], stdout=self.log, stderr=subprocess.STDOUT, env=env)
         self._wait_ready()
 

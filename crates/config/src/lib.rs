@@ -527,6 +527,28 @@ pub struct NetworkConfig {
     pub quota_security_group: i64,
     pub quota_security_group_rule: i64,
     pub quota_subnetpool: i64,
+    /// Run this host's network agent (the Linux bridge, DHCP, L3 and metadata data plane) in
+    /// `ferrostack up`. Default true.
+    pub agent: bool,
+    /// This host's VXLAN tunnel address (`[vxlan] local_ip`). Default empty: the address of
+    /// the interface of the default route, else 127.0.0.1.
+    pub local_ip: String,
+    /// Physical network → host bridge the cloud creates and the agent plugs flat networks
+    /// into (`bridge_mappings`, e.g. `public = "br-ex"`). Default empty.
+    pub bridge_mappings: std::collections::BTreeMap<String, String>,
+    /// Address/prefix the cloud puts on each mapped bridge (the external network's gateway),
+    /// e.g. `br-ex = "172.24.4.1/24"`. Default empty.
+    pub bridge_addresses: std::collections::BTreeMap<String, String>,
+    /// Masquerade traffic leaving the bridges' subnets through the host's uplink (outbound
+    /// internet for floating IPs and routers). Default false.
+    pub external_nat: bool,
+    /// The host that serves DHCP and runs the routers (the network node). Default empty: the
+    /// `[compute] host` of the all-in-one.
+    pub l3_host: String,
+    /// Seconds between full resyncs of the agent even without change events. Default 30.
+    pub resync_interval: u64,
+    /// Seconds between agent heartbeats. Default 10 (Neutron's `report_interval` is 30).
+    pub report_interval: u64,
 }
 
 impl Default for NetworkConfig {
@@ -549,6 +571,14 @@ impl Default for NetworkConfig {
             quota_security_group: 10,
             quota_security_group_rule: 100,
             quota_subnetpool: -1,
+            agent: true,
+            local_ip: String::new(),
+            bridge_mappings: Default::default(),
+            bridge_addresses: Default::default(),
+            external_nat: false,
+            l3_host: String::new(),
+            resync_interval: 30,
+            report_interval: 10,
         }
     }
 }

@@ -2,6 +2,8 @@
 
 mod compute_host;
 mod logging;
+mod network_host;
+mod nova_notifier;
 mod server;
 
 use anyhow::Context;
@@ -42,6 +44,14 @@ enum Command {
     /// service user's password (`[compute] service_password` or `service_password_file`);
     /// it never opens the database.
     ComputeAgent,
+    /// Run only this host's network agent (distributed mode): bridges, VXLAN, DHCP, routers
+    /// and the metadata proxy of the ports bound here, fed by the controller over the AMQP
+    /// bus (`[bus]`); it never opens the database.
+    NetworkAgent,
+    /// Remove every kernel object this host's network agent made (bridges, VXLAN devices,
+    /// namespaces, dnsmasq, nftables tables), as neutron-netns-cleanup; guests lose their
+    /// network. The external bridges of `[network] bridge_mappings` stay.
+    NetworkCleanup,
     /// Configuration.
     Config {
         #[command(subcommand)]
@@ -130,9 +140,12 @@ fn main() -> anyhow::Result<()> {
                     Command::Api => {
                         let mut config = config;
                         config.compute.agent = false;
+                        config.network.agent = false;
                         server::run(config).await
                     }
                     Command::ComputeAgent => compute_host::run_agent_only(config).await,
+                    Command::NetworkAgent => network_host::run_agent_only(config).await,
+                    Command::NetworkCleanup => network_host::cleanup(config).await,
                     Command::Identity {
                         action: IdentityAction::Bootstrap,
                     } => server::bootstrap_only(config).await,

@@ -98,7 +98,7 @@ fn ensure_private_dir(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Reads a secret from `state_dir/<name>`, generating it (mode 0600) on first use.
-fn state_secret(config: &Config, name: &str) -> anyhow::Result<String> {
+pub(crate) fn state_secret(config: &Config, name: &str) -> anyhow::Result<String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let path = config.state_dir.join(name);
@@ -221,6 +221,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     )
     .await?;
     let conductor = ferrostack_compute::conductor::start(compute.clone()).await?;
+    let network_server = crate::network_host::start_server(
+        &config,
+        network.clone(),
+        bus.clone(),
+        &state_secret(&config, "service-password")?,
+    )
+    .await?;
     let metadata = start_metadata_service(&config, compute.clone()).await?;
     let console_proxy = start_console_proxy(&config, compute.clone()).await;
     let readiness = Readiness::default();
@@ -281,6 +288,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
         }
     });
+    let network_agent = match config.network.agent {
+        true => {
+            let secret = match config.compute.metadata_proxy_shared_secret.as_str() {
+                "" => state_secret(&config, "metadata-proxy-secret")?,
+                s => s.to_string(),
+            };
+            match crate::network_host::start(&config, bus.clone(), Some(secret)).await {
+                Ok(handle) => Some(handle),
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "network agent did not start; ports on this host stay DOWN");
+                    None
+                }
+            }
+        }
+        false => None,
+    };
     readiness.set(true);
     let grace = Duration::from_secs(config.api.shutdown_grace_secs);
     let shutdown_readiness = readiness.clone();
@@ -306,6 +329,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let Ok(Some(agent)) = agent.await {
         agent.shutdown().await;
     }
+    if let Some(agent) = network_agent {
+        agent.shutdown().await;
+    }
+    network_server.abort();
     conductor.abort();
     if let Some(p) = console_proxy {
         p.abort();

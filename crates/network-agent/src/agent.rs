@@ -134,12 +134,13 @@ impl Agent {
         let mut pass = Pass::read(self, desired)?;
         pass.run();
         let report = pass.report;
-        tracing::info!(
-            elapsed = ?started.elapsed(),
-            changes = report.changes.len(),
-            errors = report.errors.len(),
-            "network agent converged"
-        );
+        let (elapsed, changes, errors) =
+            (started.elapsed(), report.changes.len(), report.errors.len());
+        // A pass that found the host as desired (the agent's periodic resyncs) logs at debug.
+        match changes + errors {
+            0 => tracing::debug!(?elapsed, "network agent converged: no changes"),
+            _ => tracing::info!(?elapsed, changes, errors, "network agent converged"),
+        }
         Ok(report)
     }
 

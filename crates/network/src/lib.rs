@@ -7,10 +7,12 @@
 //! filters, sorting and pagination. The data plane agents read the store (`db`) and follow the
 //! change events (`events`).
 
+pub mod agents;
 pub mod api;
 pub mod db;
 pub mod errors;
 pub mod events;
+pub mod host_state;
 pub mod ipam;
 pub mod model;
 pub mod policies;

@@ -835,6 +835,9 @@ pub const NETWORK_RULES: &[RuleDefault] = &[
         "(rule:admin_only) or (role:member and project_id:%(project_id)s)",
         "Remove unallocated prefixes from a subnetpool",
     ),
+    api("get_agent", "rule:admin_only", "Get an agent"),
+    api("update_agent", "rule:admin_only", "Update an agent"),
+    api("delete_agent", "rule:admin_only", "Delete an agent"),
 ];
 
 /// Whether `name` is one of the network service's default rules (attribute-level rules such as

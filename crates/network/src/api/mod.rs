@@ -4,6 +4,7 @@
 //! caller may not see) → policy with attribute rules (403) → the store operation in one
 //! transaction → the view, with the attributes the caller may not see removed.
 
+mod agents;
 pub mod authz;
 pub mod body;
 mod extensions;
@@ -144,7 +145,12 @@ pub fn router(net: Arc<Networking>) -> Router {
             get(quotas::show).put(quotas::update).delete(quotas::reset),
         )
         .route("/quotas/{project}/default", get(quotas::defaults))
-        .route("/quotas/{project}/details", get(quotas::details));
+        .route("/quotas/{project}/details", get(quotas::details))
+        .route("/agents", get(agents::index))
+        .route(
+            "/agents/{id}",
+            get(agents::show).put(agents::update).delete(agents::delete),
+        );
     let v2 = tags::routes(v2);
     let router = Router::new()
         .route("/", get(versions::index))

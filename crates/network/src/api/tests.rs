@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use tower::ServiceExt;
 
+mod agents;
 mod basics;
 mod ipam;
 mod l3;

@@ -30,10 +30,11 @@ pub mod subnetpools;
 pub mod subnets;
 
 /// The network service's schema.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "networks, subnets, ports, addresses, security groups, routers, floating IPs, quotas",
-    sql: "CREATE TABLE net_locks (name TEXT PRIMARY KEY, counter BIGINT NOT NULL);
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "networks, subnets, ports, addresses, security groups, routers, floating IPs, quotas",
+        sql: "CREATE TABLE net_locks (name TEXT PRIMARY KEY, counter BIGINT NOT NULL);
           CREATE TABLE net_networks (
             id TEXT PRIMARY KEY, project_id TEXT NOT NULL, name TEXT NOT NULL,
             shared BIGINT NOT NULL, external BIGINT NOT NULL, network_type TEXT NOT NULL,
@@ -102,7 +103,15 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
           CREATE TABLE net_quotas (
             project_id TEXT NOT NULL, resource TEXT NOT NULL, hard_limit BIGINT NOT NULL,
             PRIMARY KEY (project_id, resource));",
-}];
+    },
+    Migration {
+        version: 2,
+        name: "agents",
+        sql: "CREATE TABLE net_agents (
+            id TEXT PRIMARY KEY, host TEXT NOT NULL, agent_type TEXT NOT NULL,
+            created_at TEXT NOT NULL, data TEXT NOT NULL, UNIQUE (host, agent_type));",
+    },
+];
 
 /// A failure inside a store operation: an answer for the client, or a database error.
 #[derive(Debug)]
