@@ -2,7 +2,9 @@
 a process of its own (`ferrostack compute-agent`, whose config has no [database] section) that
 reaches the controller only through RabbitMQ and the public APIs. A real guest boots on the
 agent's host; the agent is killed (-9) and its host turns down, then it comes back and the
-server is deleted.
+server is deleted. Then the agent alone aborts at each of its crash points of a boot and of a
+delete (the controller keeps running, as it would with the agent on another host); after the
+agent restarts, every server is ACTIVE, ERROR with a fault, or gone, and nothing is leaked.
 
 Needs rabbitmq-server (started here when it is not running); skipped, with that reason, when it
 is not installed. Each run gets its own RabbitMQ vhost and user."""
@@ -94,8 +96,8 @@ class AgentHost:
         self.log = open(self.log_path, "a")
         self.proc = None
 
-    def start(self):
-        env = dict(os.environ, FERROSTACK_CONFIG=self.config)
+    def start(self, extra_env=None):
+        env = dict(os.environ, FERROSTACK_CONFIG=self.config, **(extra_env or {}))
         self.proc = subprocess.Popen([BINARY, "compute-agent"], stdout=self.log, stderr=subprocess.STDOUT, env=env)
 
     def kill(self):
@@ -233,3 +235,92 @@ def test_boot_on_a_separate_agent_host_through_rabbitmq(distributed, broker):
         assert bus_password not in open(log).read(), f"the broker password is in {log}"
     service_password = open(os.path.join(controller.state, "service-password")).read().strip()
     assert service_password not in open(agent.log_path).read()
+
+
+RAM = 256
+AGENT_BOOT_POINTS = ["agent:after-spawning", "agent:after-image-cached", "agent:after-domain-started"]
+
+
+@pytest.fixture(scope="module")
+def guest_assets(distributed):
+    controller, _ = distributed
+    if not controller.run("ferrostack", "image", "show", "dist-guest", check=False).returncode == 0:
+        controller.json("ferrostack", "image", "create", "--public", "--disk-format", "qcow2",
+                        "--container-format", "bare", "--file", os.path.join(GUEST_DIR, "disk.qcow2"),
+                        "dist-guest")
+    if not controller.run("ferrostack", "flavor", "show", "dist.nano", check=False).returncode == 0:
+        controller.json("ferrostack", "flavor", "create", "--ram", str(RAM), "--disk", "1", "--vcpus", "1",
+                        "dist.nano")
+
+
+def restart_agent(agent, crash_at=None):
+    """Stops the agent if it runs, then starts it (armed with `crash_at` if given)."""
+    if agent.proc and agent.proc.poll() is None:
+        agent.proc.terminate()
+        agent.proc.wait(timeout=30)
+    agent.start({"FERROSTACK_CRASH_AT": crash_at} if crash_at else None)
+
+
+def all_servers(cloud):
+    return cloud.json("ferrostack", "server", "list", "--all-projects", "--long")
+
+
+def settled_invariants(controller, agent):
+    """Waits until no server is mid-operation, then checks: ERROR has a fault, Placement usage is
+    the live servers' flavors, and the agent host's domains and directories are the live ones."""
+    def check():
+        found = all_servers(controller)
+        if all(s["Status"] in ("ACTIVE", "ERROR") and not s.get("Task State") for s in found):
+            return found or [None]
+        return None
+    live = [s for s in wait(check, 240, "every server to settle") if s]
+    details = [controller.json("ferrostack", "server", "show", s["ID"]) for s in live]
+    for d in details:
+        if d["status"] == "ERROR":
+            assert d.get("fault", {}).get("message"), f"ERROR without a fault: {d}"
+    used = 0
+    for p in controller.json("ferrostack", "resource", "provider", "list"):
+        for u in controller.json("ferrostack", "resource", "provider", "usage", "show", p["uuid"]):
+            if u["resource_class"] == "MEMORY_MB":
+                used += u["usage"]
+    active = [d for d in details if d["status"] == "ACTIVE"]
+    assert used == RAM * len(active), (used, details)
+    assert set(controller.domains()) == {d["OS-EXT-SRV-ATTR:instance_name"] for d in active}
+    dirs = {n for n in os.listdir(agent.instances) if len(n) == 36}
+    assert dirs == {d["id"] for d in active}, (dirs, details)
+    return details
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", AGENT_BOOT_POINTS)
+def test_agent_crash_during_boot(distributed, guest_assets, point):
+    controller, agent = distributed
+    restart_agent(agent, point)
+    wait(lambda: host_state(controller, agent.host) == "up", 90, "the agent's host to report up")
+    controller.run("ferrostack-demo", "server", "create", "--image", "dist-guest", "--flavor", "dist.nano",
+                   f"dboot-{point.replace(':', '-')}", check=False)
+    wait(lambda: agent.proc.poll() is not None, 120, "the agent to hit its crash point")
+    assert agent.proc.returncode != 0
+    assert controller.proc.poll() is None, "only the agent crashed"
+    restart_agent(agent)
+    details = settled_invariants(controller, agent)
+    assert len(details) == 1 and details[0]["status"] in ("ACTIVE", "ERROR"), details
+    for d in details:
+        controller.run("ferrostack", "server", "delete", "--wait", d["id"], timeout=180)
+    settled_invariants(controller, agent)
+
+
+@pytest.mark.slow
+def test_agent_crash_during_delete(distributed, guest_assets):
+    controller, agent = distributed
+    restart_agent(agent, "agent:after-domain-destroyed")
+    wait(lambda: host_state(controller, agent.host) == "up", 90, "the agent's host to report up")
+    server = controller.json("ferrostack-demo", "server", "create", "--image", "dist-guest", "--flavor",
+                             "dist.nano", "--wait", "ddel", timeout=300)
+    assert server["status"] == "ACTIVE", server
+    controller.run("ferrostack-demo", "server", "delete", server["id"], check=False)
+    wait(lambda: agent.proc.poll() is not None, 120, "the agent to hit its crash point")
+    assert controller.proc.poll() is None, "only the agent crashed"
+    restart_agent(agent)
+    wait(lambda: not all_servers(controller), 240, "the interrupted delete to finish")
+    settled_invariants(controller, agent)
