@@ -11,10 +11,10 @@ use ferrostack_config::Config;
 use ferrostack_network::agents::rpc::{self, AgentReport, Reply, Request, SERVER_QUEUE};
 use ferrostack_network::events::{Event, TOPIC};
 use ferrostack_network_agent::model::HostState;
+use ferrostack_network_agent::runner::Runner;
 use ferrostack_network_agent::{Agent, AgentConfig, MetadataConfig, Report};
 use std::collections::BTreeSet;
 use std::net::IpAddr;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -54,12 +54,7 @@ pub fn local_ip(config: &Config) -> anyhow::Result<IpAddr> {
 }
 
 fn default_route_address() -> Option<IpAddr> {
-    let out = |args: &[&str]| -> Option<String> {
-        let o = Command::new("ip").args(args).output().ok()?;
-        o.status
-            .success()
-            .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
-    };
+    let out = |args: &[&str]| Runner.ip(None, args).ok();
     let route = out(&["-4", "-o", "route", "show", "default"])?;
     let words: Vec<&str> = route.split_whitespace().collect();
     let dev = words
@@ -103,58 +98,33 @@ pub fn agent_config(
 /// Bridges are never removed: they carry the external network across restarts.
 fn ensure_bridges(config: &Config) {
     let n = &config.network;
+    let run = Runner;
     for bridge in n.bridge_mappings.values() {
-        let exists = Command::new("ip")
-            .args(["link", "show", "dev", bridge])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        let mut steps: Vec<Vec<String>> = Vec::new();
+        let exists = run.ip(None, &["link", "show", "dev", bridge]).is_ok();
+        let mut steps: Vec<Vec<&str>> = Vec::new();
         if !exists {
-            steps.push(vec![
-                "link".into(),
-                "add".into(),
-                "name".into(),
-                bridge.clone(),
-                "type".into(),
-                "bridge".into(),
-            ]);
+            steps.push(vec!["link", "add", "name", bridge, "type", "bridge"]);
         }
-        steps.push(vec![
-            "link".into(),
-            "set".into(),
-            "dev".into(),
-            bridge.clone(),
-            "up".into(),
-        ]);
+        steps.push(vec!["link", "set", "dev", bridge, "up"]);
         if let Some(address) = n.bridge_addresses.get(bridge) {
-            steps.push(vec![
-                "addr".into(),
-                "replace".into(),
-                address.clone(),
-                "dev".into(),
-                bridge.clone(),
-            ]);
+            steps.push(vec!["addr", "replace", address, "dev", bridge]);
         }
         for args in steps {
-            match Command::new("ip").args(&args).output() {
-                Ok(o) if o.status.success() => {}
-                Ok(o) => {
-                    tracing::warn!(bridge = %bridge, command = ?args, stderr = %String::from_utf8_lossy(&o.stderr), "external bridge")
-                }
-                Err(e) => tracing::warn!(bridge = %bridge, error = %e, "external bridge"),
+            if let Err(e) = run.ip(None, &args) {
+                tracing::warn!(bridge = %bridge, error = %e, "external bridge");
             }
         }
         if n.external_nat
             && let Some(address) = n.bridge_addresses.get(bridge)
         {
-            external_nat(bridge, address);
+            external_nat(&run, bridge, address);
         }
     }
 }
 
 /// Masquerades traffic from the bridge's subnet leaving through any other interface (one
 /// nftables table per bridge, replaced whole).
-fn external_nat(bridge: &str, address: &str) {
+fn external_nat(run: &Runner, bridge: &str, address: &str) {
     let Ok(net) = address.parse::<ipnet::IpNet>() else {
         return;
     };
@@ -163,20 +133,8 @@ fn external_nat(bridge: &str, address: &str) {
         "table ip {table} {{}}\ndelete table ip {table}\ntable ip {table} {{\n chain postrouting {{\n  type nat hook postrouting priority srcnat; policy accept;\n  ip saddr {} oifname != \"{bridge}\" masquerade\n }}\n}}\n",
         net.trunc()
     );
-    let applied = Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .map(|mut s| s.write_all(script.as_bytes()));
-            child.wait()
-        });
-    if !applied.is_ok_and(|s| s.success()) {
-        tracing::warn!(bridge, "outbound NAT not applied");
+    if let Err(e) = run.nft_apply(None, &script) {
+        tracing::warn!(bridge, error = %e, "outbound NAT not applied");
     }
     let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
 }
