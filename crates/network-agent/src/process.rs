@@ -102,16 +102,21 @@ mod tests {
     fn processes_are_found_by_their_pid_file_and_stopped() {
         let dir = tempfile::tempdir().unwrap();
         let pid_file = dir.path().join("net-1").join("pid");
-        // python3 sleeps in one process (a shell would fork a `sleep` child with its argv).
-        let mut child = std::process::Command::new("python3")
+        // `sh` waits in its `read` builtin: one process, no child carrying the same argv
+        // (a `python3` found on PATH may be a shim that forks several).
+        let mut child = std::process::Command::new("/bin/sh")
             .arg("-c")
-            .arg("import time; time.sleep(30)")
+            .arg("read _")
+            .arg("sh")
             .arg(format!("--pid-file={}", pid_file.display()))
+            .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
         let pid = child.id() as i32;
+        // Held open so that `read` waits until `stop`, not until `wait` closes the pipe.
+        let _stdin = child.stdin.take();
         // Until the child has exec'd, /proc shows the parent's command line.
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut found = find_by_pid_file_dir(dir.path());
