@@ -199,6 +199,12 @@ stop_cloud() {
     wait "$CLOUD_PID" 2>/dev/null || true
   fi
   CLOUD_PID=""
+  if [[ -n $RUN_ROOT && $SERVICE == network && -f ${CONFIG_FILE:-} && -n ${FERROSTACK_BIN:-} ]]; then
+    # Only a --start cloud's (never make up's): the bridges, namespaces, dnsmasq and nftables
+    # tables its network agent made.
+    FERROSTACK_CONFIG=$CONFIG_FILE "$FERROSTACK_BIN" network-cleanup >>"$RUN_ROOT/ferrostack.log" 2>&1 ||
+      echo "network-cleanup failed: see $WORKSPACE/ferrostack.log" >&2
+  fi
   if [[ -n $RUN_ROOT && -d $RUN_ROOT ]]; then
     [[ -f $RUN_ROOT/ferrostack.log ]] && cp "$RUN_ROOT/ferrostack.log" "$WORKSPACE/ferrostack.log" 2>/dev/null
     rm -rf "$RUN_ROOT"
@@ -246,8 +252,9 @@ if ((START)); then
       printf '[image]\nweb_download_allowed_ports = []\nweb_download_allowed_hosts = ["localhost"]\n'
     fi
     if [[ $SERVICE == network ]]; then
-      # API tests only: no compute agent, and no listener that another cloud may hold.
-      printf '[compute]\nagent = false\nmetadata_listen = ""\nnovncproxy_listen = ""\n'
+      # API tests only: no compute agent, and no listener that another cloud may hold. Its own
+      # host name: the network agent owns (and on stop removes) only the devices it tagged.
+      printf '[compute]\nhost = "tempest-%s"\nagent = false\nmetadata_listen = ""\nnovncproxy_listen = ""\n' "$PORT"
     fi
     if [[ $SERVICE == compute ]]; then
       # Its own host and guest names (other clouds may share this libvirtd), fast heartbeats,

@@ -25,6 +25,17 @@ def fresh_database(server_url):
     return server_url.rsplit("/", 1)[0] + "/" + name
 
 
+def wait(predicate, timeout, what):
+    """The first truthy value of `predicate()`, polled every second for `timeout` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from conftest import BINARY, Cloud
+from conftest import BINARY, Cloud, wait
 
 GUEST_DIR = os.environ.get("FERROSTACK_GUEST_IMAGE_DIR", os.path.expanduser("~/.cache/ferrostack/guest-image"))
 # A host whose heartbeat is older than this is down (the agent beats every 2 s).
@@ -43,16 +43,6 @@ def ensure_rabbitmq():
     while rabbitmqctl("await_startup", check=False).returncode != 0:
         assert time.time() < deadline, "RabbitMQ did not start (see /var/log/rabbitmq/)"
         time.sleep(1)
-
-
-def wait(predicate, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ def netns_exists(name):
 
 def dnsmasq_running(lab, network_id):
     """Whether the dnsmasq of the network's pid file runs."""
-    pid_file = os.path.join(lab.cloud.state, "network", "dhcp", network_id, "pid")
+    pid_file = os.path.join(lab.dhcp_root, network_id, "pid")
     try:
         pid = int(open(pid_file).read().strip())
         return open(f"/proc/{pid}/comm").read().strip() == "dnsmasq"
@@ -74,6 +74,8 @@ class Lab:
             ),
         )
         self.host = self.cloud.host
+        # Outside the private state dir: dnsmasq re-reads its files as `nobody`.
+        self.dhcp_root = f"/run/ferrostack/{self.host}/dhcp"
         self.tag = f"ferrostack-network-agent:{self.host}"
         self.networks = []
         self.taps = []
@@ -93,7 +95,7 @@ class Lab:
         subprocess.run([BINARY, "network-cleanup"], env=env, capture_output=True, timeout=60)
         for tap in self.taps:
             sh("ip", "link", "del", tap, check=False)
-        dhcp = os.path.join(self.cloud.state, "network", "dhcp")
+        dhcp = self.dhcp_root
         for network in self.networks:
             pid_file = os.path.join(dhcp, network, "pid")
             try:
@@ -111,6 +113,7 @@ class Lab:
         table = "ferrostack_" + "".join(c if c.isalnum() else "_" for c in self.host)
         for family in ("bridge", "inet"):
             sh("nft", "delete", "table", family, table, check=False)
+        shutil.rmtree(os.path.dirname(self.dhcp_root), ignore_errors=True)
         if not os.environ.get("FERROSTACK_KEEP_E2E"):
             shutil.rmtree(self.root, ignore_errors=True)
         shutil.rmtree(self.cloud.instances, ignore_errors=True)

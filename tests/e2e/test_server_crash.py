@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import Cloud
+from conftest import Cloud, wait
 
 GUEST_DIR = os.environ.get("FERROSTACK_GUEST_IMAGE_DIR", os.path.expanduser("~/.cache/ferrostack/guest-image"))
 RAM = 256
@@ -41,16 +41,6 @@ def crash_cloud():
         c.stop()
     shutil.rmtree(root, ignore_errors=True)
     shutil.rmtree(c.instances, ignore_errors=True)
-
-
-def wait(predicate, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def restart(cloud, crash_at=None):

@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from conftest import wait
+
 GUEST_DIR = os.environ.get("FERROSTACK_GUEST_IMAGE_DIR", os.path.expanduser("~/.cache/ferrostack/guest-image"))
 
 
@@ -17,16 +19,6 @@ def virsh(*args):
 
 def domstate(name):
     return virsh("domstate", name).stdout.strip()
-
-
-def wait(predicate, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")

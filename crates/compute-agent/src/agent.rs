@@ -97,6 +97,8 @@ impl Shared {
                     let _ = delivery.reply(encode(&reply)).await;
                 });
             }
+            // Never queued behind the builds they wake.
+            AgentRequest::ExternalEvents { events } => self.manager.external_events(&events),
             cast => {
                 let recovery = Recovery::Request(Box::new(cast));
                 let uuid = recovery.uuid().to_string();
@@ -162,7 +164,11 @@ impl Agent {
         );
         let tasks = Arc::new(Mutex::new(JoinSet::new()));
         let shared = Arc::new(Shared {
-            manager: Manager { guests, conductor },
+            manager: Manager {
+                guests,
+                conductor,
+                port_events: Default::default(),
+            },
             serial: Serializer::new(),
             tasks: tasks.clone(),
         });

@@ -107,6 +107,18 @@ impl Conductor {
         .await
     }
 
+    /// The ports of the guest's interfaces that the networking service does not report
+    /// active yet.
+    pub(crate) async fn pending_ports(&self, uuid: &str) -> anyhow::Result<Vec<String>> {
+        let request = ConductorRequest::PortsActive {
+            uuid: uuid.to_string(),
+        };
+        match self.call(&request).await? {
+            ConductorReply::PortsActive { pending } => Ok(pending),
+            other => anyhow::bail!("unexpected answer to a port status call: {other:?}"),
+        }
+    }
+
     /// Reports a failed build.
     pub(crate) async fn build_failed(
         &self,

@@ -27,6 +27,9 @@ pub struct AgentConfig {
     pub soft_reboot_timeout: Duration,
     /// How long a started guest may take to be reported running.
     pub spawn_timeout: Duration,
+    /// How long a new guest waits, paused, for its ports to be reported plugged (Nova's
+    /// `vif_plugging_timeout`, 300 s); then the build fails and is rescheduled.
+    pub vif_plugging_timeout: Duration,
     /// How long a call to the conductor may take.
     pub rpc_timeout: Duration,
     /// Memory kept for the host (Nova's `reserved_host_memory_mb`, 512).
@@ -59,6 +62,7 @@ impl AgentConfig {
             shutdown_timeout: Duration::from_secs(60),
             soft_reboot_timeout: Duration::from_secs(120),
             spawn_timeout: Duration::from_secs(60),
+            vif_plugging_timeout: Duration::from_secs(300),
             rpc_timeout: Duration::from_secs(60),
             reserved_host_memory_mb: 512,
             reserved_host_disk_gb: 0,

@@ -7,7 +7,7 @@ use crate::error::OpError;
 use crate::files::{InstanceFiles, overlay_size};
 use ferrostack_compute::configdrive;
 use ferrostack_compute::rpc::GuestBuild;
-use ferrostack_virt::{Boot, GuestSpec, PowerState, VirtDriver, VirtError};
+use ferrostack_virt::{Boot, GuestInterface, GuestSpec, PowerState, VirtDriver, VirtError};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,6 +114,18 @@ impl Guests {
             console_log: files.console_log(),
             virt_type: self.config.virt_type,
             vnc_listen: self.config.vnc_listen(),
+            interfaces: build
+                .interfaces
+                .iter()
+                .map(|i| GuestInterface {
+                    port_id: i.port_id.clone(),
+                    mac_address: i.mac_address.clone(),
+                    tap: i.tap.clone(),
+                    mtu: i.mtu,
+                })
+                .collect(),
+            // Started paused until the network reports the ports plugged (see the manager).
+            start_paused: !build.interfaces.is_empty(),
         }
     }
 
@@ -133,15 +145,28 @@ impl Guests {
 
     /// Waits until the guest runs (up to the spawn timeout).
     pub(crate) async fn wait_running(&self, uuid: &str) -> Result<(), OpError> {
+        self.wait_for(uuid, &[PowerState::Running]).await
+    }
+
+    /// Defines (if needed) and starts the guest paused (`spec.start_paused`), then waits
+    /// until the hypervisor reports it paused (or already running: a resumed build).
+    pub(crate) async fn boot_paused(&self, spec: &GuestSpec) -> Result<(), OpError> {
+        self.driver.spawn(spec).await?;
+        self.wait_for(&spec.uuid, &[PowerState::Paused, PowerState::Running])
+            .await
+    }
+
+    /// Waits until the guest is in one of `wanted` (up to the spawn timeout).
+    async fn wait_for(&self, uuid: &str, wanted: &[PowerState]) -> Result<(), OpError> {
         let deadline = tokio::time::Instant::now() + self.config.spawn_timeout;
         loop {
             let state = self.power_state(uuid).await?;
-            if state == Some(PowerState::Running) {
+            if state.is_some_and(|s| wanted.contains(&s)) {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(OpError::Host(anyhow::anyhow!(
-                    "guest {uuid} is not running {:?} after it was started (state {state:?})",
+                    "guest {uuid} is not {wanted:?} {:?} after it was started (state {state:?})",
                     self.config.spawn_timeout
                 )));
             }
@@ -196,6 +221,9 @@ mod tests {
         }
         async fn spawn(&self, spec: &GuestSpec) -> Result<(), VirtError> {
             self.0.spawn(spec).await
+        }
+        async fn resume(&self, uuid: &str) -> Result<(), VirtError> {
+            self.0.resume(uuid).await
         }
         async fn destroy(&self, uuid: &str) -> Result<(), VirtError> {
             self.0.destroy(uuid).await
@@ -256,6 +284,7 @@ mod tests {
                 "openstack/x".to_string(),
                 b"{}".to_vec(),
             )])),
+            interfaces: Vec::new(),
         }
     }
 

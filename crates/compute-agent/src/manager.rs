@@ -15,7 +15,7 @@ use crate::error::OpError;
 use crate::guest::Guests;
 use crate::transitions::{self, POWER_RUNNING, POWER_SHUTDOWN, task, vm};
 use chrono::Utc;
-use ferrostack_compute::rpc::{AgentReply, AgentRequest, GuestBuild};
+use ferrostack_compute::rpc::{AgentReply, AgentRequest, ExternalEvent, GuestBuild};
 use ferrostack_virt::VirtError;
 
 /// Nova's action event names.
@@ -31,6 +31,8 @@ pub mod events {
 pub(crate) struct Manager {
     pub(crate) guests: Guests,
     pub(crate) conductor: Conductor,
+    /// Woken by `network-vif-plugged` events: builds waiting for their ports look again.
+    pub(crate) port_events: tokio::sync::Notify,
 }
 
 fn error_text(result: &Result<(), OpError>) -> Option<String> {
@@ -50,6 +52,7 @@ impl Manager {
                 hard,
                 request_id,
             } => self.reboot(&build, hard, &request_id).await,
+            AgentRequest::ExternalEvents { events } => self.external_events(&events),
             AgentRequest::ConsoleOutput { .. }
             | AgentRequest::VncConsole { .. }
             | AgentRequest::Ping => {
@@ -140,11 +143,56 @@ impl Manager {
 
     async fn spawn_guest(&self, build: &GuestBuild) -> Result<(), OpError> {
         let spec = self.guests.prepare(build).await?;
-        self.guests.boot(&spec).await?;
+        if spec.start_paused {
+            // Nova's `_create_guest_with_network`: the taps exist once the domain does; the
+            // guest runs once the network has wired them.
+            self.guests.boot_paused(&spec).await?;
+            ferrostack_compute::crashpoint::hit("agent:after-domain-paused");
+            self.wait_for_ports(&build.uuid).await?;
+            self.guests.driver.resume(&build.uuid).await?;
+            self.guests.wait_running(&build.uuid).await?;
+        } else {
+            self.guests.boot(&spec).await?;
+        }
         ferrostack_compute::crashpoint::hit("agent:after-domain-started");
         self.conductor
             .update(transitions::build_done(&build.uuid, POWER_RUNNING))
             .await
+    }
+
+    /// `network-vif-plugged` (and other) events for guests here: waiting builds look again.
+    pub(crate) fn external_events(&self, events: &[ExternalEvent]) {
+        for e in events {
+            tracing::info!(uuid = %e.server_uuid, name = %e.name, tag = ?e.tag, status = %e.status, "external event");
+        }
+        self.port_events.notify_waiters();
+    }
+
+    /// Waits until the networking service reports every port of the guest active: asked at
+    /// once (the ports may be wired already, e.g. when a build is resumed), then on each event
+    /// and at least every second. Past `vif_plugging_timeout` the build fails (and is
+    /// rescheduled), as Nova's `VirtualInterfaceCreateException`.
+    async fn wait_for_ports(&self, uuid: &str) -> Result<(), OpError> {
+        let timeout = self.guests.config.vif_plugging_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let woken = self.port_events.notified();
+            let pending = self
+                .conductor
+                .pending_ports(uuid)
+                .await
+                .map_err(OpError::Host)?;
+            if pending.is_empty() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(OpError::Host(anyhow::anyhow!(
+                    "Virtual Interface creation failed: ports {pending:?} of {uuid} were not \
+                     plugged within {timeout:?}"
+                )));
+            }
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), woken).await;
+        }
     }
 
     /// Delete: the domain destroyed (idempotent), the instance directory removed, `Deleted`.
@@ -425,6 +473,7 @@ mod tests {
                 cache: ImageCache::new(root, Arc::new(NoImages)),
             },
             conductor: Conductor::new(bus, "h", std::time::Duration::from_secs(1)),
+            port_events: Default::default(),
         }
     }
 
@@ -450,6 +499,8 @@ mod tests {
             console_log: root.join("console.log"),
             virt_type: VirtType::Qemu,
             vnc_listen: Some("127.0.0.1".into()),
+            interfaces: Vec::new(),
+            start_paused: false,
         };
         driver.spawn(&spec).await.unwrap();
         assert!(matches!(

@@ -53,7 +53,7 @@ impl Recovery {
                 | AgentRequest::Stop { uuid, .. }
                 | AgentRequest::ConsoleOutput { uuid, .. }
                 | AgentRequest::VncConsole { uuid } => uuid,
-                AgentRequest::Ping => "",
+                AgentRequest::Ping | AgentRequest::ExternalEvents { .. } => "",
             },
             Recovery::ClearReboot { uuid, .. } => uuid,
         }
@@ -187,6 +187,7 @@ mod tests {
                 ramdisk: None,
                 kernel_cmdline: None,
                 config_drive: None,
+                interfaces: Vec::new(),
             }),
             request_id: "req-1".into(),
         }

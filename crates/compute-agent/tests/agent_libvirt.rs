@@ -433,6 +433,8 @@ async fn start_up_reconciliation_removes_orphans_and_finishes_interrupted_work()
             console_log: foreign_dir.join("console.log"),
             virt_type: VirtType::Qemu,
             vnc_listen: None,
+            interfaces: Vec::new(),
+            start_paused: false,
         })
         .await
         .unwrap();

@@ -90,6 +90,17 @@ async fn handle(c: &Arc<Compute>, request: ConductorRequest) -> anyhow::Result<C
         ConductorRequest::HostInstances { host } => {
             let mut instances = Vec::new();
             for inst in idb::instances_on_host(&c.store, &host).await? {
+                let inst = match inst.vm_state == vm::BUILDING {
+                    true => match crate::ports::allocate(c, inst.clone()).await {
+                        Ok(Some(bound)) => bound,
+                        Ok(None) => inst,
+                        Err(e) => {
+                            tracing::warn!(uuid = %inst.uuid, error = %e, "binding ports");
+                            inst
+                        }
+                    },
+                    false => inst,
+                };
                 let request_id = idb::latest_request_id(&c.store, &inst.uuid)
                     .await?
                     .unwrap_or_default();
@@ -135,6 +146,9 @@ async fn handle(c: &Arc<Compute>, request: ConductorRequest) -> anyhow::Result<C
             finish_delete(c, &uuid).await?;
             Ok(ConductorReply::Ok)
         }
+        ConductorRequest::PortsActive { uuid } => Ok(ConductorReply::PortsActive {
+            pending: crate::ports::pending(c, &uuid).await?,
+        }),
         ConductorRequest::Event(e) => {
             let host = idb::instance(&c.store, &e.uuid).await?.and_then(|i| i.host);
             let row = idb::ActionEventRow {
@@ -386,7 +400,21 @@ pub async fn schedule_and_build(c: &Arc<Compute>, uuid: &str) -> anyhow::Result<
     let Some(inst) = idb::instance(&c.store, uuid).await? else {
         return Ok(());
     };
-    cast_build(c, &inst).await
+    bind_ports_and_build(c, inst).await
+}
+
+/// Binds the ports of a placed instance to its host, then casts the build. A port that cannot
+/// be made (no free address, the network gone) fails the build for good, as in Nova.
+async fn bind_ports_and_build(c: &Arc<Compute>, inst: Instance) -> anyhow::Result<()> {
+    match crate::ports::allocate(c, inst.clone()).await {
+        Ok(Some(inst)) => cast_build(c, &inst).await,
+        Ok(None) => Ok(()),
+        Err(e) => {
+            let host = inst.host.clone().unwrap_or_default();
+            let text = format!("the ports could not be allocated: {e:#}");
+            build_failed(c, &inst.uuid, &host, &text, false).await
+        }
+    }
 }
 
 /// Records the zone of the chosen host as the instance's zone (Nova's conductor does so after
@@ -466,6 +494,7 @@ async fn fail_build(c: &Compute, inst: &Instance, code: i64, message: &str) -> a
     if idb::update_state(&c.store, &inst.uuid, &expected, &set, &now()).await? {
         tracing::warn!(uuid = %inst.uuid, message, "build failed");
     }
+    crate::ports::release(c, &inst.uuid).await?;
     c.placement.release(&inst.uuid).await?;
     Ok(())
 }
@@ -516,9 +545,10 @@ async fn build_failed(
     Ok(())
 }
 
-/// Finishes a delete: the claim is released, then the row marked deleted (idempotent; in
-/// this order a server that reads as gone never holds resources).
+/// Finishes a delete: the ports given back and the claim released, then the row marked
+/// deleted (idempotent; in this order a server that reads as gone never holds resources).
 pub async fn finish_delete(c: &Compute, uuid: &str) -> anyhow::Result<()> {
+    crate::ports::release(c, uuid).await?;
     c.placement.release(uuid).await?;
     crate::crashpoint::hit("conductor:after-release");
     idb::mark_deleted(&c.store, uuid, &now()).await?;
@@ -547,6 +577,17 @@ pub async fn delete(c: &Arc<Compute>, inst: &Instance, request_id: &str) -> anyh
         None => finish_delete(c, &inst.uuid).await?,
     }
     Ok(())
+}
+
+/// Forwards external events (`os-server-external-events`) to the agent on `host`, the host of
+/// their servers (cast: a build waiting for its ports also polls them, so a lost event only
+/// delays it).
+pub async fn forward_external_events(
+    c: &Compute,
+    host: &str,
+    events: Vec<rpc::ExternalEvent>,
+) -> anyhow::Result<()> {
+    cast(c, host, &AgentRequest::ExternalEvents { events }).await
 }
 
 /// Sends a power operation to the instance's host (cast).

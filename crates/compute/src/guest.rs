@@ -3,7 +3,8 @@
 
 use crate::db::instances::Instance;
 use crate::metadata::{InstanceMetadata, Key, random_seed};
-use crate::rpc::{GuestBuild, ImageRef};
+use crate::network::Vif;
+use crate::rpc::{GuestBuild, ImageRef, Interface};
 use base64::Engine;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -36,10 +37,15 @@ pub fn instance_metadata(inst: &Instance) -> InstanceMetadata {
             .user_data
             .as_deref()
             .and_then(|u| base64::engine::general_purpose::STANDARD.decode(u).ok()),
-        fixed_ipv4: None,
+        fixed_ipv4: d
+            .vifs
+            .iter()
+            .flat_map(|v| &v.fixed_ips)
+            .find(|ip| ip.version == 4)
+            .map(|ip| ip.address.clone()),
         floating_ipv4: None,
         security_groups: Vec::new(),
-        network_data: json!({"links": [], "networks": [], "services": []}),
+        network_data: network_data(&d.vifs),
         random_seed: random_seed(),
     }
 }
@@ -74,5 +80,66 @@ pub fn guest_build(inst: &Instance, name_template: &str) -> GuestBuild {
         ramdisk: (!d.ramdisk_id.is_empty()).then(|| image_ref(&d.ramdisk_id, "ari")),
         kernel_cmdline: d.kernel_cmdline.clone(),
         config_drive,
+        interfaces: d
+            .vifs
+            .iter()
+            .filter(|v| v.bound())
+            .map(|v| Interface {
+                port_id: v.port_id.clone(),
+                mac_address: v.mac_address.clone(),
+                tap: v.tap(),
+                mtu: v.mtu,
+            })
+            .collect(),
     }
+}
+
+/// Nova's `network_data.json` (`netutils.get_network_metadata`): a link per bound port, a
+/// network per address (`ipv4_dhcp` on a DHCP subnet, else static with its netmask and
+/// default route), the DNS servers as services.
+pub fn network_data(vifs: &[Vif]) -> serde_json::Value {
+    let mut links = Vec::new();
+    let mut networks = Vec::new();
+    let mut services: Vec<serde_json::Value> = Vec::new();
+    for vif in vifs.iter().filter(|v| v.bound()) {
+        let tap = vif.tap();
+        links.push(json!({
+            "id": tap,
+            "vif_id": vif.port_id,
+            "type": "bridge",
+            "mtu": vif.mtu,
+            "ethernet_mac_address": vif.mac_address,
+        }));
+        for ip in &vif.fixed_ips {
+            let id = format!("network{}", networks.len());
+            let network = match (ip.dhcp, ip.version) {
+                (true, 4) => json!({"id": id, "type": "ipv4_dhcp", "link": tap,
+                                    "network_id": vif.network_id}),
+                (_, version) => {
+                    let prefix: Option<ipnet::IpNet> = ip.cidr.parse().ok();
+                    let (netmask, default) = match version {
+                        4 => (prefix.map(|p| p.netmask().to_string()), "0.0.0.0"),
+                        _ => (prefix.map(|p| p.prefix_len().to_string()), "::"),
+                    };
+                    let routes: Vec<serde_json::Value> = ip
+                        .gateway
+                        .iter()
+                        .map(|gw| json!({"network": default, "netmask": if version == 4 { default } else { "0" }, "gateway": gw}))
+                        .collect();
+                    json!({"id": id, "type": format!("ipv{version}"), "link": tap,
+                           "ip_address": ip.address, "netmask": netmask, "routes": routes,
+                           "network_id": vif.network_id,
+                           "services": ip.dns_nameservers.iter().map(|d| json!({"type": "dns", "address": d})).collect::<Vec<_>>()})
+                }
+            };
+            networks.push(network);
+            for dns in &ip.dns_nameservers {
+                let service = json!({"type": "dns", "address": dns});
+                if !services.contains(&service) {
+                    services.push(service);
+                }
+            }
+        }
+    }
+    json!({"links": links, "networks": networks, "services": services})
 }

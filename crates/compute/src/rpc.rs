@@ -45,6 +45,32 @@ pub struct GuestBuild {
     pub kernel_cmdline: Option<String>,
     /// The config drive's files (path → content), when the server has one.
     pub config_drive: Option<BTreeMap<String, Vec<u8>>>,
+    /// The guest's network interfaces (its bound Neutron ports), in order; the guest starts
+    /// paused until every one is reported plugged.
+    #[serde(default)]
+    pub interfaces: Vec<Interface>,
+}
+
+/// A guest interface: one bound port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interface {
+    pub port_id: String,
+    pub mac_address: String,
+    /// `tap` + the port id's first 11 characters (the device the network agent plugs).
+    pub tap: String,
+    pub mtu: Option<u32>,
+}
+
+/// An event from another service about a server (Nova's `os-server-external-events`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalEvent {
+    pub server_uuid: String,
+    /// `network-vif-plugged`, `network-changed`, ...
+    pub name: String,
+    /// The port id for network events.
+    pub tag: Option<String>,
+    /// `completed`, `failed` or `in-progress`.
+    pub status: String,
 }
 
 /// Conductor → agent.
@@ -79,6 +105,8 @@ pub enum AgentRequest {
     VncConsole { uuid: String },
     /// Call: liveness, answered with [`AgentReply::Pong`].
     Ping,
+    /// External events for guests on this host (cast): wakes a build waiting for its ports.
+    ExternalEvents { events: Vec<ExternalEvent> },
 }
 
 /// Agent → conductor, answering [`AgentRequest`] calls.
@@ -207,6 +235,9 @@ pub enum ConductorRequest {
     Deleted { uuid: String, host: String },
     /// Records an action event.
     Event(ActionEvent),
+    /// Whether every port of the instance's interfaces is `ACTIVE` in the networking service,
+    /// answered with [`ConductorReply::PortsActive`].
+    PortsActive { uuid: String },
 }
 
 /// What the conductor knows about an instance assigned to a host (answer to
@@ -234,6 +265,10 @@ pub enum ConductorReply {
     },
     Instances {
         instances: Vec<OwnedInstance>,
+    },
+    /// `pending`: the ports not active yet (empty: all are).
+    PortsActive {
+        pending: Vec<String>,
     },
     Error {
         message: String,

@@ -54,6 +54,8 @@ pub struct Compute {
     pub(crate) config: ComputeConfig,
     /// The scheduler's host view; its lock serialises this process's placement decisions.
     pub(crate) host_view: tokio::sync::Mutex<Option<crate::host_view::HostView>>,
+    /// The networking service, when the cloud has one (servers then get ports).
+    network: std::sync::OnceLock<Arc<dyn crate::network::NetworkApi>>,
 }
 
 impl Compute {
@@ -75,12 +77,25 @@ impl Compute {
             images,
             config,
             host_view: tokio::sync::Mutex::new(None),
+            network: std::sync::OnceLock::new(),
         }))
     }
 
     /// `<public url>/compute`.
     pub fn base_url(&self) -> String {
         format!("{}/compute", self.public_url)
+    }
+
+    /// Connects the networking service (once, at start-up).
+    pub fn set_network(&self, network: Arc<dyn crate::network::NetworkApi>) {
+        if self.network.set(network).is_err() {
+            tracing::warn!("the networking service was already set");
+        }
+    }
+
+    /// The networking service, if the cloud has one.
+    pub fn network(&self) -> Option<&Arc<dyn crate::network::NetworkApi>> {
+        self.network.get()
     }
 
     /// The shared store.

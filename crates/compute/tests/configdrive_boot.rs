@@ -45,6 +45,8 @@ async fn the_guest_reads_its_identity_from_the_config_drive() {
         console_log: dir.join("console.log"),
         virt_type: VirtType::Qemu,
         vnc_listen: None,
+        interfaces: Vec::new(),
+        start_paused: false,
     };
     driver.spawn(&spec).await.unwrap();
     let console = wait_for_console(

@@ -305,6 +305,9 @@ pub struct ComputeConfig {
     pub max_attempts: u32,
     /// Seconds a clean shutdown may take before the guest is destroyed (`shutdown_timeout`). Default 60.
     pub shutdown_timeout: u64,
+    /// Seconds a new guest waits, paused, for the networking service to report its ports
+    /// plugged before the build fails (`vif_plugging_timeout`). Default 300.
+    pub vif_plugging_timeout: u64,
     /// Allocation ratios reported to Placement. Defaults 4.0 / 1.0 / 1.0 (Nova's initial ratios).
     pub cpu_allocation_ratio: f64,
     pub ram_allocation_ratio: f64,
@@ -422,6 +425,7 @@ impl Default for ComputeConfig {
             service_down_time: 60,
             max_attempts: 3,
             shutdown_timeout: 60,
+            vif_plugging_timeout: 300,
             cpu_allocation_ratio: 4.0,
             ram_allocation_ratio: 1.0,
             disk_allocation_ratio: 1.0,

@@ -80,6 +80,7 @@ pub async fn start_agent(
     };
     agent.heartbeat_interval = Duration::from_secs(c.report_interval.max(1));
     agent.shutdown_timeout = Duration::from_secs(c.shutdown_timeout);
+    agent.vif_plugging_timeout = Duration::from_secs(c.vif_plugging_timeout);
     agent.reserved_host_memory_mb = c.reserved_host_memory_mb;
     agent.reserved_host_disk_gb = c.reserved_host_disk_gb;
     agent.vnc_enabled = c.vnc_enabled;

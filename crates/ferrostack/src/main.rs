@@ -1,6 +1,7 @@
 //! `ferrostack`: every role of the cloud as a subcommand, and `up`, the all-in-one.
 
 mod compute_host;
+mod compute_network;
 mod logging;
 mod network_host;
 mod nova_notifier;

@@ -53,6 +53,24 @@ pub fn local_ip(config: &Config) -> anyhow::Result<IpAddr> {
     Ok(default_route_address().unwrap_or(IpAddr::from([127, 0, 0, 1])))
 }
 
+/// The DHCP files of `host`'s agent: `/run/ferrostack/<host>/dhcp`, world-traversable (as
+/// Neutron's `/var/lib/neutron/dhcp`); rebuilt from the desired state after a reboot.
+pub fn dhcp_root(host: &str) -> std::path::PathBuf {
+    let safe: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    std::path::Path::new("/run/ferrostack")
+        .join(safe)
+        .join("dhcp")
+}
+
 fn default_route_address() -> Option<IpAddr> {
     let out = |args: &[&str]| Runner.ip(None, args).ok();
     let route = out(&["-4", "-o", "route", "show", "default"])?;
@@ -77,6 +95,8 @@ pub fn agent_config(
 ) -> anyhow::Result<AgentConfig> {
     let n = &config.network;
     let mut agent = AgentConfig::new(&config.compute.host, config.state_dir.join("network"));
+    // Outside the private state directory: dnsmasq reads its files as `nobody` on reloads.
+    agent.dhcp_root = dhcp_root(&config.compute.host);
     agent.local_vtep_ip = Some(local_ip(config)?);
     agent.bridge_mappings = n.bridge_mappings.clone();
     agent.physical_interface_mappings = n

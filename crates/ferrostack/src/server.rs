@@ -220,6 +220,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.compute.clone(),
     )
     .await?;
+    compute.set_network(Arc::new(crate::compute_network::LocalNetwork::new(
+        network.clone(),
+    )));
     let conductor = ferrostack_compute::conductor::start(compute.clone()).await?;
     let network_server = crate::network_host::start_server(
         &config,

@@ -12,8 +12,12 @@ pub struct AgentConfig {
     /// it ([`AgentConfig::owner_tag`]), and reconciliation removes only objects with this mark,
     /// so several agents (or tests) share a kernel without touching each other's objects.
     pub host: String,
-    /// Where DHCP configuration, leases and pid files live (`<state_dir>/dhcp/<network>/`).
+    /// The agent's own files.
     pub state_dir: PathBuf,
+    /// Where DHCP configuration, leases and pid files live (`<dhcp_root>/<network>/`; default
+    /// `<state_dir>/dhcp`). dnsmasq re-reads its hosts file as `nobody` on a reload, so every
+    /// directory above it must be traversable by others (a private state directory is not).
+    pub dhcp_root: PathBuf,
     /// This host's VTEP address (`[vxlan] local_ip`); required for vxlan networks.
     pub local_vtep_ip: Option<IpAddr>,
     /// The underlay device of VXLAN traffic (`[vxlan]` uses the route to the remote otherwise).
@@ -67,9 +71,11 @@ impl MetadataConfig {
 impl AgentConfig {
     /// Neutron's defaults for `host`, keeping state under `state_dir`.
     pub fn new(host: impl Into<String>, state_dir: impl Into<PathBuf>) -> Self {
+        let state_dir: PathBuf = state_dir.into();
         AgentConfig {
             host: host.into(),
-            state_dir: state_dir.into(),
+            dhcp_root: state_dir.join("dhcp"),
+            state_dir,
             local_vtep_ip: None,
             vxlan_underlay_device: None,
             vxlan_port: 4789,
@@ -107,6 +113,6 @@ impl AgentConfig {
 
     /// The parent of every network's DHCP directory.
     pub fn dhcp_root(&self) -> PathBuf {
-        self.state_dir.join("dhcp")
+        self.dhcp_root.clone()
     }
 }

@@ -276,11 +276,16 @@ fn write_if_changed(path: &Path, content: &str) -> Result<bool> {
     Ok(true)
 }
 
-/// Creates `dir` (and parents) readable and traversable by everyone.
+/// Creates `dir` readable and traversable by everyone, and the parents it has to create too
+/// (whatever the process's umask).
 pub(crate) fn create_public_dir(dir: &Path) -> Result<()> {
+    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
     std::fs::create_dir_all(dir).map_err(Error::io(format!("creating {}", dir.display())))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
-        .map_err(Error::io(format!("chmod {}", dir.display())))
+    for d in missing.into_iter().chain([dir]) {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))
+            .map_err(Error::io(format!("chmod {}", d.display())))?;
+    }
+    Ok(())
 }
 
 impl Pass<'_> {

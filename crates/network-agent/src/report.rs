@@ -10,7 +10,7 @@ pub struct Report {
     /// Resources that could not be converged, with why; the rest of the state was applied.
     pub errors: Vec<ResourceError>,
     /// Ports bound here whose tap device is plugged into its bridge (and filtered): what Nova's
-    /// `network-vif-plugged` event reports.
+    /// `network-vif-plugged` event reports; and the ports of the routers converged here.
     pub active_ports: Vec<String>,
     /// Ports bound here whose tap device does not exist yet (the guest is not started).
     pub pending_ports: Vec<String>,

@@ -107,8 +107,17 @@ impl Pass<'_> {
     /// Every desired router.
     pub(crate) fn converge_routers(&mut self) {
         for router in &self.state.routers {
-            if let Err(e) = self.converge_router(router) {
-                self.report.error(format!("router {}", router.id), e);
+            match self.converge_router(router) {
+                // Its interfaces and gateway are wired: their ports are up.
+                Ok(()) => self.report.active_ports.extend(
+                    router
+                        .interfaces
+                        .iter()
+                        .map(|i| &i.port)
+                        .chain(router.external_gateway.as_ref().map(|g| &g.port))
+                        .map(|p| p.id.clone()),
+                ),
+                Err(e) => self.report.error(format!("router {}", router.id), e),
             }
         }
     }

@@ -100,6 +100,35 @@ pub async fn ensure_dhcp_ports(db: &Db, settings: &Settings, host: &str) -> Resu
     Ok(created)
 }
 
+/// Binds the routers' interface and gateway ports to the network host (as the L3 agent's
+/// host becomes their `binding:host_id` in Neutron), so that their status follows its reports
+/// and other hosts tunnel to it. Returns whether it bound any.
+pub async fn bind_router_ports(db: &Db, settings: &Settings, host: &str) -> Result<bool> {
+    let ports: Vec<Port> = db
+        .select(
+            "device_owner IN ($1, $2) AND binding_host <> $3",
+            &[OWNER_ROUTER_INTERFACE, OWNER_ROUTER_GATEWAY, host],
+        )
+        .await?;
+    for port in &ports {
+        let change = db::ports::PortUpdate {
+            host_id: Some(host.to_string()),
+            ..Default::default()
+        };
+        match write_tx!(db, |tx| db::ports::update(
+            tx, settings, &port.id, &change, None
+        )
+        .await)
+        {
+            Ok(_) => tracing::info!(port = %port.id, host, "router port bound"),
+            // Removed from its router meanwhile.
+            Err(db::Error::Api(e)) => tracing::debug!(port = %port.id, error = ?e, "not bound"),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(!ports.is_empty())
+}
+
 /// Gives the DHCP port an address on the network's DHCP-enabled IPv4 subnets created after it
 /// (as the DHCP agent updates its port's `fixed_ips`).
 async fn extend_dhcp_port(

@@ -1,8 +1,9 @@
 //! The libvirt domain XML of a guest, shaped like the one Nova's libvirt driver writes for an
-//! image-backed boot: virtio disk and bus, the config drive as a read-only CD-ROM, a serial
-//! console on a pty logged to a file (virtlogd), VNC on the configured address (libvirt picks
-//! the port), and the SMBIOS entries that make cloud-init detect OpenStack. Also reads the VNC
-//! port libvirt assigned back from a live domain's XML.
+//! image-backed boot: virtio disk and bus, the config drive as a read-only CD-ROM, `ethernet`
+//! network interfaces on tap devices libvirt creates, a serial console on a pty logged to a
+//! file (virtlogd), VNC on the configured address (libvirt picks the port), and the SMBIOS
+//! entries that make cloud-init detect OpenStack. Also reads the VNC port libvirt assigned
+//! back from a live domain's XML.
 
 use crate::{Boot, GuestSpec};
 use std::fmt::Write;
@@ -95,6 +96,25 @@ pub fn domain_xml(spec: &GuestSpec) -> String {
             path(iso)
         );
     }
+    // Nova's `ethernet` VIF (`LibvirtConfigGuestInterface`): libvirt creates the tap (no
+    // `managed='no'`, which would make it demand an existing one) and the network agent plugs
+    // it into the network's bridge.
+    for nic in &spec.interfaces {
+        let _ = writeln!(
+            x,
+            "    <interface type='ethernet'>\n      <mac address='{}'/>\n      <model type='virtio'/>\n      <target dev='{}'/>",
+            escape(&nic.mac_address),
+            escape(&nic.tap)
+        );
+        if let Some(mtu) = nic.mtu {
+            let _ = writeln!(x, "      <mtu size='{mtu}'/>");
+        }
+        let _ = writeln!(
+            x,
+            "      <alias name='ua-{}'/>\n    </interface>",
+            escape(&nic.port_id)
+        );
+    }
     let _ = writeln!(
         x,
         "    <serial type='pty'>\n      <log file='{}' append='off'/>\n      <target port='0'/>\n    </serial>\n    <console type='pty'>\n      <target type='serial' port='0'/>\n    </console>",
@@ -184,7 +204,7 @@ fn unescape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::VirtType;
+    use crate::{GuestInterface, VirtType};
     use std::path::PathBuf;
 
     fn spec(boot: Boot) -> GuestSpec {
@@ -200,6 +220,8 @@ mod tests {
             console_log: PathBuf::from("/var/lib/ferrostack/instances/u/console.log"),
             virt_type: VirtType::Qemu,
             vnc_listen: Some("192.0.2.7".into()),
+            interfaces: Vec::new(),
+            start_paused: false,
         }
     }
 
@@ -216,6 +238,48 @@ mod tests {
         assert!(xml.contains("<boot dev='hd'/>"));
         assert!(!xml.contains("<kernel>"));
         assert!(xml.contains("<graphics type='vnc' autoport='yes' listen='192.0.2.7'/>"));
+        // No interfaces asked for, none rendered.
+        assert!(!xml.contains("<interface"));
+    }
+
+    #[test]
+    fn interfaces_are_nova_ethernet_vifs_in_order() {
+        let mut spec = spec(Boot::Disk);
+        spec.interfaces = vec![
+            GuestInterface {
+                port_id: "0a1b2c3d-4e5f-4000-8000-000000000001".into(),
+                mac_address: "fa:16:3e:00:00:01".into(),
+                tap: "tap0a1b2c3d-4e".into(),
+                mtu: Some(1450),
+            },
+            GuestInterface {
+                port_id: "9f8e7d6c-'&-4000-8000-000000000002".into(),
+                mac_address: "fa:16:3e:00:00:02".into(),
+                tap: "tap9f8e7d6c-'&".into(),
+                mtu: None,
+            },
+        ];
+        let xml = domain_xml(&spec);
+        let first = "    <interface type='ethernet'>\n      \
+            <mac address='fa:16:3e:00:00:01'/>\n      \
+            <model type='virtio'/>\n      \
+            <target dev='tap0a1b2c3d-4e'/>\n      \
+            <mtu size='1450'/>\n      \
+            <alias name='ua-0a1b2c3d-4e5f-4000-8000-000000000001'/>\n    \
+            </interface>\n";
+        let second = "    <interface type='ethernet'>\n      \
+            <mac address='fa:16:3e:00:00:02'/>\n      \
+            <model type='virtio'/>\n      \
+            <target dev='tap9f8e7d6c-&apos;&amp;'/>\n      \
+            <alias name='ua-9f8e7d6c-&apos;&amp;-4000-8000-000000000002'/>\n    \
+            </interface>\n";
+        let (at_first, at_second) = (xml.find(first), xml.find(second));
+        assert!(at_first.is_some() && at_second.is_some(), "{xml}");
+        assert!(at_first < at_second, "eth0 first:\n{xml}");
+        assert_eq!(xml.matches("<interface").count(), 2);
+        // Inside <devices>, and libvirt is left to create the taps.
+        assert!(xml.find("<devices>") < at_first && at_second < xml.find("</devices>"));
+        assert!(!xml.contains("managed="));
     }
 
     #[test]

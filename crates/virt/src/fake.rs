@@ -57,19 +57,41 @@ impl VirtDriver for FakeDriver {
         })
     }
 
+    /// Paused when `spec.start_paused`; a guest that is already running or paused keeps its
+    /// state, as libvirt's active domains do.
     async fn spawn(&self, spec: &GuestSpec) -> Result<(), VirtError> {
-        self.guests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                spec.uuid.clone(),
-                GuestInfo {
-                    uuid: spec.uuid.clone(),
-                    name: spec.name.clone(),
-                    state: PowerState::Running,
-                },
-            );
+        let start = match spec.start_paused {
+            true => PowerState::Paused,
+            false => PowerState::Running,
+        };
+        let mut guests = self.guests.lock().unwrap_or_else(|e| e.into_inner());
+        let guest = guests
+            .entry(spec.uuid.clone())
+            .or_insert_with(|| GuestInfo {
+                uuid: spec.uuid.clone(),
+                name: spec.name.clone(),
+                state: start,
+            });
+        if !matches!(guest.state, PowerState::Running | PowerState::Paused) {
+            guest.state = start;
+        }
         Ok(())
+    }
+
+    async fn resume(&self, uuid: &str) -> Result<(), VirtError> {
+        let mut guests = self.guests.lock().unwrap_or_else(|e| e.into_inner());
+        let guest = guests
+            .get_mut(uuid)
+            .ok_or_else(|| VirtError::NotFound(uuid.to_string()))?;
+        match guest.state {
+            PowerState::Paused | PowerState::Running => {
+                guest.state = PowerState::Running;
+                Ok(())
+            }
+            other => Err(VirtError::Hypervisor(format!(
+                "cannot resume a guest that is {other:?}"
+            ))),
+        }
     }
 
     async fn destroy(&self, uuid: &str) -> Result<(), VirtError> {
@@ -123,5 +145,72 @@ impl VirtDriver for FakeDriver {
     /// Fake guests have no disks: the agent prepares no image, overlay or config drive.
     fn manages_disks(&self) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Boot, VirtType};
+    use std::path::PathBuf;
+
+    fn guest(start_paused: bool) -> GuestSpec {
+        GuestSpec {
+            uuid: "6f1b8a52-0000-4000-8000-0000000000f1".into(),
+            name: "instance-000000f1".into(),
+            display_name: "fake".into(),
+            vcpus: 1,
+            memory_mb: 64,
+            root_disk: PathBuf::from("/nonexistent/disk"),
+            config_drive: None,
+            boot: Boot::Disk,
+            console_log: PathBuf::from("/nonexistent/console.log"),
+            virt_type: VirtType::Qemu,
+            vnc_listen: None,
+            interfaces: Vec::new(),
+            start_paused,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_guest_started_paused_stays_paused_until_resumed() {
+        let driver = FakeDriver::default();
+        let spec = guest(true);
+        assert!(matches!(
+            driver.resume(&spec.uuid).await,
+            Err(VirtError::NotFound(_))
+        ));
+        driver.spawn(&spec).await.unwrap();
+        assert_eq!(
+            driver.power_state(&spec.uuid).await.unwrap(),
+            PowerState::Paused
+        );
+        // Spawning again leaves the active guest as it is, paused or running.
+        driver.spawn(&spec).await.unwrap();
+        assert_eq!(
+            driver.power_state(&spec.uuid).await.unwrap(),
+            PowerState::Paused
+        );
+        driver.resume(&spec.uuid).await.unwrap();
+        driver.resume(&spec.uuid).await.unwrap();
+        driver.spawn(&spec).await.unwrap();
+        assert_eq!(
+            driver.power_state(&spec.uuid).await.unwrap(),
+            PowerState::Running
+        );
+        // A stopped guest is not started by a resume.
+        driver
+            .power_off(&spec.uuid, Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert!(matches!(
+            driver.resume(&spec.uuid).await,
+            Err(VirtError::Hypervisor(_))
+        ));
+        driver.spawn(&guest(false)).await.unwrap();
+        assert_eq!(
+            driver.power_state(&spec.uuid).await.unwrap(),
+            PowerState::Running
+        );
     }
 }

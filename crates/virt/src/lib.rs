@@ -11,6 +11,7 @@ pub mod libvirt;
 pub mod testing;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 pub use capabilities::{CpuInfo, CpuTopology, HostCapabilities, SupportedInstance};
@@ -56,6 +57,23 @@ impl VirtType {
     }
 }
 
+/// A guest network interface: a tap device that the host's network agent plugs into the
+/// network's bridge (Nova's `ethernet` VIF). libvirt creates the tap when the guest starts and
+/// removes it when the guest stops; it refuses to start the guest if a device of that name
+/// already exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestInterface {
+    /// The Neutron port id (recorded in the domain XML's interface alias as `ua-<port id>`,
+    /// as Nova does).
+    pub port_id: String,
+    /// `fa:16:3e:..`
+    pub mac_address: String,
+    /// The tap device libvirt creates (`tap` + the port id's first 11 characters, Nova's name).
+    pub tap: String,
+    /// The network's MTU, when known.
+    pub mtu: Option<u32>,
+}
+
 /// Everything needed to create one guest.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GuestSpec {
@@ -78,6 +96,12 @@ pub struct GuestSpec {
     /// The address the guest's VNC server listens on (libvirt picks the port: `autoport`);
     /// `None`: the guest has no graphical console.
     pub vnc_listen: Option<String>,
+    /// The guest's network interfaces, in order: the first is the guest's eth0.
+    pub interfaces: Vec<GuestInterface>,
+    /// Define and start the domain paused: Nova starts a guest paused until the network
+    /// reports its ports plugged (`network-vif-plugged`), then resumes it
+    /// ([`VirtDriver::resume`]).
+    pub start_paused: bool,
 }
 
 /// A guest as the hypervisor reports it.
@@ -109,8 +133,13 @@ pub trait VirtDriver: Send + Sync {
     /// What the host is and can run (hypervisor type and version, CPU, supported guests):
     /// asked once when the agent starts, and reported with every heartbeat.
     async fn host_capabilities(&self) -> Result<HostCapabilities, VirtError>;
-    /// Defines and starts the guest.
+    /// Defines and starts the guest, paused when `spec.start_paused`. A guest that is already
+    /// active (running or paused) is left as it is.
     async fn spawn(&self, spec: &GuestSpec) -> Result<(), VirtError>;
+    /// Resumes a paused guest (one spawned with `start_paused`); a running guest is left as it
+    /// is. [`VirtError::NotFound`] when there is no such guest; a stopped guest is not
+    /// started ([`VirtError::Hypervisor`]: that is [`VirtDriver::power_on`]'s job).
+    async fn resume(&self, uuid: &str) -> Result<(), VirtError>;
     /// Stops the guest if it runs and removes its definition (disks are the caller's).
     async fn destroy(&self, uuid: &str) -> Result<(), VirtError>;
     /// Starts a defined, stopped guest.

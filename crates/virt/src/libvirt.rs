@@ -78,6 +78,7 @@ impl LibvirtDriver {
     }
 }
 
+/// Whether the domain is active: running, or paused (`virDomainIsActive`).
 fn running(dom: &Domain) -> Result<bool, VirtError> {
     dom.is_active().map_err(hv)
 }
@@ -102,9 +103,11 @@ impl VirtDriver for LibvirtDriver {
         .await
     }
 
+    /// Nova's `_create_guest`: define, then start — with `VIR_DOMAIN_START_PAUSED` when the
+    /// spec asks to wait for the network. An active domain (running or paused) is left alone.
     async fn spawn(&self, spec: &GuestSpec) -> Result<(), VirtError> {
         let xml = domain_xml(spec);
-        let (uuid, name) = (spec.uuid.clone(), spec.name.clone());
+        let (uuid, name, paused) = (spec.uuid.clone(), spec.name.clone(), spec.start_paused);
         self.with_conn(move |conn| {
             let dom = match Domain::lookup_by_uuid_string(conn, &uuid) {
                 Ok(dom) => dom,
@@ -114,10 +117,31 @@ impl VirtDriver for LibvirtDriver {
                 Err(e) => return Err(hv(e)),
             };
             if !running(&dom)? {
-                dom.create().map_err(hv)?;
+                let flags = match paused {
+                    true => sys::VIR_DOMAIN_START_PAUSED,
+                    false => sys::VIR_DOMAIN_NONE,
+                };
+                dom.create_with_flags(flags).map_err(hv)?;
+                tracing::info!(%uuid, domain = %name, paused, "guest started");
             }
-            tracing::info!(%uuid, domain = %name, "guest started");
             Ok(())
+        })
+        .await
+    }
+
+    /// The resume at the end of Nova's `_create_guest_with_network` (`guest.resume()` once the
+    /// ports are plugged): only a paused domain is resumed; a running one is already where the
+    /// caller wants it.
+    async fn resume(&self, uuid: &str) -> Result<(), VirtError> {
+        self.with_domain(uuid, None, |dom| {
+            let (state, _) = dom.get_state().map_err(hv)?;
+            match state_of(state) {
+                PowerState::Paused => dom.resume().map(|_| ()).map_err(hv),
+                PowerState::Running => Ok(()),
+                other => Err(VirtError::Hypervisor(format!(
+                    "cannot resume a guest that is {other:?}"
+                ))),
+            }
         })
         .await
     }

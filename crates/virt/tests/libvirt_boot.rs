@@ -5,7 +5,9 @@
 //! both.
 
 use ferrostack_virt::testing::{Cleanup, driver, instance_dir, overlay, wait_for_console};
-use ferrostack_virt::{Boot, GuestSpec, PowerState, VirtDriver, VirtError, VirtType};
+use ferrostack_virt::{
+    Boot, GuestInterface, GuestSpec, PowerState, VirtDriver, VirtError, VirtType,
+};
 use std::path::Path;
 use std::time::Duration;
 
@@ -23,6 +25,8 @@ fn spec(dir: &Path, boot: Boot) -> GuestSpec {
         console_log: dir.join("console.log"),
         virt_type: VirtType::Qemu,
         vnc_listen: Some("127.0.0.1".into()),
+        interfaces: Vec::new(),
+        start_paused: false,
     }
 }
 
@@ -94,6 +98,57 @@ async fn a_whole_disk_guest_boots_stops_restarts_and_is_destroyed() {
         driver.vnc_port(&spec.uuid).await,
         Err(VirtError::NotFound(_))
     ));
+}
+
+/// Nova's network wait: the guest starts paused with its tap made by libvirt (for the network
+/// agent to plug), stays paused through a repeated spawn, runs once resumed, and its tap goes
+/// with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_started_paused_has_its_tap_and_runs_once_resumed() {
+    let driver = driver().await;
+    let dir = instance_dir("paused");
+    let mut spec = spec(&dir, Boot::Disk);
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let tap = format!("tapfs{}", &id[..8]);
+    spec.interfaces = vec![GuestInterface {
+        port_id: uuid::Uuid::new_v4().to_string(),
+        mac_address: format!("fa:16:3e:{}:{}:{}", &id[8..10], &id[10..12], &id[12..14]),
+        tap: tap.clone(),
+        mtu: Some(1450),
+    }];
+    spec.start_paused = true;
+    let _cleanup = Cleanup {
+        uuid: spec.uuid.clone(),
+        dir: dir.clone(),
+    };
+    let state = || async { driver.power_state(&spec.uuid).await.unwrap() };
+    driver.spawn(&spec).await.unwrap();
+    assert_eq!(state().await, PowerState::Paused);
+    let link = ip_link(&tap).expect("libvirt made the tap");
+    assert!(link.contains("mtu 1450"), "{link}");
+    // Spawning again leaves the paused guest as it is.
+    driver.spawn(&spec).await.unwrap();
+    assert_eq!(state().await, PowerState::Paused);
+    driver.resume(&spec.uuid).await.unwrap();
+    assert_eq!(state().await, PowerState::Running);
+    driver.resume(&spec.uuid).await.unwrap();
+    driver.destroy(&spec.uuid).await.unwrap();
+    assert_eq!(ip_link(&tap), None, "the tap went with the guest");
+    assert!(matches!(
+        driver.resume(&spec.uuid).await,
+        Err(VirtError::NotFound(_))
+    ));
+}
+
+/// `ip -o link show dev <name>`: `None` when there is no such device.
+fn ip_link(name: &str) -> Option<String> {
+    let out = std::process::Command::new("ip")
+        .args(["-o", "link", "show", "dev", name])
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The first 12 bytes QEMU's VNC server sends on 127.0.0.1:`port`.

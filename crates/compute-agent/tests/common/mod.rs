@@ -39,6 +39,8 @@ pub struct State {
     /// Instances deleted by "the API" as soon as the agent reports the build done: that update
     /// then conflicts.
     pub delete_on_build_done: HashSet<String>,
+    /// The ports of an instance "the network" has not wired yet (absent: none pending).
+    pub pending_ports: HashMap<String, Vec<String>>,
 }
 
 /// Consumes the conductor's queue and answers like the conductor.
@@ -94,6 +96,9 @@ fn apply(state: &mut State, request: &ConductorRequest) -> ConductorReply {
             }
             ConductorReply::Ok
         }
+        ConductorRequest::PortsActive { uuid } => ConductorReply::PortsActive {
+            pending: state.pending_ports.get(uuid).cloned().unwrap_or_default(),
+        },
         ConductorRequest::Deleted { uuid, .. } => {
             if let Some(i) = state.instances.get_mut(uuid) {
                 i.deleted = true;
@@ -333,6 +338,7 @@ pub fn disk_build(name: &str) -> GuestBuild {
         ramdisk: None,
         kernel_cmdline: None,
         config_drive: None,
+        interfaces: Vec::new(),
     }
 }
 

@@ -114,7 +114,9 @@ async fn scripted_agent(c: Arc<Compute>, vnc: VncAnswer) {
                 AgentRequest::ConsoleOutput { .. } | AgentRequest::Ping => {
                     d.reply(rpc::encode(&AgentReply::NotFound)).await.unwrap();
                 }
-                AgentRequest::Start { .. } | AgentRequest::Reboot { .. } => {}
+                AgentRequest::Start { .. }
+                | AgentRequest::Reboot { .. }
+                | AgentRequest::ExternalEvents { .. } => {}
             }
         }
     });

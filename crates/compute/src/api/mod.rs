@@ -8,6 +8,8 @@ mod aggregates;
 mod availability_zones;
 #[cfg(test)]
 mod console_tests;
+#[cfg(test)]
+mod external_events_tests;
 pub(crate) mod flavors;
 mod hypervisors;
 mod keypairs;
@@ -16,6 +18,7 @@ mod limits;
 mod list_tests;
 mod quota_sets;
 pub(crate) mod remote_consoles;
+mod server_external_events;
 mod server_groups;
 #[cfg(test)]
 mod server_tests;
@@ -125,6 +128,10 @@ pub fn router(compute: Arc<Compute>) -> Router {
         .route("/os-quota-sets/{id}/detail", get(quota_sets::detail))
         .route("/os-services", get(services::index))
         .route("/os-services/{id}", put(services::update))
+        .route(
+            "/os-server-external-events",
+            post(server_external_events::create),
+        )
         .route("/os-hypervisors", get(hypervisors::index))
         .route("/os-hypervisors/detail", get(hypervisors::detail))
         .route("/os-hypervisors/statistics", get(hypervisors::statistics))

@@ -135,6 +135,7 @@ async fn scripted_agent(c: Arc<Compute>, host: &str) {
                 AgentRequest::Ping => {
                     d.reply(rpc::encode(&AgentReply::Pong)).await.unwrap();
                 }
+                AgentRequest::ExternalEvents { .. } => {}
                 AgentRequest::VncConsole { .. } => {
                     let reason = "scripted hosts have no VNC servers".to_string();
                     let reply = AgentReply::ConsoleUnavailable { reason };

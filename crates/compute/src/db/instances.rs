@@ -53,6 +53,12 @@ pub struct RequestSpec {
     pub image_properties: BTreeMap<String, String>,
     pub image_disk_format: String,
     pub image_size: Option<i64>,
+    /// The interfaces asked for, resolved by the API (`auto` already chosen); empty: none.
+    #[serde(default)]
+    pub requested_networks: Vec<crate::network::RequestedNic>,
+    /// The security groups (ids) of the ports compute creates for the server.
+    #[serde(default)]
+    pub security_groups: Vec<String>,
 }
 
 /// The JSON part of an instance.
@@ -87,6 +93,10 @@ pub struct InstanceData {
     pub node: Option<String>,
     pub terminated_at: Option<String>,
     pub admin_pass_set: bool,
+    /// The server's interfaces (planned, then bound to its host), in order: Nova's network
+    /// info cache.
+    #[serde(default)]
+    pub vifs: Vec<crate::network::Vif>,
 }
 
 /// One instance.

@@ -3,7 +3,7 @@
 use super::rpc::{self, AgentReport, Reply, Request, SERVER_QUEUE};
 use super::store::{self, LINUX_BRIDGE, NETWORK_HOST_AGENTS};
 use crate::host_state::{self, Scope};
-use crate::model::{OWNER_DHCP, Port};
+use crate::model::{OWNER_DHCP, OWNER_ROUTER_GATEWAY, OWNER_ROUTER_INTERFACE, Port};
 use crate::service::Networking;
 use ferrostack_bus::MessageBus;
 use ferrostack_network_agent::model::HostState;
@@ -110,6 +110,9 @@ pub async fn state_for(
         host_state::ensure_dhcp_ports(net.db(), net.settings(), host)
             .await
             .map_err(db_error)?;
+        host_state::bind_router_ports(net.db(), net.settings(), host)
+            .await
+            .map_err(db_error)?;
     }
     let snapshot = host_state::load(net.db(), vteps(net).await?)
         .await
@@ -187,14 +190,16 @@ pub async fn apply_report(
     Ok(())
 }
 
-/// `ACTIVE` for a guest port the agent plugged, and for a DHCP port whose network converged;
-/// `DOWN` otherwise. Other service ports (routers) keep their status.
+/// `ACTIVE` for a guest or router port the agent wired, and for a DHCP port whose network
+/// converged; `DOWN` otherwise. Other service ports keep their status.
 fn wanted_status<'a>(port: &'a Port, active: &BTreeSet<&str>, errors: &[String]) -> &'a str {
     if port.device_owner == OWNER_DHCP {
         let failed = errors.iter().any(|e| e.contains(&port.network_id));
         return if failed { "DOWN" } else { "ACTIVE" };
     }
-    if port.device_owner.starts_with("network:") {
+    let routed =
+        port.device_owner == OWNER_ROUTER_INTERFACE || port.device_owner == OWNER_ROUTER_GATEWAY;
+    if port.device_owner.starts_with("network:") && !routed {
         return port.status.as_str();
     }
     match active.contains(port.id.as_str()) {

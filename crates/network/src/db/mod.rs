@@ -307,6 +307,7 @@ impl Db {
 /// Runs `body` (an expression using `tx: &mut Tx`, usually one store operation awaited) in a
 /// write transaction of `db` and commits it; retried as [`Db::finish`] says. A macro rather
 /// than a closure-taking function so that the handler's future stays `Send`.
+#[macro_export]
 macro_rules! write_tx {
     ($db:expr, |$tx:ident| $body:expr) => {{
         let db: &$crate::db::Db = &$db;
@@ -326,7 +327,7 @@ macro_rules! write_tx {
         }
     }};
 }
-pub(crate) use write_tx;
+pub use crate::write_tx;
 
 /// A write transaction (see the module documentation for its locking).
 pub struct Tx {

@@ -13,6 +13,7 @@ use crate::db::instances::{
 };
 use crate::db::quotas;
 use crate::db::{self, Flavor};
+use crate::network::{NetworkRequest, RequestedNic, ResolvedNetworks};
 use crate::service::{ImageInfo, db_error};
 use crate::states::{power, task, vm};
 use axum::{Extension, Json, http::HeaderMap, http::StatusCode, response::IntoResponse};
@@ -214,29 +215,131 @@ fn image_id(s: &Map<String, Value>) -> Result<String, ApiError> {
     }
 }
 
-/// `networks` at the request's microversion; only `none`/`auto`/absent until networking
-/// exists.
-fn check_networks(s: &Map<String, Value>, mv: &Mv) -> Result<(), ApiError> {
+/// `networks` at the request's microversion (Nova's `_get_requested_networks`), not yet
+/// checked against the networking service.
+fn parse_networks(s: &Map<String, Value>, mv: &Mv) -> Result<NetworkRequest, ApiError> {
+    let format = |what: String| bad(format!("Bad networks format: {what}"));
     match s.get("networks") {
         None if at_least(mv, 2, 37) => Err(bad("'networks' is a required property")),
-        None => Ok(()),
-        Some(Value::String(v)) if at_least(mv, 2, 37) && (v == "none" || v == "auto") => Ok(()),
-        Some(Value::Array(list)) if list.is_empty() && !at_least(mv, 2, 37) => Ok(()),
-        Some(Value::Array(list)) => {
+        None => Ok(NetworkRequest::Auto),
+        Some(Value::String(v)) if at_least(mv, 2, 37) && v == "auto" => Ok(NetworkRequest::Auto),
+        Some(Value::String(v)) if at_least(mv, 2, 37) && v == "none" => Ok(NetworkRequest::None),
+        Some(Value::Array(list)) if list.is_empty() && !at_least(mv, 2, 37) => {
+            Ok(NetworkRequest::Auto)
+        }
+        Some(Value::Array(list)) if !list.is_empty() => {
+            let mut nics = Vec::new();
             for n in list {
-                if let Some(u) = n.get("uuid").and_then(Value::as_str)
-                    && !UUID.is_match(u)
-                {
+                let Value::Object(item) = n else {
+                    return Err(invalid("networks", n));
+                };
+                let mut allowed = vec!["uuid", "port", "fixed_ip"];
+                if at_least(mv, 2, 32) {
+                    allowed.push("tag");
+                }
+                if let Some(k) = item.keys().find(|k| !allowed.contains(&k.as_str())) {
                     return Err(bad(format!(
-                        "Bad networks format: network uuid is not in proper format ({u})"
+                        "Additional properties are not allowed ('{k}' was unexpected)"
                     )));
                 }
+                let text = |key: &str| -> Result<Option<String>, ApiError> {
+                    match item.get(key) {
+                        None | Some(Value::Null) => Ok(None),
+                        Some(Value::String(v)) => Ok(Some(v.clone())),
+                        Some(v) => Err(invalid(&format!("networks/{key}"), v)),
+                    }
+                };
+                let port_id = text("port")?;
+                let network_id = text("uuid")?;
+                if let Some(p) = &port_id
+                    && !UUID.is_match(p)
+                {
+                    return Err(invalid("port", &json!(p)));
+                }
+                if port_id.is_none() {
+                    match &network_id {
+                        Some(u) if UUID.is_match(u) => {}
+                        Some(u) => {
+                            return Err(format(format!(
+                                "network uuid is not in proper format ({u})"
+                            )));
+                        }
+                        None => {
+                            return Err(bad(
+                                "Bad network format: missing 'uuid' or 'port'".to_string()
+                            ));
+                        }
+                    }
+                }
+                let fixed_ip = text("fixed_ip")?;
+                if let Some(ip) = &fixed_ip
+                    && ip.parse::<std::net::IpAddr>().is_err()
+                {
+                    return Err(bad(format!("Invalid fixed IP address ({ip})")));
+                }
+                nics.push(RequestedNic {
+                    // A port brings its network; `uuid` with a port is ignored, as in Nova.
+                    network_id: if port_id.is_some() { None } else { network_id },
+                    port_id,
+                    fixed_ip,
+                });
             }
-            Err(bad(
-                "Networks cannot be requested yet: this cloud has no networking service; use \"none\" or \"auto\".",
-            ))
+            Ok(NetworkRequest::List(nics))
         }
         Some(v) => Err(invalid("networks", v)),
+    }
+}
+
+/// `security_groups`: `[{"name": ...}]` (names or ids), none meaning the project's default.
+fn security_group_names(s: &Map<String, Value>) -> Result<Vec<String>, ApiError> {
+    let Some(v) = s.get("security_groups") else {
+        return Ok(Vec::new());
+    };
+    let Value::Array(list) = v else {
+        return Err(invalid("security_groups", v));
+    };
+    let mut names = Vec::new();
+    for item in list {
+        match item.get("name").and_then(Value::as_str) {
+            Some(n) if !n.is_empty() && n.len() <= 255 => {
+                if !names.iter().any(|x| x == n) {
+                    names.push(n.to_string());
+                }
+            }
+            _ => return Err(invalid("security_groups", item)),
+        }
+    }
+    Ok(names)
+}
+
+/// The interfaces the servers get: `networks` checked and resolved by the networking service;
+/// without one, only `auto` (no interface) or `none`.
+async fn requested_networks(
+    c: &crate::service::Compute,
+    auth: &Auth,
+    project: &str,
+    request: &NetworkRequest,
+    security_groups: &[String],
+    max_count: i64,
+) -> Result<ResolvedNetworks, ApiError> {
+    if let NetworkRequest::List(nics) = request
+        && max_count > 1
+        && nics.iter().any(|n| n.port_id.is_some())
+    {
+        return Err(bad(
+            "Unable to launch multiple instances with a single configured port ID. Please launch your instance one by one with different ports.",
+        ));
+    }
+    match (c.network(), request) {
+        (Some(network), _) => {
+            network
+                .resolve(project, is_admin(auth), request, security_groups)
+                .await
+        }
+        (None, NetworkRequest::List(_)) => Err(bad(
+            "Networks cannot be requested: this cloud has no networking service; use \"none\" or \"auto\".",
+        )),
+        (None, _) => Ok(ResolvedNetworks::default()),
     }
 }
 
@@ -389,7 +492,7 @@ pub async fn create(
     if image.status != "active" {
         return Err(bad(format!("Image {image_ref} is not active.")));
     }
-    check_networks(s, &mv)?;
+    let network_request = parse_networks(s, &mv)?;
     let flavor_ref = match s.get("flavorRef") {
         Some(Value::String(f)) if !f.is_empty() => f.rsplit('/').next().unwrap_or(f).to_string(),
         Some(Value::Number(n)) => n.to_string(),
@@ -471,6 +574,16 @@ pub async fn create(
             "Unable to set hostname with max_count > 1; use name instead.",
         ));
     }
+    let group_names = security_group_names(s)?;
+    let resolved = requested_networks(
+        &c,
+        &auth,
+        &project,
+        &network_request,
+        &group_names,
+        max_count,
+    )
+    .await?;
     let description = if at_least(&mv, 2, 19) {
         match s.get("description") {
             None | Some(Value::Null) => None,
@@ -557,6 +670,8 @@ pub async fn create(
         image_properties: image.properties.clone(),
         image_disk_format: image.disk_format.clone().unwrap_or_else(|| "raw".into()),
         image_size: image.size,
+        requested_networks: resolved.nics,
+        security_groups: resolved.security_groups,
     };
     let mut instances = Vec::new();
     for index in 0..max_count {
@@ -635,6 +750,7 @@ pub async fn create(
                 node: None,
                 terminated_at: None,
                 admin_pass_set: true,
+                vifs: Vec::new(),
             },
         });
     }

@@ -142,8 +142,7 @@ pub fn server(
     b.insert("flavor".into(), flavor(c, inst, mv, vis));
     b.insert("created".into(), json!(api_time(&inst.created_at)));
     b.insert("updated".into(), json!(api_time(&inst.updated_at)));
-    // No networking yet: no addresses (and `{}` while building, as Nova).
-    b.insert("addresses".into(), json!({}));
+    b.insert("addresses".into(), addresses(&d.vifs));
     b.insert("accessIPv4".into(), json!(d.access_ip_v4));
     b.insert("accessIPv6".into(), json!(d.access_ip_v6));
     b.insert("links".into(), links(c, &inst.uuid));
@@ -243,4 +242,26 @@ pub fn server(
         );
     }
     Value::Object(b)
+}
+
+/// Nova's `addresses`: per network name, the fixed addresses of the server's bound ports
+/// (`{}` before they are bound).
+pub fn addresses(vifs: &[crate::network::Vif]) -> Value {
+    let mut out = serde_json::Map::new();
+    for vif in vifs.iter().filter(|v| v.bound()) {
+        let list = out
+            .entry(vif.network_name.clone())
+            .or_insert_with(|| json!([]));
+        if let Some(list) = list.as_array_mut() {
+            for ip in &vif.fixed_ips {
+                list.push(json!({
+                    "version": ip.version,
+                    "addr": ip.address,
+                    "OS-EXT-IPS:type": "fixed",
+                    "OS-EXT-IPS-MAC:mac_addr": vif.mac_address,
+                }));
+            }
+        }
+    }
+    Value::Object(out)
 }

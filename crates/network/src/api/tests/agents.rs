@@ -166,3 +166,54 @@ async fn reports_set_port_status_notify_nova_and_list_agents() {
         404
     );
 }
+
+#[tokio::test]
+async fn router_ports_are_bound_to_the_network_host_and_follow_its_reports() {
+    let h = Harness::open("agents-router-ports").await;
+    let (_, subnet) = h.network_with_subnet("alice", "n", "10.7.0.0/24").await;
+    let router = h
+        .create("alice", "/v2.0/routers", "router", json!({"name": "r"}))
+        .await;
+    let rid = router["id"].as_str().unwrap();
+    let add = h
+        .call(
+            "alice",
+            "PUT",
+            &format!("/v2.0/routers/{rid}/add_router_interface"),
+            Some(json!({"subnet_id": subnet["id"]})),
+        )
+        .await;
+    assert_eq!(add.status, 200, "{:?}", add.body);
+    let port_id = add.body["port_id"].as_str().unwrap().to_string();
+    let options = ServerOptions {
+        network_host: "h1".into(),
+        notifier: None,
+    };
+    let port_status = |body: &serde_json::Value| body["port"]["status"].clone();
+
+    let state = state_for(&h.net, &options, "h1").await.unwrap();
+    assert_eq!(state.routers.len(), 1);
+    let shown = h.get("admin", &format!("/v2.0/ports/{port_id}")).await;
+    assert_eq!(shown.body["port"]["binding:host_id"], "h1");
+    assert_eq!(port_status(&shown.body), "DOWN");
+    assert!(
+        !state.ports.iter().any(|p| p.id == port_id && p.bound_here),
+        "the agent plugs a router port into its namespace, not as a guest tap"
+    );
+
+    let mut report = AgentReport {
+        host: "h1".into(),
+        active_ports: vec![port_id.clone()],
+        heartbeat: chrono::Utc::now().to_rfc3339(),
+        started_at: chrono::Utc::now().to_rfc3339(),
+        ..Default::default()
+    };
+    apply_report(&h.net, &options, &report).await.unwrap();
+    let shown = h.get("alice", &format!("/v2.0/ports/{port_id}")).await;
+    assert_eq!(port_status(&shown.body), "ACTIVE");
+    // A router the agent could not converge leaves its ports down.
+    report.active_ports.clear();
+    apply_report(&h.net, &options, &report).await.unwrap();
+    let shown = h.get("alice", &format!("/v2.0/ports/{port_id}")).await;
+    assert_eq!(port_status(&shown.body), "DOWN");
+}
