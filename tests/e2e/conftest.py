@@ -82,6 +82,8 @@ class Cloud:
                 f'metadata_listen = "127.0.0.1:{self.metadata_port}"\n'
                 f'novncproxy_listen = "127.0.0.1:{self.console_port}"\n'
                 f'instances_path = "{self.instances}"\n'
+                # Without a network agent no port is ever wired: guests do not wait for it.
+                + ('' if network_agent else 'vif_plugging_timeout = 0\n') +
                 f'{compute_config}'
             )
             if compute_config and not compute_config.endswith("\n"):

@@ -28,7 +28,7 @@ pub struct AgentConfig {
     /// How long a started guest may take to be reported running.
     pub spawn_timeout: Duration,
     /// How long a new guest waits, paused, for its ports to be reported plugged (Nova's
-    /// `vif_plugging_timeout`, 300 s); then the build fails and is rescheduled.
+    /// `vif_plugging_timeout`, 300 s); then the build fails and is rescheduled. Zero: no wait.
     pub vif_plugging_timeout: Duration,
     /// How long a call to the conductor may take.
     pub rpc_timeout: Duration,

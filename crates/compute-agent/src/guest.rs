@@ -124,8 +124,10 @@ impl Guests {
                     mtu: i.mtu,
                 })
                 .collect(),
-            // Started paused until the network reports the ports plugged (see the manager).
-            start_paused: !build.interfaces.is_empty(),
+            // Started paused until the network reports the ports plugged (see the manager),
+            // unless waiting is off (`vif_plugging_timeout` 0, as in Nova).
+            start_paused: !build.interfaces.is_empty()
+                && !self.config.vif_plugging_timeout.is_zero(),
         }
     }
 

@@ -306,7 +306,7 @@ pub struct ComputeConfig {
     /// Seconds a clean shutdown may take before the guest is destroyed (`shutdown_timeout`). Default 60.
     pub shutdown_timeout: u64,
     /// Seconds a new guest waits, paused, for the networking service to report its ports
-    /// plugged before the build fails (`vif_plugging_timeout`). Default 300.
+    /// plugged before the build fails (`vif_plugging_timeout`; 0: do not wait). Default 300.
     pub vif_plugging_timeout: u64,
     /// Allocation ratios reported to Placement. Defaults 4.0 / 1.0 / 1.0 (Nova's initial ratios).
     pub cpu_allocation_ratio: f64,
