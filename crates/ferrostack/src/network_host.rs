@@ -313,6 +313,7 @@ impl Loop {
             host: self.host.clone(),
             active_ports: report.active_ports.clone(),
             pending_ports: report.pending_ports.clone(),
+            active_floating_ips: report.active_floating_ips.clone(),
             errors: report
                 .errors
                 .iter()

@@ -14,6 +14,8 @@ pub struct Report {
     pub active_ports: Vec<String>,
     /// Ports bound here whose tap device does not exist yet (the guest is not started).
     pub pending_ports: Vec<String>,
+    /// The floating IPs whose NAT rules are in place (their routers converged here).
+    pub active_floating_ips: Vec<String>,
 }
 
 /// A resource the agent could not converge.

@@ -108,15 +108,24 @@ impl Pass<'_> {
     pub(crate) fn converge_routers(&mut self) {
         for router in &self.state.routers {
             match self.converge_router(router) {
-                // Its interfaces and gateway are wired: their ports are up.
-                Ok(()) => self.report.active_ports.extend(
-                    router
-                        .interfaces
-                        .iter()
-                        .map(|i| &i.port)
-                        .chain(router.external_gateway.as_ref().map(|g| &g.port))
-                        .map(|p| p.id.clone()),
-                ),
+                // Its interfaces, gateway and floating IPs are wired: they are up.
+                Ok(()) => {
+                    self.report.active_ports.extend(
+                        router
+                            .interfaces
+                            .iter()
+                            .map(|i| &i.port)
+                            .chain(router.external_gateway.as_ref().map(|g| &g.port))
+                            .map(|p| p.id.clone()),
+                    );
+                    self.report.active_floating_ips.extend(
+                        router
+                            .floating_ips
+                            .iter()
+                            .filter(|f| !f.id.is_empty())
+                            .map(|f| f.id.clone()),
+                    );
+                }
                 Err(e) => self.report.error(format!("router {}", router.id), e),
             }
         }

@@ -28,6 +28,9 @@ pub struct AgentReport {
     /// Ports bound here whose tap does not exist yet.
     #[serde(default)]
     pub pending_ports: Vec<String>,
+    /// Floating IPs whose NAT is in place on this (the network) host.
+    #[serde(default)]
+    pub active_floating_ips: Vec<String>,
     /// Resources that failed, `"<resource>: <message>"`.
     #[serde(default)]
     pub errors: Vec<String>,

@@ -166,6 +166,9 @@ pub async fn apply_report(
         .await
         .map_err(db_error)?;
     }
+    if options.network_host == host {
+        floating_ip_statuses(db, &report.active_floating_ips).await?;
+    }
     let active: BTreeSet<&str> = report.active_ports.iter().map(String::as_str).collect();
     for port in &ports {
         let status = wanted_status(port, &active, &report.errors);
@@ -186,6 +189,26 @@ pub async fn apply_report(
             let (server, port_id) = (updated.device_id.clone(), updated.id.clone());
             tokio::spawn(async move { notifier.vif_plugged(&server, &port_id).await });
         }
+    }
+    Ok(())
+}
+
+/// The floating IPs the network host reports in place turn `ACTIVE`, the others `DOWN`.
+async fn floating_ip_statuses(db: &crate::db::Db, active: &[String]) -> anyhow::Result<()> {
+    let all: Vec<crate::model::FloatingIp> = db.select("1 = 1", &[]).await.map_err(db_error)?;
+    for fip in all {
+        let up = active.contains(&fip.id);
+        let wanted = if up && fip.port_id.is_some() {
+            "ACTIVE"
+        } else {
+            "DOWN"
+        };
+        if fip.status == wanted {
+            continue;
+        }
+        crate::db::write_tx!(db, |tx| crate::db::floatingips::set_status(tx, &fip.id, up)
+            .await)
+        .map_err(db_error)?;
     }
     Ok(())
 }

@@ -266,6 +266,24 @@ async fn touch(tx: &mut Tx, fip: &mut FloatingIp) -> Result<()> {
     Ok(())
 }
 
+/// Sets the status the network host reports (`ACTIVE` once its NAT is in place, `DOWN`
+/// otherwise); an unassociated floating IP stays `DOWN`. Returns whether it changed.
+pub async fn set_status(tx: &mut Tx, id: &str, active: bool) -> Result<bool> {
+    let Some(mut fip) = tx.lock::<FloatingIp>(id).await? else {
+        return Ok(false);
+    };
+    let status = match active && fip.port_id.is_some() {
+        true => "ACTIVE",
+        false => "DOWN",
+    };
+    if fip.status == status {
+        return Ok(false);
+    }
+    fip.status = status.into();
+    touch(tx, &mut fip).await?;
+    Ok(true)
+}
+
 /// Deletes a floating IP and returns its address.
 pub async fn delete(tx: &mut Tx, id: &str, expected_revision: Option<i64>) -> Result<FloatingIp> {
     let fip: FloatingIp = tx
