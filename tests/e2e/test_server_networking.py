@@ -126,6 +126,16 @@ def test_guests_get_dhcp_metadata_and_ping_each_other_within_their_security_grou
     c.json("ferrostack-demo", "security", "group", "rule", "create", "--protocol", "icmp", "--ingress",
            f"closed-{suffix}")
     wait_console(c, a, rf"^FERROSTACK-GUEST: ping {re.escape(c_ip)} ok$", timeout=60)
+    # `server add security group` puts C in the default group too: A now admits it.
+    c.run("ferrostack-demo", "server", "add", "security", "group", g, "default")
+    assert len(ports_of(c, g)[0]["Security Groups"]) == 2
+    wait_console(c, g, rf"^FERROSTACK-GUEST: ping {re.escape(a_ip)} ok$", timeout=60)
+    # ... and `server remove security group` takes it out again.
+    c.run("ferrostack-demo", "server", "remove", "security", "group", g, "default")
+    fail_line = f"FERROSTACK-GUEST: ping {a_ip} fail"
+    wait(lambda: console(c, g).count(fail_line) == 2, 60, "C's pings to A to fail again")
+    again = c.run("ferrostack-demo", "server", "remove", "security", "group", g, "default", check=False)
+    assert again.returncode != 0 and "not associated" in again.stderr, again.stderr
 
     # Deleting the servers deletes the ports they made and their taps.
     for server in servers:

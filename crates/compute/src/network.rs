@@ -124,6 +124,19 @@ pub trait NetworkApi: Send + Sync {
     /// if still the server's). Ports already gone are fine. Idempotent.
     async fn release(&self, server_uuid: &str, vifs: &[Vif]) -> anyhow::Result<()>;
 
+    /// Adds (or removes) security group `group` (name or id, looked up as for a server create)
+    /// to (from) every port of the server: Nova's `addSecurityGroup`/`removeSecurityGroup`
+    /// (404 unknown group, 400 already there / not there).
+    async fn change_security_group(
+        &self,
+        project: &str,
+        admin: bool,
+        server_uuid: &str,
+        vifs: &[Vif],
+        group: &str,
+        add: bool,
+    ) -> Result<(), ApiError>;
+
     /// The ports among `port_ids` that are not `ACTIVE` yet.
     async fn pending(&self, port_ids: &[String]) -> anyhow::Result<Vec<String>>;
 }

@@ -234,6 +234,16 @@ pub const COMPUTE_RULES: &[RuleDefault] = &[
         "Extended server attributes; reset a server's state.",
     ),
     api(
+        "os_compute_api:os-security-groups:add",
+        "rule:project_member_or_admin",
+        "Add a security group to a server's ports.",
+    ),
+    api(
+        "os_compute_api:os-security-groups:remove",
+        "rule:project_member_or_admin",
+        "Remove a security group from a server's ports.",
+    ),
+    api(
         "os_compute_api:os-lock-server:lock",
         "rule:project_member_or_admin",
         "Lock or unlock a server.",

@@ -380,6 +380,75 @@ impl NetworkApi for LocalNetwork {
         Ok(())
     }
 
+    async fn change_security_group(
+        &self,
+        project: &str,
+        admin: bool,
+        server_uuid: &str,
+        vifs: &[Vif],
+        group: &str,
+        add: bool,
+    ) -> Result<(), ApiError> {
+        let id = match self
+            .security_groups(project, admin, &[group.to_string()])
+            .await
+        {
+            Ok(ids) => ids.into_iter().next().unwrap_or_default(),
+            // Nova answers an unknown group of these actions with 404.
+            Err(e) if e.status == axum::http::StatusCode::BAD_REQUEST => {
+                return Err(ApiError::not_found(format!(
+                    "Security group {group} not found for project {project}."
+                )));
+            }
+            Err(e) => return Err(e),
+        };
+        let mut ports = Vec::new();
+        for vif in vifs {
+            let port = self.port(&vif.port_id).await.map_err(ApiError::internal)?;
+            if let Some(port) = port.filter(|p| p.device_id == server_uuid) {
+                ports.push(port);
+            }
+        }
+        if add && ports.iter().any(|p| !p.port_security_enabled) {
+            return Err(ApiError::bad_request(
+                "Network requires port_security_enabled and subnet associated in order to apply security groups.",
+            ));
+        }
+        let holding = ports.iter().any(|p| p.security_groups.contains(&id));
+        match (add, holding) {
+            (true, true) => {
+                return Err(ApiError::bad_request(format!(
+                    "Security group {group} is already associated with the instance {server_uuid}"
+                )));
+            }
+            (false, false) => {
+                return Err(ApiError::bad_request(format!(
+                    "Security group {group} not associated with the instance {server_uuid}"
+                )));
+            }
+            _ => {}
+        }
+        let settings = self.net.settings();
+        for port in ports {
+            let mut groups = port.security_groups.clone();
+            match add {
+                true if !groups.contains(&id) => groups.push(id.clone()),
+                true => continue,
+                false => groups.retain(|g| g != &id),
+            }
+            let change = PortUpdate {
+                security_groups: Some(groups),
+                ..Default::default()
+            };
+            write_tx!(self.net.db(), |tx| ports::update(
+                tx, settings, &port.id, &change, None
+            )
+            .await)
+            .map_err(internal)?;
+        }
+        Ok(())
+    }
+
     async fn pending(&self, port_ids: &[String]) -> anyhow::Result<Vec<String>> {
         let mut pending = Vec::new();
         for id in port_ids {

@@ -356,6 +356,37 @@ pub async fn action(
             tracing::info!(uuid, state = wanted, "server state reset");
             Ok(StatusCode::ACCEPTED.into_response())
         }
+        "addSecurityGroup" | "removeSecurityGroup" => {
+            let add = name == "addSecurityGroup";
+            let rule = match add {
+                true => "os_compute_api:os-security-groups:add",
+                false => "os_compute_api:os-security-groups:remove",
+            };
+            let inst = load(&c, &auth, &uuid, rule).await?;
+            let group = match args.get("name") {
+                Some(Value::String(g)) if !g.trim().is_empty() => g.trim().to_string(),
+                Some(Value::String(_)) => {
+                    return Err(ApiError::bad_request("Security group name cannot be empty"));
+                }
+                _ => return Err(ApiError::bad_request("Missing parameter name")),
+            };
+            let Some(network) = c.network() else {
+                return Err(ApiError::bad_request(
+                    "This cloud has no networking service: servers have no ports.",
+                ));
+            };
+            network
+                .change_security_group(
+                    &inst.project_id,
+                    is_admin(&auth),
+                    &uuid,
+                    &inst.data.vifs,
+                    &group,
+                    add,
+                )
+                .await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
         "lock" | "unlock" => {
             let rule = format!("os_compute_api:os-lock-server:{name}");
             let mut inst = load(&c, &auth, &uuid, &rule).await?;
