@@ -30,7 +30,13 @@ impl NovaNotifier {
         }
     }
 
-    async fn post(&self, server_id: &str, port_id: &str) -> anyhow::Result<reqwest::StatusCode> {
+    /// Posts the event; returns the HTTP status and the event's own `code` (Nova answers 207
+    /// with a per-event 404/422 when the server is unknown or not placed).
+    async fn post(
+        &self,
+        server_id: &str,
+        port_id: &str,
+    ) -> anyhow::Result<(reqwest::StatusCode, Option<u64>)> {
         let token = self.tokens.token().await?;
         let body = json!({"events": [{
             "name": "network-vif-plugged",
@@ -46,7 +52,10 @@ impl NovaNotifier {
             .body(body.to_string())
             .send()
             .await?;
-        Ok(response.status())
+        let status = response.status();
+        let body = response.bytes().await.unwrap_or_default();
+        let answer: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        Ok((status, answer["events"][0]["code"].as_u64()))
     }
 }
 
@@ -54,18 +63,18 @@ impl NovaNotifier {
 impl ferrostack_network::agents::VifNotifier for NovaNotifier {
     async fn vif_plugged(&self, server_id: &str, port_id: &str) {
         match self.post(server_id, port_id).await {
-            Ok(status) if status.is_success() => {
+            Ok((status, Some(200))) if status.is_success() => {
                 tracing::info!(
                     server = server_id,
                     port = port_id,
                     "network-vif-plugged sent"
                 )
             }
-            Ok(status) if status == reqwest::StatusCode::NOT_FOUND => tracing::debug!(
-                server = server_id,
-                "the compute API has no os-server-external-events (or no such server)"
-            ),
-            Ok(status) => {
+            // Not a server (a port whose device_id names something else), or not placed.
+            Ok((status, code)) if status.is_success() => {
+                tracing::debug!(server = server_id, ?code, "network-vif-plugged not taken")
+            }
+            Ok((status, _)) => {
                 tracing::warn!(server = server_id, %status, "network-vif-plugged refused")
             }
             Err(e) => {
