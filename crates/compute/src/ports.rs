@@ -45,10 +45,7 @@ async fn update_building(
         let Some(mut inst) = idb::instance(&c.store, uuid).await? else {
             return Ok(None);
         };
-        let building = inst.vm_state == crate::states::vm::BUILDING
-            && inst.host.is_some()
-            && inst.task_state.as_deref() != Some(task::DELETING);
-        if inst.deleted || !building {
+        if !builds_on_a_host(&inst) {
             return Ok(None);
         }
         change(&mut inst);
@@ -105,10 +102,29 @@ pub async fn allocate(c: &Compute, inst: Instance) -> anyhow::Result<Option<Inst
         bound.push(network.bind(vif, &owner).await?);
     }
     crate::crashpoint::hit("conductor:after-ports-created");
-    if bound == inst.data.vifs {
-        return Ok(Some(inst));
+    // Kept only while the instance still builds on a host; a bind that raced a delete (or a
+    // failed build) gives its ports back here, so nothing is left bound to a gone server.
+    let saved = match bound == inst.data.vifs {
+        true => still_building(c, &inst.uuid).await?.then_some(inst),
+        false => update_building(c, &inst.uuid, |i| i.data.vifs = bound.clone()).await?,
+    };
+    if saved.is_none() {
+        network.release(&owner.server_uuid, &bound).await?;
     }
-    update_building(c, &inst.uuid, |i| i.data.vifs = bound.clone()).await
+    Ok(saved)
+}
+
+/// Whether the instance still builds on a host (not deleted, not being deleted).
+async fn still_building(c: &Compute, uuid: &str) -> anyhow::Result<bool> {
+    let inst = idb::instance(&c.store, uuid).await?;
+    Ok(inst.as_ref().is_some_and(builds_on_a_host))
+}
+
+fn builds_on_a_host(inst: &Instance) -> bool {
+    !inst.deleted
+        && inst.vm_state == crate::states::vm::BUILDING
+        && inst.host.is_some()
+        && inst.task_state.as_deref() != Some(task::DELETING)
 }
 
 /// Gives back the ports of an instance (deleted, or whose build failed for good).

@@ -409,6 +409,11 @@ impl NetworkApi for LocalNetwork {
                 ports.push(port);
             }
         }
+        if ports.is_empty() {
+            return Err(ApiError::not_found(format!(
+                "instance_id {server_uuid} could not be found as device id on any ports"
+            )));
+        }
         if add && ports.iter().any(|p| !p.port_security_enabled) {
             return Err(ApiError::bad_request(
                 "Network requires port_security_enabled and subnet associated in order to apply security groups.",

@@ -16,6 +16,8 @@ mod keypairs;
 mod limits;
 #[cfg(test)]
 mod list_tests;
+#[cfg(test)]
+mod network_tests;
 mod quota_sets;
 pub(crate) mod remote_consoles;
 mod server_external_events;
