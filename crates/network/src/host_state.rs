@@ -72,6 +72,21 @@ pub async fn ensure_dhcp_ports(db: &Db, settings: &Settings, host: &str) -> Resu
     let networks: Vec<Network> = db.select("1 = 1", &[]).await?;
     let subnets: Vec<Subnet> = db.select("1 = 1", &[]).await?;
     let mut created = false;
+    // A network that no longer has a DHCP subnet gives its DHCP port back (the agent stops
+    // its dnsmasq when the network leaves its DHCP set).
+    for network in networks.iter().filter(|n| !dhcp_enabled(&subnets, &n.id)) {
+        let device_id = dhcp_device_id(host, &network.id);
+        let stale: Vec<Port> = db.select("device_id = $1", &[&device_id]).await?;
+        for port in stale {
+            match write_tx!(db, |tx| db::ports::delete(tx, &port.id, None).await) {
+                Ok(_) => {
+                    tracing::info!(network = %network.id, port = %port.id, "DHCP port removed")
+                }
+                Err(db::Error::Api(e)) => tracing::debug!(port = %port.id, error = ?e, "gone"),
+                Err(e) => return Err(e),
+            }
+        }
+    }
     for network in networks.iter().filter(|n| dhcp_enabled(&subnets, &n.id)) {
         let device_id = dhcp_device_id(host, &network.id);
         let existing: Vec<Port> = db.select("device_id = $1", &[&device_id]).await?;

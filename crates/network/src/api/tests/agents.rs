@@ -217,3 +217,36 @@ async fn router_ports_are_bound_to_the_network_host_and_follow_its_reports() {
     let shown = h.get("alice", &format!("/v2.0/ports/{port_id}")).await;
     assert_eq!(port_status(&shown.body), "DOWN");
 }
+
+#[tokio::test]
+async fn a_network_without_dhcp_subnets_gives_its_dhcp_port_back() {
+    let h = Harness::open("agents-dhcp-port-release").await;
+    let (network, subnet) = h.network_with_subnet("alice", "n", "10.8.0.0/24").await;
+    let options = ServerOptions {
+        network_host: "h1".into(),
+        notifier: None,
+    };
+    let dhcp_ports = |body: &serde_json::Value| {
+        body["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["device_owner"] == "network:dhcp")
+            .count()
+    };
+    let list = format!("/v2.0/ports?network_id={}", network["id"].as_str().unwrap());
+    state_for(&h.net, &options, "h1").await.unwrap();
+    assert_eq!(dhcp_ports(&h.get("admin", &list).await.body), 1);
+    let off = h
+        .call(
+            "alice",
+            "PUT",
+            &format!("/v2.0/subnets/{}", subnet["id"].as_str().unwrap()),
+            Some(json!({"subnet": {"enable_dhcp": false}})),
+        )
+        .await;
+    assert_eq!(off.status, 200, "{:?}", off.body);
+    let state = state_for(&h.net, &options, "h1").await.unwrap();
+    assert!(state.networks.iter().all(|n| n.dhcp_port.is_none()));
+    assert_eq!(dhcp_ports(&h.get("admin", &list).await.body), 0);
+}
