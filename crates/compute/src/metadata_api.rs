@@ -68,26 +68,9 @@ pub fn router(compute: Arc<Compute>, shared_secret: String) -> Router {
     })
 }
 
-/// `X-Instance-ID-Signature` for `instance_id`: lowercase hex HMAC-SHA256 (RFC 2104) keyed with
-/// the shared secret, as the metadata proxy sends it. Built on OpenSSL's SHA-256 rather than its
-/// HMAC key type, which refuses the empty key (Nova's default secret).
-pub fn sign_instance_id(secret: &str, instance_id: &str) -> String {
-    const BLOCK: usize = 64;
-    let mut key = [0u8; BLOCK];
-    if secret.len() > BLOCK {
-        key[..32].copy_from_slice(&openssl::sha::sha256(secret.as_bytes()));
-    } else {
-        key[..secret.len()].copy_from_slice(secret.as_bytes());
-    }
-    let pad = |byte: u8| key.map(|k| k ^ byte);
-    let mut inner = openssl::sha::Sha256::new();
-    inner.update(&pad(0x36));
-    inner.update(instance_id.as_bytes());
-    let mut outer = openssl::sha::Sha256::new();
-    outer.update(&pad(0x5c));
-    outer.update(&inner.finish());
-    outer.finish().iter().map(|b| format!("{b:02x}")).collect()
-}
+/// `X-Instance-ID-Signature` for `instance_id`: lowercase hex HMAC-SHA256 keyed with the shared
+/// secret, computed as the metadata proxy (the network agent) computes it.
+pub use ferrostack_network_agent::metadata::sign_instance_id;
 
 /// A response before it becomes HTTP: status, content type, body.
 #[derive(Debug, Clone, PartialEq)]
