@@ -282,16 +282,27 @@ def test_a_crash_at_each_port_step_leaves_no_port_or_guest_behind(lab, operation
     lab.networks.append(net["id"])
     c.json("ferrostack-demo", "subnet", "create", "--network", net["id"], "--subnet-range",
            f"10.219.{random.randint(1, 250)}.0/24", f"crash-{suffix}-v4")
+    create = ["ferrostack-demo", "server", "create", "--image", "net-guest", "--flavor", "net.nano",
+              "--nic", f"net-id={net['id']}", f"crash-{suffix}"]
+    try:
+        if operation == "boot":
+            restart(c, point)
+            # The process may abort before the CLI has read the server back.
+            c.run(*create, check=False)
+        else:
+            server = c.json(*create)["id"]
+            wait(lambda: c.json("ferrostack-demo", "server", "show", server)["status"] == "ACTIVE", 300,
+                 "ACTIVE")
+            restart(c, point)
+            c.run("ferrostack-demo", "server", "delete", server, check=False)
+        wait(lambda: c.proc.poll() is not None, 300, "the process to hit its crash point")
+    finally:
+        # Running again (unarmed) whatever happened, for the checks and the next tests.
+        restart(c)
     if operation == "boot":
-        restart(c, point)
-    server = c.json("ferrostack-demo", "server", "create", "--image", "net-guest", "--flavor", "net.nano",
-                    "--nic", f"net-id={net['id']}", f"crash-{suffix}")["id"]
-    if operation == "delete":
-        wait(lambda: c.json("ferrostack-demo", "server", "show", server)["status"] == "ACTIVE", 300, "ACTIVE")
-        restart(c, point)
-        c.run("ferrostack-demo", "server", "delete", server, check=False)
-    wait(lambda: c.proc.poll() is not None, 300, "the process to hit its crash point")
-    restart(c)
+        found = c.json("ferrostack", "server", "list", "--all-projects", "--name", f"crash-{suffix}")
+        assert len(found) == 1, found
+        server = found[0]["ID"]
     if operation == "boot":
         def settled():
             shown = c.json("ferrostack", "server", "show", server)
