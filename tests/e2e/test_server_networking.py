@@ -36,10 +36,12 @@ def lab():
         wait(lambda: c.json("ferrostack", "resource", "provider", "list"), 60, "the compute host to register")
         yield lab
     finally:
-        # The servers first: their taps go with their domains.
-        for server in lab.cloud.json("ferrostack", "server", "list", "--all-projects"):
-            lab.cloud.run("ferrostack", "server", "delete", "--wait", server["ID"], check=False, timeout=180)
-        lab.cleanup()
+        try:
+            # The servers first: their taps go with their domains.
+            for server in lab.cloud.json("ferrostack", "server", "list", "--all-projects"):
+                lab.cloud.run("ferrostack", "server", "delete", "--wait", server["ID"], check=False, timeout=180)
+        finally:
+            lab.cleanup()
 
 
 def console(cloud, server):
@@ -175,17 +177,19 @@ def external():
         yield lab
     finally:
         c = lab.cloud
-        for server in c.json("ferrostack", "server", "list", "--all-projects"):
-            c.run("ferrostack", "server", "delete", "--wait", server["ID"], check=False, timeout=180)
-        for fip in c.json("ferrostack", "floating", "ip", "list"):
-            c.run("ferrostack", "floating", "ip", "delete", fip["ID"], check=False)
-        for router in c.json("ferrostack", "router", "list"):
-            lab.routers.append(router["ID"])
-            for port in c.json("ferrostack", "port", "list", "--router", router["ID"]):
-                if port["Fixed IP Addresses"] and "172.25." not in str(port["Fixed IP Addresses"]):
-                    c.run("ferrostack", "router", "remove", "port", router["ID"], port["ID"], check=False)
-            c.run("ferrostack", "router", "delete", router["ID"], check=False)
-        lab.cleanup()
+        try:
+            for server in c.json("ferrostack", "server", "list", "--all-projects"):
+                c.run("ferrostack", "server", "delete", "--wait", server["ID"], check=False, timeout=180)
+            for fip in c.json("ferrostack", "floating", "ip", "list"):
+                c.run("ferrostack", "floating", "ip", "delete", fip["ID"], check=False)
+            for router in c.json("ferrostack", "router", "list"):
+                lab.routers.append(router["ID"])
+                for port in c.json("ferrostack", "port", "list", "--router", router["ID"]):
+                    if port["Fixed IP Addresses"] and "172.25." not in str(port["Fixed IP Addresses"]):
+                        c.run("ferrostack", "router", "remove", "port", router["ID"], port["ID"], check=False)
+                c.run("ferrostack", "router", "delete", router["ID"], check=False)
+        finally:
+            lab.cleanup()
 
 
 def host_ping(address):

@@ -377,6 +377,11 @@ pub async fn cleanup(config: Config) -> anyhow::Result<()> {
         eprintln!("{}: {}", error.resource, error.message);
     }
     anyhow::ensure!(report.is_ok(), "some objects could not be removed");
+    // The host's DHCP directories, once empty (not an error if something else is left there).
+    let root = dhcp_root(&config.compute.host);
+    for dir in [root.as_path()].into_iter().chain(root.parent()) {
+        let _ = std::fs::remove_dir(dir);
+    }
     Ok(())
 }
 
