@@ -177,8 +177,15 @@ impl Guests {
     }
 
     /// Defines (if needed) and starts the guest, then waits until it runs.
+    /// Never paused: a guest started again (start, hard reboot) keeps its bound ports, and one
+    /// left paused by an interrupted build is resumed.
     pub(crate) async fn boot(&self, spec: &GuestSpec) -> Result<(), OpError> {
-        self.driver.spawn(spec).await?;
+        let running = GuestSpec {
+            start_paused: false,
+            ..spec.clone()
+        };
+        self.driver.spawn(&running).await?;
+        self.driver.resume(&spec.uuid).await?;
         self.wait_running(&spec.uuid).await
     }
 
