@@ -55,6 +55,10 @@ bench-image:  ## Image upload/download throughput: Ferrostack vs Glance vs dd on
 bench-placement:  ## GET /allocation_candidates over 1000 providers: Ferrostack vs openstack-placement
 	@scripts/bench-placement.sh
 
+.PHONY: bench-network
+bench-network:  ## Port create (with IP allocation) and delete, ports/s and p50/p90/p99: Ferrostack (SQLite, PostgreSQL) vs neutron-server
+	@bench/network/run.sh
+
 guest-image:  ## Build (and self-test with --selftest) the tiny test guest: kernel + initramfs and a whole-disk qcow2
 	@scripts/build-guest-image.sh
 
