@@ -75,15 +75,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Starts "$@" in a process group of its own, logging to $1; sets STARTED_PID (= group id).
-# A child of this shell, so that `exit_reason` can tell how it ended.
-start_group() {
-  local log=$1
-  shift
-  setsid "$@" >"$log" 2>&1 </dev/null &
-  STARTED_PID=$!
-  STARTED+=("$STARTED_PID")
-}
 
 # How a server this script started ended: "exited with status N" or "killed by signal N".
 exit_reason() {
@@ -92,9 +83,6 @@ exit_reason() {
   if ((rc > 128)); then echo "killed by signal $((rc - 128))"; else echo "exited with status $rc"; fi
 }
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 now_ns() { date +%s%N; }
 

@@ -146,3 +146,18 @@ wait_ready() {
   done
   return 1
 }
+
+# Benchmarks: starts "$@" in a process group of its own (so a cleanup can stop its children
+# too), logging to $1; sets STARTED_PID (= group id) and appends it to the STARTED array.
+start_group() {
+  local log=$1
+  shift
+  setsid "$@" >"$log" 2>&1 </dev/null &
+  STARTED_PID=$!
+  STARTED+=("$STARTED_PID")
+}
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}

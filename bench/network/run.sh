@@ -72,18 +72,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Starts "$@" in a process group of its own, logging to $1; sets STARTED_PID (= group id).
-start_group() {
-  local log=$1
-  shift
-  setsid "$@" >"$log" 2>&1 </dev/null &
-  STARTED_PID=$!
-  STARTED+=("$STARTED_PID")
-}
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # A fresh, empty PostgreSQL database on $PG_URL's server; prints its URL.
 fresh_database() {
