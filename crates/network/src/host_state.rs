@@ -11,8 +11,8 @@
 
 use crate::db::{self, Db, Result, write_tx};
 use crate::model::{
-    Binding, FloatingIp, Network, OWNER_DHCP, OWNER_ROUTER_GATEWAY, OWNER_ROUTER_INTERFACE, Port,
-    Router, SecurityGroup, SecurityGroupRule, Subnet,
+    FloatingIp, Network, OWNER_DHCP, OWNER_ROUTER_GATEWAY, OWNER_ROUTER_INTERFACE, Port, Router,
+    SecurityGroup, SecurityGroupRule, Subnet,
 };
 use crate::service::Settings;
 use ferrostack_network_agent::model as agent;
@@ -191,28 +191,8 @@ async fn extend_dhcp_port(
 }
 
 fn dhcp_port(network: &Network, device_id: &str, host: &str) -> Port {
-    let ts = crate::model::now();
-    let mut port = Port {
-        id: crate::model::new_id(),
-        project_id: network.project_id.clone(),
-        network_id: network.id.clone(),
-        name: String::new(),
-        description: String::new(),
-        admin_state_up: true,
-        status: "DOWN".into(),
-        mac_address: String::new(),
-        fixed_ips: Vec::new(),
-        device_id: device_id.to_string(),
-        device_owner: OWNER_DHCP.into(),
-        binding: Binding::default(),
-        security_groups: Vec::new(),
-        allowed_address_pairs: Vec::new(),
-        port_security_enabled: false,
-        tags: Vec::new(),
-        created_at: ts.clone(),
-        updated_at: ts,
-        revision_number: 1,
-    };
+    let mut port =
+        db::routers::new_internal_port(&network.id, &network.project_id, device_id, OWNER_DHCP);
     db::ports::bind(&mut port, host);
     port
 }

@@ -48,7 +48,14 @@ async fn subnets_of(tx: &mut Tx, ports: &[Port]) -> Result<Vec<Subnet>> {
     Ok(out)
 }
 
-fn new_internal_port(network_id: &str, project: &str, device_id: &str, owner: &str) -> Port {
+/// A port Neutron makes for itself (router interface or gateway, DHCP): no security groups,
+/// no port security, `DOWN` until its agent wires it, no address yet.
+pub(crate) fn new_internal_port(
+    network_id: &str,
+    project: &str,
+    device_id: &str,
+    owner: &str,
+) -> Port {
     let ts = now();
     Port {
         id: new_id(),
