@@ -6,7 +6,7 @@ export FERROSTACK_VENV ?= /opt/ferrostack/venv
 .PHONY: up down test build lint unit e2e tempest-identity bench-identity clean-state guest-image
 .PHONY: tempest-image bench-image
 .PHONY: bench-placement
-.PHONY: tempest-compute bench-boot tempest-network
+.PHONY: tempest-compute bench-boot tempest-network tempest-volume
 .PHONY: bench-compute
 
 up:  ## Install what is missing, build, start the cloud in the background, write clouds.yaml
@@ -46,6 +46,9 @@ tempest-compute:  ## Run Tempest's compute API tests (validation off) against a 
 tempest-network:  ## Run Tempest's network API tests (API only, no validation) against a private cloud it starts
 	@scripts/tempest.sh --start network
 
+tempest-volume:  ## Run Tempest's block storage API tests (no servers, no backups) against a private cloud it starts
+	@scripts/tempest.sh --start volume
+
 bench-boot:  ## Real-guest boot latency: API accepted → domain defined (Ferrostack) → started (QEMU)
 	@scripts/bench-boot.sh
 
@@ -58,6 +61,10 @@ bench-placement:  ## GET /allocation_candidates over 1000 providers: Ferrostack 
 .PHONY: bench-network
 bench-network:  ## Port create (with IP allocation) and delete, ports/s and p50/p90/p99: Ferrostack (SQLite, PostgreSQL) vs neutron-server
 	@bench/network/run.sh
+
+.PHONY: bench-volume
+bench-volume:  ## Block storage: blank volume create/delete rates, volume from a 1 GiB image vs qemu-img convert, snapshots, attach/detach to a running guest; rewrites its docs/benchmarks.md section
+	@bench/volume/run.sh
 
 guest-image:  ## Build (and self-test with --selftest) the tiny test guest: kernel + initramfs and a whole-disk qcow2
 	@scripts/build-guest-image.sh

@@ -22,7 +22,7 @@ cargo nextest run --workspace --no-fail-fast
 
 if [[ -n ${FERROSTACK_TEST_DATABASE_URL:-} ]]; then
   step "Store tests on PostgreSQL"
-  cargo nextest run --no-fail-fast -p ferrostack-store -p ferrostack-identity -p ferrostack-image -p ferrostack-compute -p ferrostack-placement -p ferrostack-network
+  cargo nextest run --no-fail-fast -p ferrostack-store -p ferrostack-identity -p ferrostack-image -p ferrostack-compute -p ferrostack-placement -p ferrostack-network -p ferrostack-volume
 else
   note "FERROSTACK_TEST_DATABASE_URL unset: PostgreSQL store tests skipped (.ci/run sets it)"
 fi

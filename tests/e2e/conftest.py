@@ -65,6 +65,9 @@ class Cloud:
         # QEMU runs as its own user: the instances directory must be reachable by it.
         self.instances = tempfile.mkdtemp(prefix="ferrostack-e2e-instances-")
         os.chmod(self.instances, 0o755)
+        # Volumes too: QEMU opens the files of attached volumes.
+        self.volumes = tempfile.mkdtemp(prefix="ferrostack-e2e-volumes-")
+        os.chmod(self.volumes, 0o755)
         self.url = f"http://127.0.0.1:{self.port}"
         self.state = os.path.join(root, "state")
         self.config = os.path.join(root, "ferrostack.toml")
@@ -88,6 +91,7 @@ class Cloud:
             )
             if compute_config and not compute_config.endswith("\n"):
                 f.write("\n")
+            f.write(f'[volume]\nvolumes_dir = "{self.volumes}"\nhost = "e2e-{self.port}"\n')
             f.write(extra_config)
             if database:
                 f.write(f'[database]\nurl = "{database}"\n')
@@ -224,6 +228,28 @@ class Cloud:
                 subprocess.run(["virsh", "-q", "-c", "qemu:///system", *cmd], capture_output=True)
 
 
+    def log_excerpt(self, warnings=60, tail=30):
+        """The last `warnings` WARN/ERROR lines of its log, then its last `tail` lines."""
+        try:
+            with open(self.log_path, errors="replace") as f:
+                lines = f.read().splitlines()
+        except OSError as e:
+            return f"(no log: {e})"
+        flagged = [line for line in lines if " WARN " in line or " ERROR " in line]
+        return "\n".join(["-- warnings and errors --", *flagged[-warnings:], "-- last lines --", *lines[-tail:]])
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test's report carries the log excerpt of every cloud it used, so a CI failure
+    shows what the cloud said (the state directories are removed afterwards)."""
+    report = (yield).get_result()
+    if report.failed and report.when in ("setup", "call"):
+        for name, value in getattr(item, "funcargs", {}).items():
+            if isinstance(value, Cloud):
+                report.sections.append((f"ferrostack log of fixture {name!r}", value.log_excerpt()))
+
+
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "slow: long-running test (runs by default; deselect with -m 'not slow')"
@@ -239,6 +265,7 @@ def cloud():
     if not os.environ.get("FERROSTACK_KEEP_E2E"):
         shutil.rmtree(root, ignore_errors=True)
         shutil.rmtree(c.instances, ignore_errors=True)
+        shutil.rmtree(c.volumes, ignore_errors=True)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@
 //! trailing-slash normalisation, `/metrics` and `/healthz`.
 
 pub mod auth;
+pub mod crashpoint;
 pub mod error;
 pub mod metrics;
 pub mod microversion;

@@ -14,9 +14,8 @@
 use crate::host;
 use crate::images::{ImageNotFound, ImageSource};
 use ferrostack_compute::rpc::ImageRef;
-use ferrostack_image_format::{DiskFormat, Inspection, Inspector};
+use ferrostack_image_format::{DiskFormat, Inspection};
 use std::collections::HashMap;
-use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -225,21 +224,9 @@ impl ImageCache {
 /// Runs the format inspector over a whole file.
 pub async fn inspect(path: &Path) -> std::io::Result<Inspection> {
     let path = path.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let mut file = std::fs::File::open(&path)?;
-        let mut inspector = Inspector::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = file.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            inspector.feed(&buf[..n]);
-        }
-        Ok(inspector.finish())
-    })
-    .await
-    .map_err(std::io::Error::other)?
+    tokio::task::spawn_blocking(move || ferrostack_image_format::inspect_file(&path))
+        .await
+        .map_err(std::io::Error::other)?
 }
 
 /// `qemu-img convert -f <format> -O raw`; the input format is always given, never probed.

@@ -119,6 +119,36 @@ impl Conductor {
         }
     }
 
+    /// Reports that a volume is plugged into the guest of `uuid` (`error`: it could not be).
+    pub(crate) async fn volume_attached(
+        &self,
+        uuid: &str,
+        volume_id: &str,
+        error: Option<String>,
+    ) -> anyhow::Result<()> {
+        self.expect_ok(&ConductorRequest::VolumeAttached {
+            uuid: uuid.to_string(),
+            volume_id: volume_id.to_string(),
+            error,
+        })
+        .await
+    }
+
+    /// Reports that a volume is unplugged from the guest of `uuid` (`error`: it could not be).
+    pub(crate) async fn volume_detached(
+        &self,
+        uuid: &str,
+        volume_id: &str,
+        error: Option<String>,
+    ) -> anyhow::Result<()> {
+        self.expect_ok(&ConductorRequest::VolumeDetached {
+            uuid: uuid.to_string(),
+            volume_id: volume_id.to_string(),
+            error,
+        })
+        .await
+    }
+
     /// Reports a failed build.
     pub(crate) async fn build_failed(
         &self,

@@ -6,11 +6,24 @@ use crate::config::AgentConfig;
 use crate::error::OpError;
 use crate::files::{InstanceFiles, overlay_size};
 use ferrostack_compute::configdrive;
-use ferrostack_compute::rpc::GuestBuild;
-use ferrostack_virt::{Boot, GuestInterface, GuestSpec, PowerState, VirtDriver, VirtError};
+use ferrostack_compute::rpc::{GuestBuild, VolumeDisk};
+use ferrostack_virt::{
+    Boot, GuestInterface, GuestSpec, GuestVolume, PowerState, VirtDriver, VirtError,
+};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The hypervisor's view of a volume disk of a build.
+fn guest_volume(disk: &VolumeDisk) -> GuestVolume {
+    GuestVolume {
+        volume_id: disk.volume_id.clone(),
+        path: disk.path.clone().into(),
+        format: disk.format.clone(),
+        target: disk.target.clone(),
+        readonly: disk.readonly,
+    }
+}
 
 /// The hypervisor side of the agent: its driver, image cache and instance files.
 pub(crate) struct Guests {
@@ -128,7 +141,20 @@ impl Guests {
             // unless waiting is off (`vif_plugging_timeout` 0, as in Nova).
             start_paused: !build.interfaces.is_empty()
                 && !self.config.vif_plugging_timeout.is_zero(),
+            volumes: build.volumes.iter().map(guest_volume).collect(),
         }
+    }
+
+    /// Plugs a volume into the guest: live when it runs, and into its definition (so a
+    /// restart keeps it). Idempotent. A driver without disks (the fake one) records it only.
+    pub(crate) async fn attach_volume(&self, uuid: &str, disk: &VolumeDisk) -> Result<(), OpError> {
+        Ok(self.driver.attach_volume(uuid, &guest_volume(disk)).await?)
+    }
+
+    /// Unplugs a volume from the guest and its definition, waiting until the guest released
+    /// it. Idempotent.
+    pub(crate) async fn detach_volume(&self, uuid: &str, disk: &VolumeDisk) -> Result<(), OpError> {
+        Ok(self.driver.detach_volume(uuid, &guest_volume(disk)).await?)
     }
 
     /// The guest's power state; `None` when the hypervisor has no such guest.
@@ -255,6 +281,23 @@ mod tests {
         async fn vnc_port(&self, uuid: &str) -> Result<u16, VirtError> {
             self.0.vnc_port(uuid).await
         }
+        async fn attach_volume(
+            &self,
+            uuid: &str,
+            volume: &ferrostack_virt::GuestVolume,
+        ) -> Result<(), VirtError> {
+            self.0.attach_volume(uuid, volume).await
+        }
+        async fn detach_volume(
+            &self,
+            uuid: &str,
+            volume: &ferrostack_virt::GuestVolume,
+        ) -> Result<(), VirtError> {
+            self.0.detach_volume(uuid, volume).await
+        }
+        async fn volume_targets(&self, uuid: &str) -> Result<Vec<String>, VirtError> {
+            self.0.volume_targets(uuid).await
+        }
     }
 
     fn guests(
@@ -294,6 +337,7 @@ mod tests {
                 b"{}".to_vec(),
             )])),
             interfaces: Vec::new(),
+            volumes: Vec::new(),
         }
     }
 

@@ -15,7 +15,7 @@ use crate::error::OpError;
 use crate::guest::Guests;
 use crate::transitions::{self, POWER_RUNNING, POWER_SHUTDOWN, task, vm};
 use chrono::Utc;
-use ferrostack_compute::rpc::{AgentReply, AgentRequest, ExternalEvent, GuestBuild};
+use ferrostack_compute::rpc::{AgentReply, AgentRequest, ExternalEvent, GuestBuild, VolumeDisk};
 use ferrostack_virt::VirtError;
 
 /// Nova's action event names.
@@ -25,6 +25,8 @@ pub mod events {
     pub const STOP: &str = "compute_stop_instance";
     pub const START: &str = "compute_start_instance";
     pub const REBOOT: &str = "compute_reboot_instance";
+    pub const ATTACH_VOLUME: &str = "compute_attach_volume";
+    pub const DETACH_VOLUME: &str = "compute_detach_volume";
 }
 
 /// The request handlers.
@@ -53,11 +55,71 @@ impl Manager {
                 request_id,
             } => self.reboot(&build, hard, &request_id).await,
             AgentRequest::ExternalEvents { events } => self.external_events(&events),
+            AgentRequest::AttachVolume {
+                uuid,
+                disk,
+                request_id,
+            } => self.attach_volume(&uuid, &disk, &request_id).await,
+            AgentRequest::DetachVolume {
+                uuid,
+                disk,
+                request_id,
+            } => self.detach_volume(&uuid, &disk, &request_id).await,
             AgentRequest::ConsoleOutput { .. }
             | AgentRequest::VncConsole { .. }
             | AgentRequest::Ping => {
                 tracing::warn!("a call was sent as a cast: ignored");
             }
+        }
+    }
+
+    /// Plugs a volume into the guest (live when it runs; idempotent) and reports the outcome.
+    async fn attach_volume(&self, uuid: &str, disk: &VolumeDisk, request_id: &str) {
+        let start = Utc::now();
+        tracing::info!(%uuid, volume = %disk.volume_id, target = %disk.target, "attaching a volume");
+        let result = self.guests.attach_volume(uuid, disk).await;
+        ferrostack_compute::crashpoint::hit("agent:after-volume-plugged");
+        let error = result.err().map(|e| e.to_string());
+        self.conductor
+            .event(
+                uuid,
+                request_id,
+                events::ATTACH_VOLUME,
+                start,
+                error.clone(),
+            )
+            .await;
+        if let Err(e) = self
+            .conductor
+            .volume_attached(uuid, &disk.volume_id, error)
+            .await
+        {
+            tracing::warn!(%uuid, volume = %disk.volume_id, "could not report the attach: {e:#}");
+        }
+    }
+
+    /// Unplugs a volume from the guest (idempotent) and reports the outcome.
+    async fn detach_volume(&self, uuid: &str, disk: &VolumeDisk, request_id: &str) {
+        let start = Utc::now();
+        tracing::info!(%uuid, volume = %disk.volume_id, target = %disk.target, "detaching a volume");
+        let result = self.guests.detach_volume(uuid, disk).await;
+        ferrostack_compute::crashpoint::hit("agent:after-volume-unplugged");
+        let error = result.err().map(|e| e.to_string());
+        self.conductor
+            .event(
+                uuid,
+                request_id,
+                events::DETACH_VOLUME,
+                start,
+                error.clone(),
+            )
+            .await;
+        if let Err(e) = self
+            .conductor
+            .volume_detached(uuid, &disk.volume_id, error)
+            .await
+        {
+            tracing::warn!(%uuid, volume = %disk.volume_id, "could not report the detach: {e:#}");
         }
     }
 
@@ -501,6 +563,7 @@ mod tests {
             vnc_listen: Some("127.0.0.1".into()),
             interfaces: Vec::new(),
             start_paused: false,
+            volumes: Vec::new(),
         };
         driver.spawn(&spec).await.unwrap();
         assert!(matches!(

@@ -52,7 +52,9 @@ impl Recovery {
                 AgentRequest::Delete { uuid, .. }
                 | AgentRequest::Stop { uuid, .. }
                 | AgentRequest::ConsoleOutput { uuid, .. }
-                | AgentRequest::VncConsole { uuid } => uuid,
+                | AgentRequest::VncConsole { uuid }
+                | AgentRequest::AttachVolume { uuid, .. }
+                | AgentRequest::DetachVolume { uuid, .. } => uuid,
                 AgentRequest::Ping | AgentRequest::ExternalEvents { .. } => "",
             },
             Recovery::ClearReboot { uuid, .. } => uuid,
@@ -188,6 +190,7 @@ mod tests {
                 kernel_cmdline: None,
                 config_drive: None,
                 interfaces: Vec::new(),
+                volumes: Vec::new(),
             }),
             request_id: "req-1".into(),
         }

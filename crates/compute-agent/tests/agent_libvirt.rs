@@ -435,6 +435,7 @@ async fn start_up_reconciliation_removes_orphans_and_finishes_interrupted_work()
             vnc_listen: None,
             interfaces: Vec::new(),
             start_paused: false,
+            volumes: Vec::new(),
         })
         .await
         .unwrap();

@@ -149,6 +149,22 @@ async fn handle(c: &Arc<Compute>, request: ConductorRequest) -> anyhow::Result<C
         ConductorRequest::PortsActive { uuid } => Ok(ConductorReply::PortsActive {
             pending: crate::ports::pending(c, &uuid).await?,
         }),
+        ConductorRequest::VolumeAttached {
+            uuid,
+            volume_id,
+            error,
+        } => {
+            crate::volumes::attached(c, &uuid, &volume_id, error.as_deref()).await?;
+            Ok(ConductorReply::Ok)
+        }
+        ConductorRequest::VolumeDetached {
+            uuid,
+            volume_id,
+            error,
+        } => {
+            crate::volumes::detached(c, &uuid, &volume_id, error.as_deref()).await?;
+            Ok(ConductorReply::Ok)
+        }
         ConductorRequest::Event(e) => {
             let host = idb::instance(&c.store, &e.uuid).await?.and_then(|i| i.host);
             let row = idb::ActionEventRow {
@@ -549,6 +565,9 @@ async fn build_failed(
 /// deleted (idempotent; in this order a server that reads as gone never holds resources).
 pub async fn finish_delete(c: &Compute, uuid: &str) -> anyhow::Result<()> {
     crate::ports::release(c, uuid).await?;
+    if let Some(inst) = idb::instance(&c.store, uuid).await?.filter(|i| !i.deleted) {
+        crate::volumes::release_all(c, &inst).await?;
+    }
     c.placement.release(uuid).await?;
     crate::crashpoint::hit("conductor:after-release");
     idb::mark_deleted(&c.store, uuid, &now()).await?;
@@ -601,6 +620,12 @@ pub async fn cast(c: &Compute, host: &str, message: &AgentRequest) -> anyhow::Re
 /// for its instances when it starts ([`ConductorRequest::HostInstances`]); with a durable bus
 /// the agent also still has the requests sent before the crash.
 async fn resume(c: &Arc<Compute>) -> anyhow::Result<()> {
+    let volumes = c.clone();
+    tokio::spawn(async move {
+        if let Err(e) = crate::volumes::resume(&volumes).await {
+            tracing::warn!(error = %e, "resuming volume attaches and detaches");
+        }
+    });
     for inst in idb::busy_instances(&c.store).await? {
         if inst.host.is_some() {
             continue;

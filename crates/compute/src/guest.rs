@@ -91,6 +91,7 @@ pub fn guest_build(inst: &Instance, name_template: &str) -> GuestBuild {
                 mtu: v.mtu,
             })
             .collect(),
+        volumes: crate::volumes::guest_disks(inst),
     }
 }
 

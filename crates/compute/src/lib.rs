@@ -6,7 +6,7 @@ pub mod api;
 pub mod conductor;
 pub mod configdrive;
 pub mod consoles;
-pub mod crashpoint;
+pub use ferrostack_api::crashpoint;
 pub mod db;
 pub mod guest;
 mod host_view;
@@ -21,6 +21,7 @@ pub mod rpc;
 pub mod scheduler;
 pub mod service;
 pub mod states;
+pub mod volumes;
 
 pub use db::MIGRATIONS;
 pub use service::{Compute, ImageCatalog, ImageInfo};

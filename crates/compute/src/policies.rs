@@ -244,6 +244,26 @@ pub const COMPUTE_RULES: &[RuleDefault] = &[
         "Remove a security group from a server's ports.",
     ),
     api(
+        "os_compute_api:os-volumes-attachments:index",
+        "rule:project_reader_or_admin",
+        "List volume attachments for an instance.",
+    ),
+    api(
+        "os_compute_api:os-volumes-attachments:show",
+        "rule:project_reader_or_admin",
+        "Show details of a volume attachment.",
+    ),
+    api(
+        "os_compute_api:os-volumes-attachments:create",
+        "rule:project_member_or_admin",
+        "Attach a volume to an instance.",
+    ),
+    api(
+        "os_compute_api:os-volumes-attachments:delete",
+        "rule:project_member_or_admin",
+        "Detach a volume from an instance.",
+    ),
+    api(
         "os_compute_api:os-lock-server:lock",
         "rule:project_member_or_admin",
         "Lock or unlock a server.",

@@ -49,6 +49,22 @@ pub struct GuestBuild {
     /// paused until every one is reported plugged.
     #[serde(default)]
     pub interfaces: Vec<Interface>,
+    /// The volumes attached to the guest (defined with it, so a redefine keeps them).
+    #[serde(default)]
+    pub volumes: Vec<VolumeDisk>,
+}
+
+/// A volume disk of a guest: the file the hypervisor opens and the guest's device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeDisk {
+    pub volume_id: String,
+    /// The volume's file on the host (a shared directory for the `file` backend).
+    pub path: String,
+    /// `raw` or `qcow2`.
+    pub format: String,
+    /// The guest's device name (`vdb`).
+    pub target: String,
+    pub readonly: bool,
 }
 
 /// A guest interface: one bound port.
@@ -107,6 +123,20 @@ pub enum AgentRequest {
     Ping,
     /// External events for guests on this host (cast): wakes a build waiting for its ports.
     ExternalEvents { events: Vec<ExternalEvent> },
+    /// Plug a volume into the guest, live when it runs (cast; idempotent). Answered with
+    /// [`ConductorRequest::VolumeAttached`].
+    AttachVolume {
+        uuid: String,
+        disk: VolumeDisk,
+        request_id: String,
+    },
+    /// Unplug a volume from the guest (cast; idempotent). Answered with
+    /// [`ConductorRequest::VolumeDetached`].
+    DetachVolume {
+        uuid: String,
+        disk: VolumeDisk,
+        request_id: String,
+    },
 }
 
 /// Agent → conductor, answering [`AgentRequest`] calls.
@@ -238,6 +268,18 @@ pub enum ConductorRequest {
     /// Whether every port of the instance's interfaces is `ACTIVE` in the networking service,
     /// answered with [`ConductorReply::PortsActive`].
     PortsActive { uuid: String },
+    /// The volume is plugged into the guest (`error`: it could not be).
+    VolumeAttached {
+        uuid: String,
+        volume_id: String,
+        error: Option<String>,
+    },
+    /// The volume is unplugged from the guest (`error`: it could not be; it stays attached).
+    VolumeDetached {
+        uuid: String,
+        volume_id: String,
+        error: Option<String>,
+    },
 }
 
 /// What the conductor knows about an instance assigned to a host (answer to

@@ -56,6 +56,8 @@ pub struct Compute {
     pub(crate) host_view: tokio::sync::Mutex<Option<crate::host_view::HostView>>,
     /// The networking service, when the cloud has one (servers then get ports).
     network: std::sync::OnceLock<Arc<dyn crate::network::NetworkApi>>,
+    /// The block storage service, when the cloud has one.
+    volumes: std::sync::OnceLock<Arc<dyn crate::volumes::VolumeApi>>,
 }
 
 impl Compute {
@@ -78,6 +80,7 @@ impl Compute {
             config,
             host_view: tokio::sync::Mutex::new(None),
             network: std::sync::OnceLock::new(),
+            volumes: std::sync::OnceLock::new(),
         }))
     }
 
@@ -91,6 +94,18 @@ impl Compute {
         if self.network.set(network).is_err() {
             tracing::warn!("the networking service was already set");
         }
+    }
+
+    /// Connects the block storage service (once, at start-up).
+    pub fn set_volumes(&self, volumes: Arc<dyn crate::volumes::VolumeApi>) {
+        if self.volumes.set(volumes).is_err() {
+            tracing::warn!("the block storage service was already set");
+        }
+    }
+
+    /// The block storage service, if the cloud has one.
+    pub fn volumes(&self) -> Option<&Arc<dyn crate::volumes::VolumeApi>> {
+        self.volumes.get()
     }
 
     /// The networking service, if the cloud has one.

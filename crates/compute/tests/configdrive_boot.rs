@@ -47,6 +47,7 @@ async fn the_guest_reads_its_identity_from_the_config_drive() {
         vnc_listen: None,
         interfaces: Vec::new(),
         start_paused: false,
+        volumes: Vec::new(),
     };
     driver.spawn(&spec).await.unwrap();
     let console = wait_for_console(

@@ -37,6 +37,7 @@ pub struct Config {
     pub image: ImageConfig,
     pub compute: ComputeConfig,
     pub network: NetworkConfig,
+    pub volume: VolumeConfig,
     pub bootstrap: BootstrapConfig,
 }
 
@@ -184,6 +185,7 @@ impl Default for Config {
             image: ImageConfig::default(),
             compute: ComputeConfig::default(),
             network: NetworkConfig::default(),
+            volume: VolumeConfig::default(),
             bootstrap: BootstrapConfig::default(),
         }
     }
@@ -587,6 +589,67 @@ impl Default for NetworkConfig {
     }
 }
 
+/// Cinder: the block storage API, its volume manager and backend. Option names follow
+/// cinder.conf where one exists.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VolumeConfig {
+    /// The backend driver (`volume_driver`): `file` (volumes as files in `volumes_dir`). `lvm`
+    /// and `rbd` are refused: these machines have no device-mapper, no iSCSI target and no Ceph.
+    /// Default `file`.
+    pub backend: String,
+    /// Where the file backend keeps volumes (a local directory, or an NFS mount shared with the
+    /// compute hosts at the same path). QEMU opens the files, so the default is beside the
+    /// (private) state dir: `<state_dir>-volumes`.
+    pub volumes_dir: PathBuf,
+    /// The file format of new volumes: `raw` (default, sparse files) or `qcow2`. Snapshots are
+    /// full copies in either format.
+    pub volume_format: String,
+    /// The backend's capacity reported to the scheduler, in GiB. Default 1000.
+    pub capacity_gb: u64,
+    /// The volume type volumes get when none is given (`default_volume_type`). Default
+    /// `__DEFAULT__`, which the service creates.
+    pub default_volume_type: String,
+    /// The availability zone of the backend (`storage_availability_zone`). Default `nova`.
+    pub availability_zone: String,
+    /// This volume manager's host name (`host`; volumes show `<host>@<backend>#<pool>`).
+    /// Default empty: the `[compute] host`.
+    pub host: String,
+    /// Run the volume manager in `ferrostack up`. Default true.
+    pub manager: bool,
+    /// Per-project quota defaults (`quota_*`; -1 = unlimited): volumes 10, snapshots 10,
+    /// gigabytes 1000, per-volume gigabytes -1, backups 10, backup gigabytes 1000, groups 10.
+    pub quota_volumes: i64,
+    pub quota_snapshots: i64,
+    pub quota_gigabytes: i64,
+    pub per_volume_size_limit: i64,
+    pub quota_backups: i64,
+    pub quota_backup_gigabytes: i64,
+    pub quota_groups: i64,
+}
+
+impl Default for VolumeConfig {
+    fn default() -> Self {
+        VolumeConfig {
+            backend: "file".into(),
+            volumes_dir: PathBuf::new(),
+            volume_format: "raw".into(),
+            capacity_gb: 1000,
+            default_volume_type: "__DEFAULT__".into(),
+            availability_zone: "nova".into(),
+            host: String::new(),
+            manager: true,
+            quota_volumes: 10,
+            quota_snapshots: 10,
+            quota_gigabytes: 1000,
+            per_volume_size_limit: -1,
+            quota_backups: 10,
+            quota_backup_gigabytes: 1000,
+            quota_groups: 10,
+        }
+    }
+}
+
 impl Default for BootstrapConfig {
     fn default() -> Self {
         BootstrapConfig {
@@ -660,6 +723,18 @@ impl Config {
             self.compute.host = std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .map(|h| h.trim().to_string())
                 .unwrap_or_else(|_| "localhost".into());
+        }
+        if self.volume.volumes_dir.as_os_str().is_empty() {
+            let mut name = self
+                .state_dir
+                .file_name()
+                .unwrap_or_default()
+                .to_os_string();
+            name.push("-volumes");
+            self.volume.volumes_dir = self.state_dir.with_file_name(name);
+        }
+        if self.volume.host.is_empty() {
+            self.volume.host = self.compute.host.clone();
         }
         if self.compute.vnc_server_proxyclient_address.is_empty() {
             self.compute.vnc_server_proxyclient_address = self.compute.vnc_server_listen.clone();

@@ -2,10 +2,13 @@
 
 mod compute_host;
 mod compute_network;
+mod compute_volume;
 mod logging;
 mod network_host;
 mod nova_notifier;
 mod server;
+mod volume_host;
+mod volume_images;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};

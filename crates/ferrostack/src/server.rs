@@ -21,17 +21,19 @@ pub struct Enforcers {
     pub compute: Arc<Enforcer>,
     pub placement: Arc<Enforcer>,
     pub network: Arc<Enforcer>,
+    pub volume: Arc<Enforcer>,
 }
 
 impl Enforcers {
     /// Every service's enforcer, by service name, for `ferrostack policy`.
-    pub fn all(&self) -> [(&'static str, &Arc<Enforcer>); 5] {
+    pub fn all(&self) -> [(&'static str, &Arc<Enforcer>); 6] {
         [
             ("identity", &self.identity),
             ("image", &self.image),
             ("compute", &self.compute),
             ("placement", &self.placement),
             ("network", &self.network),
+            ("volume", &self.volume),
         ]
     }
 }
@@ -59,6 +61,10 @@ pub fn build_enforcers(config: &Config) -> anyhow::Result<Enforcers> {
         network: Arc::new(service_enforcer(
             config,
             &ferrostack_network::default_rules(),
+        )?),
+        volume: Arc::new(service_enforcer(
+            config,
+            &ferrostack_volume::default_rules(),
         )?),
     })
 }
@@ -172,6 +178,9 @@ pub async fn migrate_only(config: Config) -> anyhow::Result<()> {
     store
         .migrate("network", ferrostack_network::MIGRATIONS)
         .await?;
+    store
+        .migrate("volume", ferrostack_volume::MIGRATIONS)
+        .await?;
     println!("migrations applied");
     Ok(())
 }
@@ -211,6 +220,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         &config.network,
     )
     .await?;
+    let volumes = crate::volume_host::open(
+        &config,
+        store.clone(),
+        bus.clone(),
+        &state_secret(&config, "service-password")?,
+    )
+    .await?;
+    let volume_manager = match config.volume.manager {
+        true => Some(ferrostack_volume::manager::start(volumes.clone()).await?),
+        false => None,
+    };
     let compute = ferrostack_compute::Compute::open(
         store,
         &config.api.public_url,
@@ -222,6 +242,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     .await?;
     compute.set_network(Arc::new(crate::compute_network::LocalNetwork::new(
         network.clone(),
+    )));
+    compute.set_volumes(Arc::new(crate::compute_volume::CinderVolumes::new(
+        &format!("{}/volume", config.api.public_url.trim_end_matches('/')),
+        crate::volume_host::service_tokens(&config, &state_secret(&config, "service-password")?),
     )));
     let conductor = ferrostack_compute::conductor::start(compute.clone()).await?;
     let network_server = crate::network_host::start_server(
@@ -262,11 +286,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             ferrostack_network::api::router(network).layer(Extension(context(&enforcers.network))),
         )
         .mount(
+            "/volume",
+            ErrorFormat::Nova,
+            ferrostack_volume::api::router(volumes).layer(Extension(context(&enforcers.volume))),
+        )
+        .mount(
             "/image",
             ErrorFormat::Glance,
             ferrostack_image::api::router(images).layer(Extension(context(&enforcers.image))),
         )
         .keep_trailing_slash("/image/v2/")
+        .keep_trailing_slash("/volume/v3/")
         .finish(ctx, config.api.max_body_bytes, readiness.clone());
     let listener = tokio::net::TcpListener::bind(&config.api.listen)
         .await
@@ -335,6 +365,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(agent) = network_agent {
         agent.shutdown().await;
     }
+    drop(volume_manager);
     network_server.abort();
     conductor.abort();
     if let Some(p) = console_proxy {

@@ -331,6 +331,23 @@ impl Inspector {
     }
 }
 
+/// Runs the inspector over the whole file at `path` (blocking: async callers run it in
+/// `spawn_blocking`).
+pub fn inspect_file(path: &std::path::Path) -> std::io::Result<Inspection> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut inspector = Inspector::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        inspector.feed(&buf[..n]);
+    }
+    Ok(inspector.finish())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,8 @@
 //! text), so the two backends run the same code. Each service owns its migrations and applies
 //! them with [`Store::migrate`].
 
+pub mod doc;
+
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use std::time::Duration;
 

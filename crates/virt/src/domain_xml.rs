@@ -2,11 +2,12 @@
 //! image-backed boot: virtio disk and bus, the config drive as a read-only CD-ROM, `ethernet`
 //! network interfaces on tap devices libvirt creates, a serial console on a pty logged to a
 //! file (virtlogd), VNC on the configured address (libvirt picks the port), and the SMBIOS
-//! entries that make cloud-init detect OpenStack. Also reads the VNC port libvirt assigned
-//! back from a live domain's XML.
+//! entries that make cloud-init detect OpenStack, then the attached volumes as virtio disks.
+//! Also reads back from a domain's XML the VNC port libvirt assigned and the disks it has.
 
-use crate::{Boot, GuestSpec};
+use crate::{Boot, GuestSpec, GuestVolume};
 use std::fmt::Write;
+use std::path::PathBuf;
 
 /// XML namespace of Ferrostack's domain metadata: its presence marks a domain as ours.
 pub const METADATA_NS: &str = "https://ferrostack.dev/xmlns/libvirt/instance/1";
@@ -96,6 +97,9 @@ pub fn domain_xml(spec: &GuestSpec) -> String {
             path(iso)
         );
     }
+    for volume in &spec.volumes {
+        x.push_str(&volume_disk_xml(volume));
+    }
     // Nova's `ethernet` VIF (`LibvirtConfigGuestInterface`): libvirt creates the tap (no
     // `managed='no'`, which would make it demand an existing one) and the network agent plugs
     // it into the network's bridge.
@@ -133,6 +137,79 @@ pub fn domain_xml(spec: &GuestSpec) -> String {
     );
     let _ = writeln!(x, "  </devices>\n</domain>");
     x
+}
+
+/// The `<disk>` element of an attached volume, as Nova's libvirt driver writes a file/NFS-backed
+/// Cinder volume: no host cache and native AIO (`io='native'` needs `cache='none'`, i.e.
+/// O_DIRECT), the volume id as the serial, `<readonly/>` for a read-only attachment. Used in
+/// the domain XML and, alone, to hot-plug and unplug the volume.
+pub fn volume_disk_xml(volume: &GuestVolume) -> String {
+    let mut x = String::new();
+    let _ = writeln!(
+        x,
+        "    <disk type='file' device='disk'>\n      <driver name='qemu' type='{}' cache='none' io='native'/>\n      <source file='{}'/>\n      <target dev='{}' bus='virtio'/>\n      <serial>{}</serial>",
+        escape(&volume.format),
+        path(&volume.path),
+        escape(&volume.target),
+        escape(&volume.volume_id)
+    );
+    if volume.readonly {
+        let _ = writeln!(x, "      <readonly/>");
+    }
+    let _ = writeln!(x, "    </disk>");
+    x
+}
+
+/// A `<disk device='disk'>` of a domain's XML.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainDisk {
+    /// The guest device name (`vda`, `vdb`, ...).
+    pub target: String,
+    /// The file it reads, for a `type='file'` disk.
+    pub source: Option<PathBuf>,
+    /// Its `<serial>`: the volume id for a volume, none for the root disk.
+    pub serial: Option<String>,
+}
+
+impl DomainDisk {
+    /// Whether this disk is `volume`: it carries the volume's id as serial, or reads its file.
+    pub fn is(&self, volume: &GuestVolume) -> bool {
+        self.serial.as_deref() == Some(volume.volume_id.as_str())
+            || self.source.as_deref() == Some(volume.path.as_path())
+    }
+
+    /// Whether this disk is a volume: it has a serial (the root disk has none).
+    pub fn is_volume(&self) -> bool {
+        self.serial.is_some()
+    }
+}
+
+/// The disks (`device='disk'`, not CD-ROMs) of a domain's XML, in device order.
+pub fn disks(xml: &str) -> Result<Vec<DomainDisk>, String> {
+    let doc = roxmltree::Document::parse(xml).map_err(|e| format!("domain XML: {e}"))?;
+    fn child<'a, 'i>(node: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree::Node<'a, 'i>> {
+        node.children()
+            .find(|c| c.is_element() && c.has_tag_name(name))
+    }
+    let Some(devices) = child(doc.root_element(), "devices") else {
+        return Ok(Vec::new());
+    };
+    Ok(devices
+        .children()
+        .filter(|n| n.is_element() && n.has_tag_name("disk"))
+        .filter(|n| n.attribute("device").unwrap_or("disk") == "disk")
+        .filter_map(|disk| {
+            Some(DomainDisk {
+                target: child(disk, "target")?.attribute("dev")?.to_string(),
+                source: child(disk, "source")
+                    .and_then(|s| s.attribute("file"))
+                    .map(PathBuf::from),
+                serial: child(disk, "serial")
+                    .and_then(|s| s.text())
+                    .map(str::to_string),
+            })
+        })
+        .collect())
 }
 
 /// The port of the first `<graphics type='vnc'>` of a domain's XML as libvirt reports it for
@@ -205,7 +282,6 @@ fn unescape(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::{GuestInterface, VirtType};
-    use std::path::PathBuf;
 
     fn spec(boot: Boot) -> GuestSpec {
         GuestSpec {
@@ -222,6 +298,7 @@ mod tests {
             vnc_listen: Some("192.0.2.7".into()),
             interfaces: Vec::new(),
             start_paused: false,
+            volumes: Vec::new(),
         }
     }
 
@@ -280,6 +357,160 @@ mod tests {
         // Inside <devices>, and libvirt is left to create the taps.
         assert!(xml.find("<devices>") < at_first && at_second < xml.find("</devices>"));
         assert!(!xml.contains("managed="));
+    }
+
+    fn volume(id: &str, target: &str, readonly: bool) -> GuestVolume {
+        GuestVolume {
+            volume_id: id.into(),
+            path: PathBuf::from(format!("/var/lib/ferrostack/mnt/abc/volume-{id}")),
+            format: "raw".into(),
+            target: target.into(),
+            readonly,
+        }
+    }
+
+    #[test]
+    fn volumes_are_virtio_disks_after_the_root_disk_and_the_config_drive() {
+        let mut spec = spec(Boot::Disk);
+        spec.volumes = vec![
+            volume("0b7e4a8c-1111-4000-8000-000000000001", "vdb", false),
+            GuestVolume {
+                format: "qcow2".into(),
+                ..volume("0b7e4a8c-2222-4000-8000-000000000002", "vdc", true)
+            },
+        ];
+        let xml = domain_xml(&spec);
+        let vdb = "    <disk type='file' device='disk'>\n      \
+            <driver name='qemu' type='raw' cache='none' io='native'/>\n      \
+            <source file='/var/lib/ferrostack/mnt/abc/volume-0b7e4a8c-1111-4000-8000-000000000001'/>\n      \
+            <target dev='vdb' bus='virtio'/>\n      \
+            <serial>0b7e4a8c-1111-4000-8000-000000000001</serial>\n    \
+            </disk>\n";
+        let vdc = "    <disk type='file' device='disk'>\n      \
+            <driver name='qemu' type='qcow2' cache='none' io='native'/>\n      \
+            <source file='/var/lib/ferrostack/mnt/abc/volume-0b7e4a8c-2222-4000-8000-000000000002'/>\n      \
+            <target dev='vdc' bus='virtio'/>\n      \
+            <serial>0b7e4a8c-2222-4000-8000-000000000002</serial>\n      \
+            <readonly/>\n    \
+            </disk>\n";
+        assert_eq!(volume_disk_xml(&spec.volumes[0]), vdb);
+        assert_eq!(volume_disk_xml(&spec.volumes[1]), vdc);
+        let at = |needle: &str| {
+            xml.find(needle)
+                .unwrap_or_else(|| panic!("{needle}: {xml}"))
+        };
+        let (root, drive) = (at("<target dev='vda'"), at("device='cdrom'"));
+        let (b, c) = (at(vdb), at(vdc));
+        assert!(root < drive && drive < b && b < c, "{xml}");
+        assert!(c < at("<serial type='pty'>"), "{xml}");
+        assert_eq!(xml.matches("<readonly/>").count(), 2, "the CD-ROM and vdc");
+        // Only a read-only volume says so.
+        assert!(!vdb.contains("readonly"));
+        // The domain XML parses back: the root disk (no serial), then the volumes; no CD-ROM.
+        let found = disks(&xml).unwrap();
+        assert_eq!(
+            found,
+            vec![
+                DomainDisk {
+                    target: "vda".into(),
+                    source: Some(spec.root_disk.clone()),
+                    serial: None,
+                },
+                DomainDisk {
+                    target: "vdb".into(),
+                    source: Some(spec.volumes[0].path.clone()),
+                    serial: Some(spec.volumes[0].volume_id.clone()),
+                },
+                DomainDisk {
+                    target: "vdc".into(),
+                    source: Some(spec.volumes[1].path.clone()),
+                    serial: Some(spec.volumes[1].volume_id.clone()),
+                },
+            ]
+        );
+        assert!(!found[0].is_volume() && found[1].is_volume());
+        assert!(found[1].is(&spec.volumes[0]) && !found[1].is(&spec.volumes[1]));
+        // Without volumes, no volume disks.
+        spec.volumes.clear();
+        assert_eq!(domain_xml(&spec).matches("device='disk'").count(), 1);
+    }
+
+    #[test]
+    fn volume_disk_text_is_escaped_and_reads_back_unescaped() {
+        let odd = GuestVolume {
+            volume_id: "v<1>&'\"".into(),
+            path: PathBuf::from("/mnt/a'b&c<d>/vol"),
+            format: "raw".into(),
+            target: "vd'b".into(),
+            readonly: false,
+        };
+        let xml = volume_disk_xml(&odd);
+        assert!(
+            xml.contains("<source file='/mnt/a&apos;b&amp;c&lt;d&gt;/vol'/>"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<target dev='vd&apos;b' bus='virtio'/>"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<serial>v&lt;1&gt;&amp;&apos;&quot;</serial>"),
+            "{xml}"
+        );
+        let back = disks(&format!("<domain><devices>{xml}</devices></domain>")).unwrap();
+        assert_eq!(
+            back,
+            vec![DomainDisk {
+                target: odd.target.clone(),
+                source: Some(odd.path.clone()),
+                serial: Some(odd.volume_id.clone()),
+            }]
+        );
+    }
+
+    #[test]
+    fn disks_are_read_from_a_live_domain_xml() {
+        // As libvirt reports a running guest: aliases, addresses, backing stores, a CD-ROM and
+        // a disk that is not a file.
+        let live = "<domain type='qemu' id='7'><name>i</name><devices>\n\
+            <emulator>/usr/bin/qemu-system-x86_64</emulator>\n\
+            <disk type='file' device='disk'>\n\
+              <driver name='qemu' type='qcow2' cache='none'/>\n\
+              <source file='/i/disk' index='2'/>\n\
+              <backingStore type='file' index='3'><format type='qcow2'/><source file='/b'/></backingStore>\n\
+              <target dev='vda' bus='virtio'/>\n\
+              <alias name='virtio-disk0'/>\n\
+            </disk>\n\
+            <disk type='file' device='cdrom'><source file='/i/disk.config'/><target dev='hdd' bus='ide'/></disk>\n\
+            <disk type='file' device='disk'>\n\
+              <driver name='qemu' type='raw' cache='none' io='native'/>\n\
+              <source file='/v/vol' index='1'/>\n\
+              <backingStore/>\n\
+              <target dev='vdb' bus='virtio'/>\n\
+              <serial>0b7e4a8c-1111-4000-8000-000000000001</serial>\n\
+              <alias name='virtio-disk1'/>\n\
+            </disk>\n\
+            <disk type='network' device='disk'><source protocol='rbd' name='p/v'/><target dev='vdc' bus='virtio'/><serial>rbd</serial></disk>\n\
+            </devices></domain>";
+        let found = disks(live).unwrap();
+        let targets: Vec<_> = found.iter().map(|d| d.target.as_str()).collect();
+        assert_eq!(targets, ["vda", "vdb", "vdc"]);
+        assert_eq!(
+            found[1].source.as_deref(),
+            Some(std::path::Path::new("/v/vol"))
+        );
+        assert_eq!(found[2].source, None);
+        let vol = volume("0b7e4a8c-1111-4000-8000-000000000001", "vdb", false);
+        // Found by serial (its file is elsewhere here) and by file (whatever its serial).
+        assert!(found[1].is(&vol));
+        let by_path = GuestVolume {
+            volume_id: "other".into(),
+            path: PathBuf::from("/v/vol"),
+            ..vol.clone()
+        };
+        assert!(found[1].is(&by_path) && !found[0].is(&by_path));
+        assert_eq!(disks("<domain/>").unwrap(), Vec::new());
+        assert!(disks("<domain>").is_err());
     }
 
     #[test]

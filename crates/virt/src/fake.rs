@@ -2,7 +2,7 @@
 //! by functional tests, which boot real guests.
 
 use crate::capabilities::{CpuInfo, CpuTopology, HostCapabilities, SupportedInstance};
-use crate::{GuestInfo, GuestSpec, PowerState, VirtDriver, VirtError};
+use crate::{GuestInfo, GuestSpec, GuestVolume, PowerState, VirtDriver, VirtError};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -11,18 +11,41 @@ use std::time::Duration;
 /// Guests that exist only in this process.
 #[derive(Default)]
 pub struct FakeDriver {
-    guests: Mutex<BTreeMap<String, GuestInfo>>,
+    guests: Mutex<BTreeMap<String, FakeGuest>>,
+}
+
+/// A guest of the fake driver: its state and its attached volumes.
+struct FakeGuest {
+    info: GuestInfo,
+    volumes: Vec<GuestVolume>,
 }
 
 impl FakeDriver {
-    fn set(&self, uuid: &str, state: PowerState) -> Result<(), VirtError> {
+    /// Runs `f` on the guest `uuid`.
+    fn with_guest<T>(
+        &self,
+        uuid: &str,
+        f: impl FnOnce(&mut FakeGuest) -> Result<T, VirtError>,
+    ) -> Result<T, VirtError> {
         let mut guests = self.guests.lock().unwrap_or_else(|e| e.into_inner());
         let guest = guests
             .get_mut(uuid)
             .ok_or_else(|| VirtError::NotFound(uuid.to_string()))?;
-        guest.state = state;
-        Ok(())
+        f(guest)
     }
+
+    fn set(&self, uuid: &str, state: PowerState) -> Result<(), VirtError> {
+        self.with_guest(uuid, |guest| {
+            guest.info.state = state;
+            Ok(())
+        })
+    }
+}
+
+/// Whether the attached `disk` is `volume`: same volume id or same file, as the libvirt driver
+/// matches disks.
+fn same_volume(disk: &GuestVolume, volume: &GuestVolume) -> bool {
+    disk.volume_id == volume.volume_id || disk.path == volume.path
 }
 
 #[async_trait]
@@ -58,7 +81,8 @@ impl VirtDriver for FakeDriver {
     }
 
     /// Paused when `spec.start_paused`; a guest that is already running or paused keeps its
-    /// state, as libvirt's active domains do.
+    /// state, as libvirt's active domains do. The spec's volumes are recorded when the guest is
+    /// first defined; a guest that exists keeps its own, as a defined domain does.
     async fn spawn(&self, spec: &GuestSpec) -> Result<(), VirtError> {
         let start = match spec.start_paused {
             true => PowerState::Paused,
@@ -67,31 +91,30 @@ impl VirtDriver for FakeDriver {
         let mut guests = self.guests.lock().unwrap_or_else(|e| e.into_inner());
         let guest = guests
             .entry(spec.uuid.clone())
-            .or_insert_with(|| GuestInfo {
-                uuid: spec.uuid.clone(),
-                name: spec.name.clone(),
-                state: start,
+            .or_insert_with(|| FakeGuest {
+                info: GuestInfo {
+                    uuid: spec.uuid.clone(),
+                    name: spec.name.clone(),
+                    state: start,
+                },
+                volumes: spec.volumes.clone(),
             });
-        if !matches!(guest.state, PowerState::Running | PowerState::Paused) {
-            guest.state = start;
+        if !matches!(guest.info.state, PowerState::Running | PowerState::Paused) {
+            guest.info.state = start;
         }
         Ok(())
     }
 
     async fn resume(&self, uuid: &str) -> Result<(), VirtError> {
-        let mut guests = self.guests.lock().unwrap_or_else(|e| e.into_inner());
-        let guest = guests
-            .get_mut(uuid)
-            .ok_or_else(|| VirtError::NotFound(uuid.to_string()))?;
-        match guest.state {
+        self.with_guest(uuid, |guest| match guest.info.state {
             PowerState::Paused | PowerState::Running => {
-                guest.state = PowerState::Running;
+                guest.info.state = PowerState::Running;
                 Ok(())
             }
             other => Err(VirtError::Hypervisor(format!(
                 "cannot resume a guest that is {other:?}"
             ))),
-        }
+        })
     }
 
     async fn destroy(&self, uuid: &str) -> Result<(), VirtError> {
@@ -115,12 +138,7 @@ impl VirtDriver for FakeDriver {
     }
 
     async fn power_state(&self, uuid: &str) -> Result<PowerState, VirtError> {
-        self.guests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(uuid)
-            .map(|g| g.state)
-            .ok_or_else(|| VirtError::NotFound(uuid.to_string()))
+        self.with_guest(uuid, |guest| Ok(guest.info.state))
     }
 
     async fn list(&self) -> Result<Vec<GuestInfo>, VirtError> {
@@ -129,8 +147,40 @@ impl VirtDriver for FakeDriver {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .cloned()
+            .map(|g| g.info.clone())
             .collect())
+    }
+
+    /// Records the volume, in any power state; an attached volume is left as it is, and a
+    /// target held by another volume is refused, as with libvirt.
+    async fn attach_volume(&self, uuid: &str, volume: &GuestVolume) -> Result<(), VirtError> {
+        self.with_guest(uuid, |guest| {
+            if guest.volumes.iter().any(|v| same_volume(v, volume)) {
+                return Ok(());
+            }
+            if let Some(other) = guest.volumes.iter().find(|v| v.target == volume.target) {
+                return Err(VirtError::Hypervisor(format!(
+                    "guest {uuid} already has another disk at {} ({})",
+                    other.target, other.volume_id
+                )));
+            }
+            guest.volumes.push(volume.clone());
+            Ok(())
+        })
+    }
+
+    /// Forgets the volume at once (fake guests release disks without delay).
+    async fn detach_volume(&self, uuid: &str, volume: &GuestVolume) -> Result<(), VirtError> {
+        self.with_guest(uuid, |guest| {
+            guest.volumes.retain(|v| !same_volume(v, volume));
+            Ok(())
+        })
+    }
+
+    async fn volume_targets(&self, uuid: &str) -> Result<Vec<String>, VirtError> {
+        self.with_guest(uuid, |guest| {
+            Ok(guest.volumes.iter().map(|v| v.target.clone()).collect())
+        })
     }
 
     /// Fake guests have no display: there is no VNC server to connect to, so no port is
@@ -169,6 +219,7 @@ mod tests {
             vnc_listen: None,
             interfaces: Vec::new(),
             start_paused,
+            volumes: Vec::new(),
         }
     }
 
@@ -212,5 +263,61 @@ mod tests {
             driver.power_state(&spec.uuid).await.unwrap(),
             PowerState::Running
         );
+    }
+
+    #[tokio::test]
+    async fn volumes_are_recorded_per_guest_and_attach_and_detach_are_idempotent() {
+        let driver = FakeDriver::default();
+        let volume = |id: &str, target: &str| GuestVolume {
+            volume_id: id.into(),
+            path: PathBuf::from(format!("/mnt/volume-{id}")),
+            format: "raw".into(),
+            target: target.into(),
+            readonly: false,
+        };
+        let (a, b) = (volume("a", "vdb"), volume("b", "vdc"));
+        let mut spec = guest(false);
+        assert!(matches!(
+            driver.attach_volume(&spec.uuid, &a).await,
+            Err(VirtError::NotFound(_))
+        ));
+        assert!(matches!(
+            driver.detach_volume(&spec.uuid, &a).await,
+            Err(VirtError::NotFound(_))
+        ));
+        spec.volumes = vec![a.clone()];
+        driver.spawn(&spec).await.unwrap();
+        assert_eq!(driver.volume_targets(&spec.uuid).await.unwrap(), ["vdb"]);
+        // Attached already (by id, or by file): unchanged.
+        driver.attach_volume(&spec.uuid, &a).await.unwrap();
+        let moved = GuestVolume {
+            volume_id: "a2".into(),
+            ..a.clone()
+        };
+        driver.attach_volume(&spec.uuid, &moved).await.unwrap();
+        // Another volume at a taken target is refused.
+        assert!(matches!(
+            driver.attach_volume(&spec.uuid, &volume("c", "vdb")).await,
+            Err(VirtError::Hypervisor(_))
+        ));
+        driver.attach_volume(&spec.uuid, &b).await.unwrap();
+        assert_eq!(
+            driver.volume_targets(&spec.uuid).await.unwrap(),
+            ["vdb", "vdc"]
+        );
+        // A spawn of the existing guest keeps its volumes; a stopped guest takes them too.
+        driver.spawn(&guest(false)).await.unwrap();
+        driver
+            .power_off(&spec.uuid, Duration::from_secs(1))
+            .await
+            .unwrap();
+        driver.detach_volume(&spec.uuid, &a).await.unwrap();
+        driver.detach_volume(&spec.uuid, &a).await.unwrap();
+        assert_eq!(driver.volume_targets(&spec.uuid).await.unwrap(), ["vdc"]);
+        driver.destroy(&spec.uuid).await.unwrap();
+        assert!(matches!(
+            driver.volume_targets(&spec.uuid).await,
+            Err(VirtError::NotFound(_))
+        ));
     }
 }

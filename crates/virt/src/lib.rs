@@ -74,6 +74,23 @@ pub struct GuestInterface {
     pub mtu: Option<u32>,
 }
 
+/// A Cinder volume attached to a guest as a virtio disk: a file (a raw or qcow2 image on the
+/// host, e.g. on an NFS share), as Nova's libvirt driver attaches file/NFS-backed volumes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestVolume {
+    /// The Cinder volume id: the disk's serial, as Nova sets it (the guest sees its first 20
+    /// characters, virtio-blk's limit, e.g. in `/dev/disk/by-id/virtio-<id>`).
+    pub volume_id: String,
+    /// The file the disk reads and writes.
+    pub path: PathBuf,
+    /// The file's format: `raw` or `qcow2`.
+    pub format: String,
+    /// The guest device name (`vdb`, `vdc`, ...).
+    pub target: String,
+    /// Attached read-only.
+    pub readonly: bool,
+}
+
 /// Everything needed to create one guest.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GuestSpec {
@@ -102,6 +119,9 @@ pub struct GuestSpec {
     /// reports its ports plugged (`network-vif-plugged`), then resumes it
     /// ([`VirtDriver::resume`]).
     pub start_paused: bool,
+    /// The attached volumes, after the root disk and the config drive: part of the domain's
+    /// definition, so they stay attached through a redefine, hard reboot or stop/start.
+    pub volumes: Vec<GuestVolume>,
 }
 
 /// A guest as the hypervisor reports it.
@@ -156,6 +176,22 @@ pub trait VirtDriver: Send + Sync {
     /// from the live guest, never guessed). [`VirtError::ConsoleUnavailable`] when the guest
     /// has no VNC display or is not running.
     async fn vnc_port(&self, uuid: &str) -> Result<u16, VirtError>;
+    /// Attaches `volume` to the guest's persistent definition and, when the guest is active
+    /// (running or paused), to the live guest too (Nova's `attach_volume`). Idempotent: a
+    /// definition that already has the volume (a disk with its serial or its file) is left as
+    /// it is. [`VirtError::Hypervisor`] when another disk holds the target;
+    /// [`VirtError::NotFound`] when there is no such guest.
+    async fn attach_volume(&self, uuid: &str, volume: &GuestVolume) -> Result<(), VirtError>;
+    /// Detaches `volume` (found by its serial or its file) from the persistent definition and
+    /// from the live guest, waiting until the guest has released it: a live unplug needs the
+    /// guest's cooperation and finishes asynchronously, so it is asked again while waiting, as
+    /// Nova's `_detach_with_retry` does ([`VirtError::Hypervisor`] if the disk never goes).
+    /// Idempotent: a volume that is not attached is Ok. [`VirtError::NotFound`] when there is
+    /// no such guest.
+    async fn detach_volume(&self, uuid: &str, volume: &GuestVolume) -> Result<(), VirtError>;
+    /// The targets (`vdb`, ...) of the guest's volume disks, in device order: the live guest's
+    /// when it is active, otherwise its persistent definition's.
+    async fn volume_targets(&self, uuid: &str) -> Result<Vec<String>, VirtError>;
     /// Whether the guests' disks are real files the hypervisor reads: the agent then caches
     /// the image, makes the overlay, the config drive and the kernel copies before a spawn.
     /// A driver whose guests have no disks (the fake one) answers false and the agent makes

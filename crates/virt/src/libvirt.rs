@@ -2,14 +2,25 @@
 //! every call runs on the blocking pool with its own connection.
 
 use crate::capabilities::parse_capabilities;
-use crate::domain_xml::{METADATA_NS, domain_xml, vnc_port};
-use crate::{GuestInfo, GuestSpec, HostCapabilities, PowerState, VirtDriver, VirtError};
+use crate::domain_xml::{DomainDisk, METADATA_NS, disks, domain_xml, vnc_port, volume_disk_xml};
+use crate::{
+    GuestInfo, GuestSpec, GuestVolume, HostCapabilities, PowerState, VirtDriver, VirtError,
+};
 use async_trait::async_trait;
 use std::time::Duration;
 use virt::connect::Connect;
 use virt::domain::Domain;
 use virt::error::ErrorNumber;
 use virt::sys;
+
+/// How long a live volume detach may take before it is an error (Nova retries up to 8 × 20 s;
+/// a software-emulated guest under load can take tens of seconds to act on the eject).
+const DETACH_TIMEOUT: Duration = Duration::from_secs(90);
+/// How often a live detach that has not completed is asked again (libvirt itself waits up to
+/// 5 s for QEMU's `DEVICE_DELETED` within each request).
+const DETACH_RETRY: Duration = Duration::from_secs(5);
+/// How often the live definition is looked at while a detach completes.
+const DETACH_POLL: Duration = Duration::from_millis(500);
 
 /// Drives guests on the libvirt at `uri` (e.g. `qemu:///system`).
 pub struct LibvirtDriver {
@@ -81,6 +92,51 @@ impl LibvirtDriver {
 /// Whether the domain is active: running, or paused (`virDomainIsActive`).
 fn running(dom: &Domain) -> Result<bool, VirtError> {
     dom.is_active().map_err(hv)
+}
+
+/// The disks of the live definition (flags 0; the persistent one when the domain is inactive)
+/// or of the persistent definition (`VIR_DOMAIN_XML_INACTIVE`).
+fn domain_disks(dom: &Domain, flags: sys::virDomainXMLFlags) -> Result<Vec<DomainDisk>, VirtError> {
+    disks(&dom.get_xml_desc(flags).map_err(hv)?).map_err(VirtError::Hypervisor)
+}
+
+/// The disk XML that names `volume` where a definition has it: libvirt finds the disk to
+/// detach by its target.
+fn volume_at(volume: &GuestVolume, disk: &DomainDisk) -> String {
+    volume_disk_xml(&GuestVolume {
+        target: disk.target.clone(),
+        ..volume.clone()
+    })
+}
+
+/// The live guest's disk that is `volume`, if the domain is active and has it.
+fn live_disk(dom: &Domain, volume: &GuestVolume) -> Result<Option<DomainDisk>, VirtError> {
+    if !running(dom)? {
+        return Ok(None);
+    }
+    Ok(domain_disks(dom, 0)?.into_iter().find(|d| d.is(volume)))
+}
+
+/// Asks libvirt to unplug `volume` from the live guest, if it has it; whether the live guest
+/// still has it afterwards (the guest releases it asynchronously). A refused request is not
+/// final while the guest still has the disk: the domain may be busy with another job, the
+/// guest still settling an earlier hot-plug, or an earlier request pending; the caller asks
+/// again until its deadline.
+fn unplug(dom: &Domain, volume: &GuestVolume, first: bool) -> Result<bool, VirtError> {
+    let Some(disk) = live_disk(dom, volume)? else {
+        return Ok(false);
+    };
+    if let Err(e) = dom.detach_device_flags(&volume_at(volume, &disk), sys::VIR_DOMAIN_AFFECT_LIVE)
+    {
+        if live_disk(dom, volume)?.is_none() {
+            return Ok(false);
+        }
+        match first {
+            true => tracing::warn!(volume = %volume.volume_id, error = %e.message(), "live detach refused: asking again"),
+            false => tracing::debug!(volume = %volume.volume_id, error = %e.message(), "repeated detach refused"),
+        }
+    }
+    Ok(live_disk(dom, volume)?.is_some())
 }
 
 #[async_trait]
@@ -231,6 +287,119 @@ impl VirtDriver for LibvirtDriver {
             let xml = dom.get_xml_desc(0).map_err(hv)?;
             vnc_port(&xml)
                 .ok_or_else(|| VirtError::ConsoleUnavailable("the guest has no VNC display".into()))
+        })
+        .await
+    }
+
+    /// Nova's `attach_volume` (`guest.attach_device(conf, persistent=True, live=...)`): one
+    /// `virDomainAttachDeviceFlags` with `VIR_DOMAIN_AFFECT_CONFIG`, plus
+    /// `VIR_DOMAIN_AFFECT_LIVE` when the domain is active, for the definitions that lack the
+    /// volume.
+    async fn attach_volume(&self, uuid: &str, volume: &GuestVolume) -> Result<(), VirtError> {
+        let (guest, volume) = (uuid.to_string(), volume.clone());
+        self.with_domain(uuid, None, move |dom| {
+            let active = running(dom)?;
+            let mut flags = 0;
+            for (affect, xml_flags, applies) in [
+                (
+                    sys::VIR_DOMAIN_AFFECT_CONFIG,
+                    sys::VIR_DOMAIN_XML_INACTIVE,
+                    true,
+                ),
+                (sys::VIR_DOMAIN_AFFECT_LIVE, 0, active),
+            ] {
+                if !applies {
+                    continue;
+                }
+                let disks = domain_disks(dom, xml_flags)?;
+                if disks.iter().any(|d| d.is(&volume)) {
+                    continue;
+                }
+                if let Some(other) = disks.iter().find(|d| d.target == volume.target) {
+                    return Err(VirtError::Hypervisor(format!(
+                        "guest {guest} already has another disk at {} ({})",
+                        other.target,
+                        other
+                            .serial
+                            .clone()
+                            .or_else(|| other.source.as_ref().map(|p| p.display().to_string()))
+                            .unwrap_or_default()
+                    )));
+                }
+                flags |= affect;
+            }
+            if flags == 0 {
+                return Ok(());
+            }
+            dom.attach_device_flags(&volume_disk_xml(&volume), flags)
+                .map_err(hv)?;
+            tracing::info!(
+                uuid = %guest,
+                volume = %volume.volume_id,
+                target = %volume.target,
+                live = flags & sys::VIR_DOMAIN_AFFECT_LIVE != 0,
+                "volume attached"
+            );
+            Ok(())
+        })
+        .await
+    }
+
+    /// Nova's `detach_volume`: from the persistent definition first, then from the live guest
+    /// with retries (`_detach_with_retry`), until the live XML no longer has the disk.
+    async fn detach_volume(&self, uuid: &str, volume: &GuestVolume) -> Result<(), VirtError> {
+        let vol = volume.clone();
+        let (attached, mut still) = self
+            .with_domain(uuid, None, move |dom| {
+                let config = domain_disks(dom, sys::VIR_DOMAIN_XML_INACTIVE)?;
+                let in_config = config.iter().find(|d| d.is(&vol));
+                if let Some(disk) = in_config {
+                    dom.detach_device_flags(&volume_at(&vol, disk), sys::VIR_DOMAIN_AFFECT_CONFIG)
+                        .map_err(hv)?;
+                }
+                let live = live_disk(dom, &vol)?.is_some();
+                Ok((
+                    in_config.is_some() || live,
+                    live && unplug(dom, &vol, true)?,
+                ))
+            })
+            .await?;
+        let start = tokio::time::Instant::now();
+        let mut asked = start;
+        while still {
+            if start.elapsed() >= DETACH_TIMEOUT {
+                return Err(VirtError::Hypervisor(format!(
+                    "guest {uuid} did not release volume {} ({}) within {DETACH_TIMEOUT:?} \
+                     (it is detached from the guest's definition only)",
+                    volume.volume_id, volume.target
+                )));
+            }
+            tokio::time::sleep(DETACH_POLL).await;
+            let vol = volume.clone();
+            let again = asked.elapsed() >= DETACH_RETRY;
+            if again {
+                asked = tokio::time::Instant::now();
+            }
+            still = self
+                .with_domain(uuid, None, move |dom| match again {
+                    true => unplug(dom, &vol, false),
+                    false => Ok(live_disk(dom, &vol)?.is_some()),
+                })
+                .await?;
+        }
+        if attached {
+            tracing::info!(%uuid, volume = %volume.volume_id, "volume detached");
+        }
+        Ok(())
+    }
+
+    async fn volume_targets(&self, uuid: &str) -> Result<Vec<String>, VirtError> {
+        self.with_domain(uuid, None, |dom| {
+            Ok(domain_disks(dom, 0)?
+                .into_iter()
+                .filter(DomainDisk::is_volume)
+                .map(|d| d.target)
+                .collect())
         })
         .await
     }

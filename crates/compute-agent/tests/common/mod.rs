@@ -51,7 +51,10 @@ pub struct FakeConductor {
 
 fn apply(state: &mut State, request: &ConductorRequest) -> ConductorReply {
     match request {
-        ConductorRequest::Heartbeat { .. } | ConductorRequest::Event(_) => ConductorReply::Ok,
+        ConductorRequest::Heartbeat { .. }
+        | ConductorRequest::Event(_)
+        | ConductorRequest::VolumeAttached { .. }
+        | ConductorRequest::VolumeDetached { .. } => ConductorReply::Ok,
         ConductorRequest::HostInstances { host } => ConductorReply::Instances {
             instances: state
                 .instances
@@ -339,6 +342,7 @@ pub fn disk_build(name: &str) -> GuestBuild {
         kernel_cmdline: None,
         config_drive: None,
         interfaces: Vec::new(),
+        volumes: Vec::new(),
     }
 }
 

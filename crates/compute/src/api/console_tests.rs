@@ -116,7 +116,9 @@ async fn scripted_agent(c: Arc<Compute>, vnc: VncAnswer) {
                 }
                 AgentRequest::Start { .. }
                 | AgentRequest::Reboot { .. }
-                | AgentRequest::ExternalEvents { .. } => {}
+                | AgentRequest::ExternalEvents { .. }
+                | AgentRequest::AttachVolume { .. }
+                | AgentRequest::DetachVolume { .. } => {}
             }
         }
     });

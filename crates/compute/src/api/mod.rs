@@ -151,6 +151,14 @@ pub fn router(compute: Arc<Compute>) -> Router {
         )
         .route("/servers/{id}/action", post(servers::action))
         .route(
+            "/servers/{id}/os-volume_attachments",
+            get(servers::volume_attachments::index).post(servers::volume_attachments::create),
+        )
+        .route(
+            "/servers/{id}/os-volume_attachments/{volume_id}",
+            get(servers::volume_attachments::show).delete(servers::volume_attachments::delete),
+        )
+        .route(
             "/servers/{id}/metadata",
             get(servers::metadata_index)
                 .post(servers::metadata_create)

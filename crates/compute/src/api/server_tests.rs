@@ -136,6 +136,22 @@ async fn scripted_agent(c: Arc<Compute>, host: &str) {
                     d.reply(rpc::encode(&AgentReply::Pong)).await.unwrap();
                 }
                 AgentRequest::ExternalEvents { .. } => {}
+                AgentRequest::AttachVolume { uuid, disk, .. } => {
+                    let attached = ConductorRequest::VolumeAttached {
+                        uuid,
+                        volume_id: disk.volume_id,
+                        error: None,
+                    };
+                    conductor_call(&c, attached).await;
+                }
+                AgentRequest::DetachVolume { uuid, disk, .. } => {
+                    let detached = ConductorRequest::VolumeDetached {
+                        uuid,
+                        volume_id: disk.volume_id,
+                        error: None,
+                    };
+                    conductor_call(&c, detached).await;
+                }
                 AgentRequest::VncConsole { .. } => {
                     let reason = "scripted hosts have no VNC servers".to_string();
                     let reply = AgentReply::ConsoleUnavailable { reason };

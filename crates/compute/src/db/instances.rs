@@ -97,6 +97,10 @@ pub struct InstanceData {
     /// info cache.
     #[serde(default)]
     pub vifs: Vec<crate::network::Vif>,
+    /// The volumes attached or being attached or detached (Nova's volume block device
+    /// mappings), in the order they were attached.
+    #[serde(default)]
+    pub volumes: Vec<crate::volumes::VolumeRecord>,
 }
 
 /// One instance.
@@ -554,6 +558,20 @@ pub async fn busy_instances(store: &Store) -> Result<Vec<Instance>, StoreError> 
     let sql = format!(
         "SELECT {COLUMNS} FROM instances WHERE deleted = 0 AND (task_state IS NOT NULL OR \
          vm_state = 'building')"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(store.pool())
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
+}
+
+/// Live instances that have volumes recorded (for the conductor's sweep of attaches and
+/// detaches). The test is on the JSON text: a false match only costs a look.
+pub async fn instances_with_volumes(store: &Store) -> Result<Vec<Instance>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM instances WHERE deleted = 0 AND data LIKE '%\"volumes\":[{{%'"
     );
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .fetch_all(store.pool())

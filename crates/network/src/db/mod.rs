@@ -15,8 +15,8 @@
 use crate::events::Event;
 use ferrostack_api::ApiError;
 use ferrostack_bus::MessageBus;
-use ferrostack_store::{Any, Backend, Migration, Row, Store, StoreError};
-use serde::{Serialize, de::DeserializeOwned};
+use ferrostack_store::doc;
+use ferrostack_store::{Any, Migration, Store, StoreError};
 use sqlx::AnyConnection;
 use std::sync::Arc;
 
@@ -126,17 +126,9 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
-    /// Whether the operation may succeed when run again: a PostgreSQL deadlock or
-    /// serialization failure, or SQLite still busy after its timeout.
+    /// Whether the operation may succeed when run again (see [`doc::retryable`]).
     pub fn retryable(&self) -> bool {
-        let Error::Db(sqlx::Error::Database(db)) = self else {
-            return false;
-        };
-        let code = db.code();
-        matches!(
-            code.as_deref(),
-            Some("40001") | Some("40P01") | Some("5") | Some("6")
-        ) || db.message().contains("database is locked")
+        matches!(self, Error::Db(e) if doc::retryable(e))
     }
 }
 
@@ -173,46 +165,7 @@ impl From<Error> for ApiError {
     }
 }
 
-fn json_error(e: serde_json::Error) -> Error {
-    Error::Db(sqlx::Error::Decode(Box::new(e)))
-}
-
-/// A column value besides `id` and `data`.
-pub enum Col {
-    Text(Option<String>),
-    Int(Option<i64>),
-}
-
-impl Col {
-    fn text(s: &str) -> Col {
-        Col::Text(Some(s.to_string()))
-    }
-}
-
-/// A resource stored as a row: its table and the columns repeated out of its JSON.
-pub trait Doc: Serialize + DeserializeOwned + Send + Sync {
-    /// The table.
-    const TABLE: &'static str;
-    /// The primary key.
-    fn id(&self) -> &str;
-    /// The columns other than `id` and `data`, with their values.
-    fn columns(&self) -> Vec<(&'static str, Col)>;
-}
-
-fn bind_col<'q>(
-    q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
-    col: Col,
-) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
-    match col {
-        Col::Text(v) => q.bind(v),
-        Col::Int(v) => q.bind(v),
-    }
-}
-
-fn decode<T: DeserializeOwned>(row: &sqlx::any::AnyRow) -> Result<T> {
-    let data: String = row.try_get("data")?;
-    serde_json::from_str(&data).map_err(json_error)
-}
+pub use ferrostack_store::doc::{Col, Doc};
 
 /// Rows of `T` matching `cond` (SQL over its columns, `$1`... bound to `binds`), oldest first.
 pub async fn select<T: Doc>(
@@ -220,24 +173,12 @@ pub async fn select<T: Doc>(
     cond: &str,
     binds: &[&str],
 ) -> Result<Vec<T>> {
-    let sql = format!(
-        "SELECT data FROM {} WHERE {cond} ORDER BY created_at, id",
-        T::TABLE
-    );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for b in binds {
-        q = q.bind(b.to_string());
-    }
-    let rows = q.fetch_all(conn).await?;
-    rows.iter().map(decode).collect()
+    Ok(doc::select(conn, cond, binds).await?)
 }
 
 /// One row of `T` by id.
 pub async fn get<T: Doc>(conn: &mut AnyConnection, id: &str) -> Result<Option<T>> {
-    Ok(select::<T>(conn, "id = $1", &[id])
-        .await?
-        .into_iter()
-        .next())
+    Ok(doc::get(conn, id).await?)
 }
 
 /// The database handle of the network service: reads on the pool, writes in a [`Tx`].
@@ -291,16 +232,12 @@ impl Db {
             Ok(value) => tx.commit(&*self.bus).await.map(|()| value),
             Err(e) => Err(e),
         };
-        match outcome {
-            Err(e) if e.retryable() && *attempt < 5 => {
-                *attempt += 1;
-                tracing::debug!(attempt = *attempt, error = ?e, "network write retried");
-                let pause = 5 * u64::from(*attempt) + rand::random::<u64>() % 10;
-                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
-                None
-            }
-            other => Some(other),
+        if let Err(Error::Db(e)) = &outcome
+            && doc::retry_pause(e, attempt, "network").await
+        {
+            return None;
         }
+        Some(outcome)
     }
 }
 
@@ -309,206 +246,59 @@ impl Db {
 /// than a closure-taking function so that the handler's future stays `Send`.
 #[macro_export]
 macro_rules! write_tx {
-    ($db:expr, |$tx:ident| $body:expr) => {{
-        let db: &$crate::db::Db = &$db;
-        let mut attempt = 0u32;
-        loop {
-            let mut owned = match db.begin().await {
-                Ok(t) => t,
-                Err(e) => break Err(e),
-            };
-            let outcome = {
-                let $tx: &mut $crate::db::Tx = &mut owned;
-                $body
-            };
-            if let Some(result) = db.finish(owned, outcome, &mut attempt).await {
-                break result;
-            }
-        }
-    }};
+    ($db:expr, |$tx:ident| $body:expr) => {
+        $crate::db::retry_tx!(&$db as &$crate::db::Db, $crate::db::Tx, |$tx| $body)
+    };
 }
 pub use crate::write_tx;
+#[doc(hidden)]
+pub use ferrostack_store::retry_tx;
 
-/// A write transaction (see the module documentation for its locking).
+/// A write transaction (see the module documentation for its locking) that publishes the
+/// events it recorded once committed; the document operations are [`doc::DocTx`]'s.
 pub struct Tx {
-    tx: sqlx::Transaction<'static, Any>,
-    backend: Backend,
+    doc: doc::DocTx<Error>,
     events: Vec<Event>,
 }
 
 impl Tx {
     async fn begin(store: &Store) -> Result<Tx> {
-        let tx = match store.backend() {
-            Backend::Sqlite => store.pool().begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => store.pool().begin().await?,
-        };
         Ok(Tx {
-            tx,
-            backend: store.backend(),
+            doc: doc::DocTx::begin(store, "net_locks").await?,
             events: Vec::new(),
         })
     }
 
     async fn commit(self, bus: &dyn MessageBus) -> Result<()> {
-        self.tx.commit().await?;
+        self.doc.commit().await?;
         for event in self.events {
             event.publish(bus).await;
         }
         Ok(())
     }
 
-    /// The connection, for queries.
-    pub fn conn(&mut self) -> &mut AnyConnection {
-        &mut self.tx
-    }
-
     /// Records an event to publish once the transaction committed.
     pub fn emit(&mut self, event: Event) {
         self.events.push(event);
     }
+}
 
-    fn row_lock(&self, shared: bool) -> &'static str {
-        match (self.backend, shared) {
-            (Backend::Sqlite, _) => "",
-            (Backend::Postgres, false) => " FOR UPDATE",
-            (Backend::Postgres, true) => " FOR SHARE",
-        }
+impl std::ops::Deref for Tx {
+    type Target = doc::DocTx<Error>;
+    fn deref(&self) -> &doc::DocTx<Error> {
+        &self.doc
     }
+}
 
-    async fn locked<T: Doc>(&mut self, id: &str, shared: bool) -> Result<Option<T>> {
-        let sql = format!(
-            "SELECT data FROM {} WHERE id = $1{}",
-            T::TABLE,
-            self.row_lock(shared)
-        );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&mut *self.tx)
-            .await?;
-        row.as_ref().map(decode).transpose()
-    }
-
-    /// Reads a row and locks it against concurrent writers until the end of the transaction.
-    pub async fn lock<T: Doc>(&mut self, id: &str) -> Result<Option<T>> {
-        self.locked(id, false).await
-    }
-
-    /// Reads a row and keeps it from being changed or deleted (other readers may do the same)
-    /// until the end of the transaction.
-    pub async fn lock_shared<T: Doc>(&mut self, id: &str) -> Result<Option<T>> {
-        self.locked(id, true).await
-    }
-
-    /// Takes the lock called `name` (e.g. `quota:<project>`) until the end of the transaction.
-    pub async fn lock_name(&mut self, name: &str) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO net_locks (name, counter) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name)
-        .execute(&mut *self.tx)
-        .await?;
-        sqlx::query("UPDATE net_locks SET counter = counter + 1 WHERE name = $1")
-            .bind(name)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
-    }
-
-    /// Rows of `T` matching `cond`.
-    pub async fn select<T: Doc>(&mut self, cond: &str, binds: &[&str]) -> Result<Vec<T>> {
-        select(&mut self.tx, cond, binds).await
-    }
-
-    /// One row of `T` by id (not locked).
-    pub async fn get<T: Doc>(&mut self, id: &str) -> Result<Option<T>> {
-        get(&mut self.tx, id).await
-    }
-
-    /// Inserts a row.
-    pub async fn insert<T: Doc>(&mut self, doc: &T) -> Result<()> {
-        let columns = doc.columns();
-        let names: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
-        let marks: Vec<String> = (3..3 + columns.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "INSERT INTO {} (id, data{}{}) VALUES ($1, $2{}{})",
-            T::TABLE,
-            if names.is_empty() { "" } else { ", " },
-            names.join(", "),
-            if marks.is_empty() { "" } else { ", " },
-            marks.join(", ")
-        );
-        let data = serde_json::to_string(doc).map_err(json_error)?;
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(doc.id().to_string())
-            .bind(data);
-        for (_, col) in columns {
-            q = bind_col(q, col);
-        }
-        q.execute(&mut *self.tx).await?;
-        Ok(())
-    }
-
-    /// Writes a changed row back.
-    pub async fn save<T: Doc>(&mut self, doc: &T) -> Result<()> {
-        let columns = doc.columns();
-        let sets: Vec<String> = columns
-            .iter()
-            .enumerate()
-            .map(|(i, (n, _))| format!(", {n} = ${}", i + 3))
-            .collect();
-        let sql = format!(
-            "UPDATE {} SET data = $2{} WHERE id = $1",
-            T::TABLE,
-            sets.concat()
-        );
-        let data = serde_json::to_string(doc).map_err(json_error)?;
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(doc.id().to_string())
-            .bind(data);
-        for (_, col) in columns {
-            q = bind_col(q, col);
-        }
-        q.execute(&mut *self.tx).await?;
-        Ok(())
-    }
-
-    /// Deletes a row by id.
-    pub async fn delete<T: Doc>(&mut self, id: &str) -> Result<()> {
-        let sql = format!("DELETE FROM {} WHERE id = $1", T::TABLE);
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
-    }
-
-    /// Runs a statement with text parameters.
-    pub async fn exec(&mut self, sql: &'static str, binds: &[&str]) -> Result<u64> {
-        let mut q = sqlx::query(sql);
-        for b in binds {
-            q = q.bind(b.to_string());
-        }
-        Ok(q.execute(&mut *self.tx).await?.rows_affected())
-    }
-
-    /// Counts rows with a query returning one integer.
-    pub async fn count(&mut self, sql: &'static str, binds: &[&str]) -> Result<i64> {
-        count(&mut self.tx, sql, binds).await
-    }
-
-    /// The text column of every row a query returns.
-    pub async fn strings(&mut self, sql: &'static str, binds: &[&str]) -> Result<Vec<String>> {
-        strings(&mut self.tx, sql, binds).await
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut doc::DocTx<Error> {
+        &mut self.doc
     }
 }
 
 /// Counts rows with a query returning one integer.
 pub async fn count(conn: &mut AnyConnection, sql: &'static str, binds: &[&str]) -> Result<i64> {
-    let mut q = sqlx::query_scalar::<_, i64>(sql);
-    for b in binds {
-        q = q.bind(b.to_string());
-    }
-    Ok(q.fetch_one(conn).await?)
+    Ok(doc::count(conn, sql, binds).await?)
 }
 
 /// The (first) text column of every row a query returns.
@@ -517,15 +307,11 @@ pub async fn strings(
     sql: &'static str,
     binds: &[&str],
 ) -> Result<Vec<String>> {
-    let mut q = sqlx::query_scalar::<_, String>(sql);
-    for b in binds {
-        q = q.bind(b.to_string());
-    }
-    Ok(q.fetch_all(conn).await?)
+    Ok(doc::strings(conn, sql, binds).await?)
 }
 
 fn flag(b: bool) -> Col {
-    Col::Int(Some(b as i64))
+    Col::flag(b)
 }
 
 impl Doc for crate::model::Network {

@@ -16,14 +16,14 @@ use ferrostack_api::{ApiError, Auth, JsonBody, RequestId};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-fn invalid_state(action: &str, uuid: &str, attr: &str, state: &str) -> ApiError {
+pub(super) fn invalid_state(action: &str, uuid: &str, attr: &str, state: &str) -> ApiError {
     ApiError::conflict(format!(
         "Cannot '{action}' instance {uuid} while it is in {attr} {state}"
     ))
 }
 
 /// `check_instance_host` then `check_instance_state`.
-fn check_state(
+pub(super) fn check_state(
     inst: &Instance,
     action: &str,
     vm_states: &[&str],

@@ -751,6 +751,7 @@ pub async fn create(
                 terminated_at: None,
                 admin_pass_set: true,
                 vifs: Vec::new(),
+                volumes: Vec::new(),
             },
         });
     }

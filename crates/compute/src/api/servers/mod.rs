@@ -7,6 +7,7 @@ mod instance_actions;
 mod list;
 mod meta_tags;
 pub mod view;
+pub mod volume_attachments;
 
 pub use actions::action;
 pub use create::create;

@@ -209,7 +209,18 @@ pub fn server(
         }),
     );
     b.insert("OS-EXT-STS:power_state".into(), json!(inst.power_state));
-    b.insert("os-extended-volumes:volumes_attached".into(), json!([]));
+    let attached: Vec<Value> = d
+        .volumes
+        .iter()
+        .map(|r| match at_least(mv, 2, 3) {
+            true => json!({"id": r.volume_id, "delete_on_termination": r.delete_on_termination}),
+            false => json!({"id": r.volume_id}),
+        })
+        .collect();
+    b.insert(
+        "os-extended-volumes:volumes_attached".into(),
+        Value::Array(attached),
+    );
     if vis.extended_attributes {
         b.insert("OS-EXT-SRV-ATTR:host".into(), json!(inst.host));
         b.insert(
