@@ -132,8 +132,12 @@ fn unplug(dom: &Domain, volume: &GuestVolume, first: bool) -> Result<bool, VirtE
             return Ok(false);
         }
         match first {
-            true => tracing::warn!(volume = %volume.volume_id, error = %e.message(), "live detach refused: asking again"),
-            false => tracing::debug!(volume = %volume.volume_id, error = %e.message(), "repeated detach refused"),
+            true => {
+                tracing::warn!(volume = %volume.volume_id, error = %e.message(), "live detach refused: asking again")
+            }
+            false => {
+                tracing::debug!(volume = %volume.volume_id, error = %e.message(), "repeated detach refused")
+            }
         }
     }
     Ok(live_disk(dom, volume)?.is_some())
