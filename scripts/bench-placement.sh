@@ -47,24 +47,10 @@ STARTED=() # process-group ids of the servers this script started
 WRK_PID=
 
 cleanup() {
-  local rc=$? pgid i
+  local rc=$?
   if [[ -n $WRK_PID ]]; then kill "$WRK_PID" 2>/dev/null || true; fi
-  for pgid in "${STARTED[@]}"; do
-    kill -TERM "$pgid" 2>/dev/null || true
-  done
-  for pgid in "${STARTED[@]}"; do
-    for ((i = 0; i < 50; i++)); do
-      kill -0 "$pgid" 2>/dev/null || break
-      sleep 0.2
-    done
-    kill -KILL -- "-$pgid" 2>/dev/null || true
-  done
-  if [[ $KEEP == 1 || $rc != 0 ]]; then
-    note "kept $WORK (configs, logs, raw results)"
-  else
-    rm -rf "$WORK"
-  fi
-  exit "$rc"
+  stop_started 10 leader
+  finish_work "$rc" "configs, logs, raw results"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -184,23 +170,7 @@ fi
 PLACEMENT_VERSION=$("$PLACEMENT_VENV/bin/pip" show openstack-placement 2>/dev/null | awk '/^Version:/ { print $2 }')
 UWSGI_VERSION=$("$PLACEMENT_VENV/bin/uwsgi" --version)
 
-BIN_NOTE=
-if [[ -n ${FERROSTACK_BIN:-} ]]; then
-  BIN_NOTE=" (FERROSTACK_BIN=$FERROSTACK_BIN, not built from this tree)"
-else
-  FERROSTACK_BIN=$CARGO_TARGET_DIR/release/ferrostack
-  if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
-    ensure_rust
-    step "Building Ferrostack (release)"
-    (cd "$ROOT" && cargo build --release -q -p ferrostack)
-  fi
-fi
-[[ -x $FERROSTACK_BIN ]] || die "no Ferrostack binary at $FERROSTACK_BIN"
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD)
-if [[ -n $(git -C "$ROOT" status --porcelain -- crates Cargo.toml Cargo.lock) ]]; then
-  COMMIT="$COMMIT + uncommitted changes"
-fi
-COMMIT=$COMMIT$BIN_NOTE
+bench_binary
 
 # --- Ferrostack ---------------------------------------------------------------------------
 step "Starting Ferrostack $COMMIT in $WORK/ferrostack"
@@ -336,9 +306,4 @@ json.dump({
     "queries": [q.split("=", 1) for q in e["M_QUERIES"].splitlines()],
 }, open(sys.argv[1], "w"), indent=1, ensure_ascii=False)
 EOF
-step "Results"
-python3 "$HERE/report.py" "$RESULTS" | tee "$RESULTS/section.md"
-if [[ $WRITE_DOCS == 1 ]]; then
-  python3 "$ROOT/bench/doc_section.py" "$DOC" placement <"$RESULTS/section.md"
-  note "docs/benchmarks.md: placement section rewritten"
-fi
+bench_report placement placement

@@ -161,3 +161,79 @@ start_group() {
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
+
+# Benchmarks: stops what start_group started (the STARTED array): TERM to each process group
+# (with `leader`, to its leader alone), then up to SECONDS (10) for each leader to exit before
+# its whole group gets KILL.
+# stop_started [SECONDS] [group|leader]
+stop_started() {
+  local seconds=${1:-10} target=${2:-group} pgid i
+  for pgid in "${STARTED[@]}"; do
+    if [[ $target == leader ]]; then
+      kill -TERM "$pgid" 2>/dev/null || true
+    else
+      kill -TERM -- "-$pgid" 2>/dev/null || true
+    fi
+  done
+  for pgid in "${STARTED[@]}"; do
+    for ((i = 0; i < seconds * 5; i++)); do
+      kill -0 "$pgid" 2>/dev/null || break
+      sleep 0.2
+    done
+    kill -KILL -- "-$pgid" 2>/dev/null || true
+  done
+}
+
+# Benchmarks, at the end of their exit trap: keeps the temporary directory $WORK (and says so,
+# with WHAT it holds) after a failure (RC is not 0) or with KEEP=1, else removes it; then exits
+# with RC.
+# finish_work RC WHAT
+finish_work() {
+  local rc=$1
+  if [[ $KEEP == 1 || $rc != 0 ]]; then
+    note "kept $WORK ($2)"
+  else
+    rm -rf "$WORK"
+  fi
+  exit "$rc"
+}
+
+# Benchmarks: the Ferrostack binary to measure. FERROSTACK_BIN when it is set, else this tree's
+# release build, built first unless BENCH_SKIP_BUILD=1 (with `dated`, a binary that is not built
+# says when it was). Sets FERROSTACK_BIN and COMMIT: HEAD's short hash, "+ uncommitted changes"
+# when the crates or the Cargo files differ from it, and what the binary is when not built here.
+# bench_binary [dated]
+bench_binary() {
+  local root note=
+  root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  if [[ -n ${FERROSTACK_BIN:-} ]]; then
+    note=" (FERROSTACK_BIN=$FERROSTACK_BIN, not built from this tree)"
+  else
+    FERROSTACK_BIN=$CARGO_TARGET_DIR/release/ferrostack
+    if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
+      ensure_rust
+      step "Building Ferrostack (release)"
+      (cd "$root" && cargo build --release -q -p ferrostack)
+    elif [[ ${1:-} == dated && -x $FERROSTACK_BIN ]]; then
+      note=" (BENCH_SKIP_BUILD=1: the release binary built $(date -u -r "$FERROSTACK_BIN" '+%Y-%m-%d %H:%M UTC'))"
+    fi
+  fi
+  [[ -x $FERROSTACK_BIN ]] || die "no Ferrostack binary at $FERROSTACK_BIN"
+  COMMIT=$(git -C "$root" rev-parse --short HEAD)
+  if [[ -n $(git -C "$root" status --porcelain -- crates Cargo.toml Cargo.lock) ]]; then
+    COMMIT="$COMMIT + uncommitted changes"
+  fi
+  COMMIT=$COMMIT$note
+}
+
+# Benchmarks, at their end: prints the report $HERE/report.py makes of $RESULTS (kept there as
+# section.md) and, with WRITE_DOCS=1, writes it as section ID of $DOC (the note calls it NAME).
+# bench_report ID NAME
+bench_report() {
+  step "Results"
+  python3 "$HERE/report.py" "$RESULTS" | tee "$RESULTS/section.md"
+  if [[ $WRITE_DOCS == 1 ]]; then
+    python3 "$(dirname "${BASH_SOURCE[0]}")/../bench/doc_section.py" "$DOC" "$1" <"$RESULTS/section.md"
+    note "docs/benchmarks.md: $2 section rewritten"
+  fi
+}

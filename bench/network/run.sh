@@ -47,27 +47,13 @@ DATABASES=() # PostgreSQL databases this script created
 SYSTEMS=()   # name|endpoint|auth|pid of every system to measure
 
 cleanup() {
-  local rc=$? pgid i db
-  for pgid in "${STARTED[@]}"; do
-    kill -TERM -- "-$pgid" 2>/dev/null || true
-  done
-  for pgid in "${STARTED[@]}"; do
-    for ((i = 0; i < 50; i++)); do
-      kill -0 "$pgid" 2>/dev/null || break
-      sleep 0.2
-    done
-    kill -KILL -- "-$pgid" 2>/dev/null || true
-  done
+  local rc=$? db
+  stop_started 10
   for db in "${DATABASES[@]}"; do
     psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 ||
       note "could not drop database $db"
   done
-  if [[ $KEEP == 1 || $rc != 0 ]]; then
-    note "kept $WORK (configs, logs, raw results)"
-  else
-    rm -rf "$WORK"
-  fi
-  exit "$rc"
+  finish_work "$rc" "configs, logs, raw results"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -134,23 +120,7 @@ if [[ -n $NEUTRON_WORKERS ]]; then
   [[ -f $NEUTRON_PASTE ]] || die "no $NEUTRON_PASTE in the neutron package"
 fi
 
-BIN_NOTE=
-if [[ -n ${FERROSTACK_BIN:-} ]]; then
-  BIN_NOTE=" (FERROSTACK_BIN=$FERROSTACK_BIN, not built from this tree)"
-else
-  FERROSTACK_BIN=$CARGO_TARGET_DIR/release/ferrostack
-  if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
-    ensure_rust
-    step "Building Ferrostack (release)"
-    (cd "$ROOT" && cargo build --release -q -p ferrostack)
-  fi
-fi
-[[ -x $FERROSTACK_BIN ]] || die "no Ferrostack binary at $FERROSTACK_BIN"
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD)
-if [[ -n $(git -C "$ROOT" status --porcelain -- crates Cargo.toml Cargo.lock) ]]; then
-  COMMIT="$COMMIT + uncommitted changes"
-fi
-COMMIT=$COMMIT$BIN_NOTE
+bench_binary
 
 # --- Ferrostack ---------------------------------------------------------------------------
 # start_ferrostack BACKEND: the all-in-one with its API only, on a fresh state dir.
@@ -317,9 +287,4 @@ json.dump({
     "load_before": e["M_LOAD_BEFORE"], "load_after": e["M_LOAD_AFTER"],
 }, open(sys.argv[1], "w"), indent=1, ensure_ascii=False)
 EOF
-step "Results"
-python3 "$HERE/report.py" "$RESULTS" | tee "$RESULTS/section.md"
-if [[ $WRITE_DOCS == 1 ]]; then
-  python3 "$ROOT/bench/doc_section.py" "$DOC" network-ports <"$RESULTS/section.md"
-  note "docs/benchmarks.md: networking section rewritten"
-fi
+bench_report network-ports networking

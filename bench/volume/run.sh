@@ -40,17 +40,8 @@ STARTED=() # process-group ids of what this script started
 PREFIX=""  # libvirt domain name prefix of this cloud's guests
 
 cleanup() {
-  local rc=$? pgid i name
-  for pgid in "${STARTED[@]}"; do
-    kill -TERM -- "-$pgid" 2>/dev/null || true
-  done
-  for pgid in "${STARTED[@]}"; do
-    for ((i = 0; i < 100; i++)); do
-      kill -0 "$pgid" 2>/dev/null || break
-      sleep 0.2
-    done
-    kill -KILL -- "-$pgid" 2>/dev/null || true
-  done
+  local rc=$? name
+  stop_started 20
   # Guests a failure left behind: only this cloud's, by their name prefix.
   if [[ -n $PREFIX ]]; then
     for name in $(virsh -q -c qemu:///system list --all --name 2>/dev/null | grep "^$PREFIX" || true); do
@@ -58,14 +49,9 @@ cleanup() {
       virsh -q -c qemu:///system undefine "$name" >/dev/null 2>&1 || true
     done
   fi
-  if [[ $KEEP == 1 || $rc != 0 ]]; then
-    # The volumes and images (GiBs) go in any case; config, log and results stay.
-    rm -rf "$WORK/volumes" "$WORK/scratch" "$WORK/image.raw" "$WORK/state/images" 2>/dev/null || true
-    note "kept $WORK (config, log, raw results)"
-  else
-    rm -rf "$WORK"
-  fi
-  exit "$rc"
+  # The volumes and images (GiBs) go in any case; config, log and results stay when kept.
+  rm -rf "$WORK/volumes" "$WORK/scratch" "$WORK/image.raw" "$WORK/state/images" 2>/dev/null || true
+  finish_work "$rc" "config, log, raw results"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -78,25 +64,7 @@ ensure_libvirtd
 GUEST=$GUEST_DIR/disk.qcow2
 [[ -f $GUEST ]] || die "no test guest image at $GUEST (scripts/build-guest-image.sh)"
 
-BIN_NOTE=
-if [[ -n ${FERROSTACK_BIN:-} ]]; then
-  BIN_NOTE=" (FERROSTACK_BIN=$FERROSTACK_BIN, not built from this tree)"
-else
-  FERROSTACK_BIN=$CARGO_TARGET_DIR/release/ferrostack
-  if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
-    ensure_rust
-    step "Building Ferrostack (release)"
-    (cd "$ROOT" && cargo build --release -q -p ferrostack)
-  elif [[ -x $FERROSTACK_BIN ]]; then
-    BIN_NOTE=" (BENCH_SKIP_BUILD=1: the release binary built $(date -u -r "$FERROSTACK_BIN" '+%Y-%m-%d %H:%M UTC'))"
-  fi
-fi
-[[ -x $FERROSTACK_BIN ]] || die "no Ferrostack binary at $FERROSTACK_BIN"
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD)
-if [[ -n $(git -C "$ROOT" status --porcelain -- crates Cargo.toml Cargo.lock) ]]; then
-  COMMIT="$COMMIT + uncommitted changes"
-fi
-COMMIT=$COMMIT$BIN_NOTE
+bench_binary dated
 
 need_kb=$((6 * 1048576))
 avail_kb=$(df -Pk "$WORK" | awk 'NR == 2 { print $4 }')
@@ -204,9 +172,4 @@ json.dump({
     "image_zero_mib": e["M_ZERO_MIB"],
 }, open(sys.argv[1], "w"), indent=1, ensure_ascii=False)
 EOF
-step "Results"
-python3 "$HERE/report.py" "$RESULTS" | tee "$RESULTS/section.md"
-if [[ $WRITE_DOCS == 1 ]]; then
-  python3 "$ROOT/bench/doc_section.py" "$DOC" volume <"$RESULTS/section.md"
-  note "docs/benchmarks.md: block storage section rewritten"
-fi
+bench_report volume "block storage"

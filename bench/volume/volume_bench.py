@@ -161,46 +161,33 @@ class Bench:
         except OSError:
             return False
 
-    def wait_volume(self, api, vid, wanted, start, what, timeout=None):
-        """Polls GET /volumes/{vid} every --poll s until its status is `wanted` (or 404 when
-        wanted is None); returns (seconds since `start`, the last record)."""
-        deadline = time.perf_counter() + (timeout or self.args.wait_timeout)
+    def wait_for(self, api, kind, oid, wanted, start, what, timeout=None):
+        """Polls GET /{kind}s/{oid} (kind: volume or snapshot) every --poll s until its status is
+        `wanted` (or 404 when wanted is None); returns (seconds since `start`, the last record)."""
+        timeout = timeout or self.args.wait_timeout
+        deadline = time.perf_counter() + timeout
         delays = poll_delays(self.args.poll)
         while True:
-            status, body, _ = api.call("GET", f"/volume/v3/volumes/{vid}")
+            status, body, _ = api.call("GET", f"/volume/v3/{kind}s/{oid}")
             now = time.perf_counter()
             if wanted is None and status == 404:
                 return now - start, None
             if status != 200:
-                raise Failed(f"{what}: GET volume {vid}: HTTP {status} {json.dumps(body)[:300]}")
-            vol = body["volume"]
-            if vol["status"] == wanted:
-                return now - start, vol
-            if "error" in vol["status"]:
-                raise Failed(f"{what}: volume {vid} went to {vol['status']}")
+                raise Failed(f"{what}: GET {kind} {oid}: HTTP {status} {json.dumps(body)[:300]}")
+            record = body[kind]
+            if record["status"] == wanted:
+                return now - start, record
+            if "error" in record["status"]:
+                raise Failed(f"{what}: {kind} {oid} went to {record['status']}")
             if now > deadline:
-                raise Failed(f"{what}: volume {vid} still {vol['status']} after "
-                             f"{timeout or self.args.wait_timeout} s")
+                raise Failed(f"{what}: {kind} {oid} still {record['status']} after {timeout} s")
             time.sleep(next(delays))
 
+    def wait_volume(self, api, vid, wanted, start, what, timeout=None):
+        return self.wait_for(api, "volume", vid, wanted, start, what, timeout)
+
     def wait_snapshot(self, sid, wanted, start, what):
-        deadline = time.perf_counter() + self.args.wait_timeout
-        delays = poll_delays(self.args.poll)
-        while True:
-            status, body, _ = self.api.call("GET", f"/volume/v3/snapshots/{sid}")
-            now = time.perf_counter()
-            if wanted is None and status == 404:
-                return now - start, None
-            if status != 200:
-                raise Failed(f"{what}: GET snapshot {sid}: HTTP {status} {json.dumps(body)[:300]}")
-            snap = body["snapshot"]
-            if snap["status"] == wanted:
-                return now - start, snap
-            if "error" in snap["status"]:
-                raise Failed(f"{what}: snapshot {sid} went to {snap['status']}")
-            if now > deadline:
-                raise Failed(f"{what}: snapshot {sid} still {snap['status']}")
-            time.sleep(next(delays))
+        return self.wait_for(self.api, "snapshot", sid, wanted, start, what)
 
     def volume_file(self, vid):
         return os.path.join(self.args.volumes_dir, f"volume-{vid}")

@@ -14,6 +14,7 @@ import yaml
 
 BINARY = os.environ.get("FERROSTACK_BIN", "ferrostack")
 OPENSTACK = os.environ.get("OPENSTACK_CLI", "openstack")
+GUEST_DIR = os.environ.get("FERROSTACK_GUEST_IMAGE_DIR", os.path.expanduser("~/.cache/ferrostack/guest-image"))
 
 
 def fresh_database(server_url):
@@ -34,6 +35,21 @@ def wait(predicate, timeout, what):
             return value
         time.sleep(1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def restart(cloud, crash_at=None):
+    """Stops the cloud's process if it runs, then starts it (armed with the crash point
+    `crash_at` if given: the process aborts there, as a `kill -9` would)."""
+    if cloud.proc.poll() is None:
+        cloud.proc.terminate()
+        cloud.proc.wait(timeout=30)
+    cloud.start({"FERROSTACK_CRASH_AT": crash_at} if crash_at else None)
+
+
+def wait_crashed(cloud):
+    """Waits until the cloud's process has hit its crash point (exited, not with 0)."""
+    wait(lambda: cloud.proc.poll() is not None, 120, "the process to hit its crash point")
+    assert cloud.proc.returncode != 0
 
 
 def free_port():
@@ -228,6 +244,12 @@ class Cloud:
                 subprocess.run(["virsh", "-q", "-c", "qemu:///system", *cmd], capture_output=True)
 
 
+    def remove_files(self):
+        """Removes its state (root), instances and volumes directories."""
+        shutil.rmtree(self.root, ignore_errors=True)
+        shutil.rmtree(self.instances, ignore_errors=True)
+        shutil.rmtree(self.volumes, ignore_errors=True)
+
     def log_excerpt(self, warnings=60, tail=30):
         """The last `warnings` WARN/ERROR lines of its log, then its last `tail` lines."""
         try:
@@ -237,6 +259,16 @@ class Cloud:
             return f"(no log: {e})"
         flagged = [line for line in lines if " WARN " in line or " ERROR " in line]
         return "\n".join(["-- warnings and errors --", *flagged[-warnings:], "-- last lines --", *lines[-tail:]])
+
+
+def cloud_with_guest(prefix, image, flavor, ram=256):
+    """A fresh cloud (its root a new temporary directory named `prefix`...) with the test guest's
+    disk as the public qcow2 image `image` and the flavor `flavor` (`ram` MB, 1 GB disk, 1 vCPU)."""
+    c = Cloud(tempfile.mkdtemp(prefix=prefix))
+    c.json("ferrostack", "image", "create", "--public", "--disk-format", "qcow2", "--container-format", "bare",
+           "--file", os.path.join(GUEST_DIR, "disk.qcow2"), image)
+    c.json("ferrostack", "flavor", "create", "--ram", str(ram), "--disk", "1", "--vcpus", "1", flavor)
+    return c
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -263,9 +295,7 @@ def cloud():
     yield c
     c.stop()
     if not os.environ.get("FERROSTACK_KEEP_E2E"):
-        shutil.rmtree(root, ignore_errors=True)
-        shutil.rmtree(c.instances, ignore_errors=True)
-        shutil.rmtree(c.volumes, ignore_errors=True)
+        c.remove_files()
 
 
 @pytest.fixture

@@ -3,16 +3,13 @@ crash point, as a `kill -9` there would). After a restart every server ends ACTI
 fault, or deleted; no libvirt domain or instance directory is left without a live server; and
 Placement's usage equals the sum of the live servers' flavors."""
 import os
-import shutil
 import subprocess
-import tempfile
 import time
 
 import pytest
 
-from conftest import Cloud, wait
+from conftest import cloud_with_guest, restart, wait, wait_crashed
 
-GUEST_DIR = os.environ.get("FERROSTACK_GUEST_IMAGE_DIR", os.path.expanduser("~/.cache/ferrostack/guest-image"))
 RAM = 256
 
 BOOT_POINTS = [
@@ -31,29 +28,11 @@ DELETE_POINTS = [
 
 @pytest.fixture(scope="module")
 def crash_cloud():
-    root = tempfile.mkdtemp(prefix="ferrostack-e2e-crash-")
-    c = Cloud(root)
-    c.json("ferrostack", "image", "create", "--public", "--disk-format", "qcow2", "--container-format", "bare",
-           "--file", os.path.join(GUEST_DIR, "disk.qcow2"), "crash-guest")
-    c.json("ferrostack", "flavor", "create", "--ram", str(RAM), "--disk", "1", "--vcpus", "1", "crash.nano")
+    c = cloud_with_guest("ferrostack-e2e-crash-", "crash-guest", "crash.nano", RAM)
     yield c
     if c.proc.poll() is None:
         c.stop()
-    shutil.rmtree(root, ignore_errors=True)
-    shutil.rmtree(c.instances, ignore_errors=True)
-
-
-def restart(cloud, crash_at=None):
-    """Stops the process if it runs, then starts it (armed with `crash_at` if given)."""
-    if cloud.proc.poll() is None:
-        cloud.proc.terminate()
-        cloud.proc.wait(timeout=30)
-    cloud.start({"FERROSTACK_CRASH_AT": crash_at} if crash_at else None)
-
-
-def wait_crashed(cloud):
-    wait(lambda: cloud.proc.poll() is not None, 120, "the process to hit its crash point")
-    assert cloud.proc.returncode != 0
+    c.remove_files()
 
 
 def servers(cloud):

@@ -3,15 +3,11 @@ aborts at a named crash point, as a `kill -9` there would). After a restart the 
 `in-use`, listed on the server and in its libvirt domain, or `available`, on neither; never stuck
 in `reserved`/`attaching`/`detaching`. A volume deleted across a crash leaves no file."""
 import os
-import shutil
 import subprocess
-import tempfile
 
 import pytest
 
-from conftest import Cloud, wait
-
-GUEST_DIR = os.environ.get("FERROSTACK_GUEST_IMAGE_DIR", os.path.expanduser("~/.cache/ferrostack/guest-image"))
+from conftest import cloud_with_guest, restart, wait, wait_crashed
 
 ATTACH_POINTS = [
     "api:after-volume-recorded",
@@ -27,11 +23,7 @@ DETACH_POINTS = [
 
 @pytest.fixture(scope="module")
 def crash_cloud():
-    root = tempfile.mkdtemp(prefix="ferrostack-e2e-volcrash-")
-    c = Cloud(root)
-    c.json("ferrostack", "image", "create", "--public", "--disk-format", "qcow2", "--container-format", "bare",
-           "--file", os.path.join(GUEST_DIR, "disk.qcow2"), "volcrash-guest")
-    c.json("ferrostack", "flavor", "create", "--ram", "256", "--disk", "1", "--vcpus", "1", "volcrash.nano")
+    c = cloud_with_guest("ferrostack-e2e-volcrash-", "volcrash-guest", "volcrash.nano")
     wait(lambda: c.json("ferrostack", "resource", "provider", "list"), 60, "the compute host to register")
     server = c.json("ferrostack-demo", "server", "create", "--image", "volcrash-guest", "--flavor",
                     "volcrash.nano", "--wait", "volcrash-vm", timeout=300)
@@ -42,22 +34,7 @@ def crash_cloud():
     if c.proc.poll() is None:
         c.run("ferrostack-demo", "server", "delete", "--wait", c.server, check=False, timeout=180)
         c.stop()
-    shutil.rmtree(root, ignore_errors=True)
-    shutil.rmtree(c.instances, ignore_errors=True)
-    shutil.rmtree(c.volumes, ignore_errors=True)
-
-
-def restart(cloud, crash_at=None):
-    """Stops the process if it runs, then starts it (armed with `crash_at` if given)."""
-    if cloud.proc.poll() is None:
-        cloud.proc.terminate()
-        cloud.proc.wait(timeout=30)
-    cloud.start({"FERROSTACK_CRASH_AT": crash_at} if crash_at else None)
-
-
-def wait_crashed(cloud):
-    wait(lambda: cloud.proc.poll() is not None, 120, "the process to hit its crash point")
-    assert cloud.proc.returncode != 0
+    c.remove_files()
 
 
 def domain_targets(cloud):
@@ -89,6 +66,15 @@ def new_volume(cloud, name):
     return volume
 
 
+def crash_during(cloud, point, *command):
+    """Runs the CLI `command` (as the demo user) on a process armed with `point`, waits for the
+    crash and restarts the process."""
+    restart(cloud, point)
+    cloud.run("ferrostack-demo", *command, check=False)
+    wait_crashed(cloud)
+    restart(cloud)
+
+
 def detach_and_delete(cloud, volume):
     if outcome(cloud, volume) == "attached":
         cloud.run("ferrostack-demo", "server", "remove", "volume", cloud.server, volume)
@@ -101,10 +87,7 @@ def detach_and_delete(cloud, volume):
 def test_crash_during_attach(crash_cloud, point):
     cloud = crash_cloud
     volume = new_volume(cloud, f"att-{point.replace(':', '-')}")
-    restart(cloud, point)
-    cloud.run("ferrostack-demo", "server", "add", "volume", cloud.server, volume, check=False)
-    wait_crashed(cloud)
-    restart(cloud)
+    crash_during(cloud, point, "server", "add", "volume", cloud.server, volume)
     assert settle(cloud, volume) in ("attached", "detached")
     detach_and_delete(cloud, volume)
 
@@ -116,10 +99,7 @@ def test_crash_during_detach(crash_cloud, point):
     volume = new_volume(cloud, f"det-{point.replace(':', '-')}")
     cloud.run("ferrostack-demo", "server", "add", "volume", cloud.server, volume)
     wait(lambda: outcome(cloud, volume) == "attached", 120, "attached")
-    restart(cloud, point)
-    cloud.run("ferrostack-demo", "server", "remove", "volume", cloud.server, volume, check=False)
-    wait_crashed(cloud)
-    restart(cloud)
+    crash_during(cloud, point, "server", "remove", "volume", cloud.server, volume)
     assert settle(cloud, volume) in ("attached", "detached")
     detach_and_delete(cloud, volume)
 
@@ -130,10 +110,8 @@ def test_crash_during_delete_leaves_no_file(crash_cloud):
     volume = new_volume(cloud, "del-crash")
     path = os.path.join(cloud.volumes, f"volume-{volume}")
     assert os.path.exists(path)
-    restart(cloud, "volume:after-data-deleted")
-    cloud.run("ferrostack-demo", "volume", "delete", volume, check=False)
-    wait_crashed(cloud)
-    restart(cloud)
+    crash_during(cloud, "volume:after-data-deleted", "volume", "delete", volume)
     wait(lambda: cloud.run("ferrostack-demo", "volume", "show", volume, check=False).returncode != 0, 120,
          "the volume deleted after the restart")
     assert not os.path.exists(path)
+

@@ -77,3 +77,62 @@ pub fn context(callers: FixedCallers, rules: &[ferrostack_policy::RuleDefault]) 
         enforcer: Arc::new(enforcer),
     }
 }
+
+/// `router` as the root serves it, for a service under test: behind the request-id middleware,
+/// with [`standard_callers`] and the service's `rules` as its request context.
+pub fn serve(router: axum::Router, rules: &[ferrostack_policy::RuleDefault]) -> axum::Router {
+    router
+        .layer(axum::middleware::from_fn(
+            crate::request_id::request_id_middleware,
+        ))
+        .layer(axum::Extension(context(standard_callers(), rules)))
+}
+
+/// A request for `method` `path` as the caller of `token` (no token when it is empty).
+pub fn request(method: &str, path: &str, token: &str) -> http::request::Builder {
+    let req = http::Request::builder().method(method).uri(path);
+    match token {
+        "" => req,
+        token => req.header("x-auth-token", token),
+    }
+}
+
+/// Sends `req` to `router`, with `body` as its JSON body when given; the response's status and
+/// its body parsed as JSON (`Null` when it is not JSON).
+pub async fn send(
+    router: &axum::Router,
+    mut req: http::request::Builder,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    use tower::ServiceExt;
+    let body = match body {
+        Some(b) => {
+            req = req.header("content-type", "application/json");
+            axum::body::Body::from(b.to_string())
+        }
+        None => axum::body::Body::empty(),
+    };
+    let response = router
+        .clone()
+        .oneshot(req.body(body).expect("a valid test request"))
+        .await
+        .expect("the router answers");
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("the response body is read");
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// The ids of the items of a list body's `key` (an empty id for an item without one).
+pub fn ids(body: &serde_json::Value, key: &str) -> Vec<String> {
+    body[key]
+        .as_array()
+        .unwrap_or(&Vec::new())
+        .iter()
+        .map(|i| i["id"].as_str().unwrap_or("").to_string())
+        .collect()
+}

@@ -123,6 +123,24 @@ pub async fn get_locked<T: Doc>(
     row.as_ref().map(decode).transpose()
 }
 
+/// Runs `sql` with `$1` bound to the row's id, `$2` to its JSON and `$3`... to `columns`.
+async fn execute_with_row<T: Doc>(
+    conn: &mut AnyConnection,
+    sql: String,
+    doc: &T,
+    columns: Vec<(&'static str, Col)>,
+) -> Result<(), sqlx::Error> {
+    let data = serde_json::to_string(doc).map_err(json_error)?;
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(doc.id().to_string())
+        .bind(data);
+    for (_, col) in columns {
+        q = bind_col(q, col);
+    }
+    q.execute(conn).await?;
+    Ok(())
+}
+
 /// Inserts a row.
 pub async fn insert<T: Doc>(conn: &mut AnyConnection, doc: &T) -> Result<(), sqlx::Error> {
     let columns = doc.columns();
@@ -136,15 +154,7 @@ pub async fn insert<T: Doc>(conn: &mut AnyConnection, doc: &T) -> Result<(), sql
         if marks.is_empty() { "" } else { ", " },
         marks.join(", ")
     );
-    let data = serde_json::to_string(doc).map_err(json_error)?;
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(doc.id().to_string())
-        .bind(data);
-    for (_, col) in columns {
-        q = bind_col(q, col);
-    }
-    q.execute(conn).await?;
-    Ok(())
+    execute_with_row(conn, sql, doc, columns).await
 }
 
 /// Writes a changed row back.
@@ -160,15 +170,7 @@ pub async fn save<T: Doc>(conn: &mut AnyConnection, doc: &T) -> Result<(), sqlx:
         T::TABLE,
         sets.concat()
     );
-    let data = serde_json::to_string(doc).map_err(json_error)?;
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(doc.id().to_string())
-        .bind(data);
-    for (_, col) in columns {
-        q = bind_col(q, col);
-    }
-    q.execute(conn).await?;
-    Ok(())
+    execute_with_row(conn, sql, doc, columns).await
 }
 
 /// Deletes a row of `T` by id.
@@ -366,6 +368,108 @@ pub async fn retry_pause(error: &sqlx::Error, attempt: &mut u32, what: &str) -> 
     let pause = 5 * u64::from(*attempt) + rand::random::<u64>() % 10;
     tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
     true
+}
+
+/// A service's error type as a [`DocDb`] sees it: built from, and possibly being, a database
+/// failure.
+pub trait DocError: From<sqlx::Error> {
+    /// The database failure, if this is one.
+    fn as_db(&self) -> Option<&sqlx::Error>;
+}
+
+/// A service's database handle over document rows: reads on the pool, writes in a [`DocTx`]
+/// whose named locks live in the service's locks table. Its methods fail with `E`.
+pub struct DocDb<E> {
+    store: crate::Store,
+    locks: &'static str,
+    service: &'static str,
+    error: std::marker::PhantomData<fn() -> E>,
+}
+
+impl<E> Clone for DocDb<E> {
+    fn clone(&self) -> Self {
+        DocDb {
+            store: self.store.clone(),
+            locks: self.locks,
+            service: self.service,
+            error: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<E: DocError> DocDb<E> {
+    /// The handle over `store`, with named locks in table `locks`; `service` names it in logs.
+    pub fn new(store: crate::Store, locks: &'static str, service: &'static str) -> Self {
+        DocDb {
+            store,
+            locks,
+            service,
+            error: std::marker::PhantomData,
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &crate::Store {
+        &self.store
+    }
+
+    /// A pooled connection for reads.
+    pub async fn conn(&self) -> Result<sqlx::pool::PoolConnection<Any>, E> {
+        Ok(self.store.pool().acquire().await?)
+    }
+
+    /// Rows of `T` matching `cond` (SQL over its columns, `$1`... bound to `binds`), oldest
+    /// first.
+    pub async fn select<T: Doc>(&self, cond: &str, binds: &[&str]) -> Result<Vec<T>, E> {
+        Ok(select(&mut *self.conn().await?, cond, binds).await?)
+    }
+
+    /// One row of `T` by id.
+    pub async fn get<T: Doc>(&self, id: &str) -> Result<Option<T>, E> {
+        Ok(get(&mut *self.conn().await?, id).await?)
+    }
+
+    /// Counts rows with a query returning one integer.
+    pub async fn count(&self, sql: &'static str, binds: &[&str]) -> Result<i64, E> {
+        Ok(count(&mut *self.conn().await?, sql, binds).await?)
+    }
+
+    /// Begins a write transaction (run it with [`retry_tx!`], which also commits and retries).
+    pub async fn begin(&self) -> Result<DocTx<E>, E> {
+        DocTx::begin(&self.store, self.locks).await
+    }
+
+    /// Ends a write transaction with the operation's outcome: commits on success. A deadlock
+    /// or serialization failure gives `None` after a short pause (run the operation again, up
+    /// to five times); anything else is final.
+    pub async fn finish<T>(
+        &self,
+        tx: DocTx<E>,
+        outcome: Result<T, E>,
+        attempt: &mut u32,
+    ) -> Option<Result<T, E>> {
+        self.finish_with(tx.commit(), outcome, attempt).await
+    }
+
+    /// [`DocDb::finish`] for a transaction that `commit` commits (e.g. one that also
+    /// publishes what it recorded); `commit` runs only on success.
+    pub async fn finish_with<T>(
+        &self,
+        commit: impl Future<Output = Result<(), E>>,
+        outcome: Result<T, E>,
+        attempt: &mut u32,
+    ) -> Option<Result<T, E>> {
+        let outcome = match outcome {
+            Ok(value) => commit.await.map(|()| value),
+            Err(e) => Err(e),
+        };
+        if let Some(e) = outcome.as_ref().err().and_then(E::as_db)
+            && retry_pause(e, attempt, self.service).await
+        {
+            return None;
+        }
+        Some(outcome)
+    }
 }
 
 /// Runs `body` (an expression using `$tx: &mut $tx_type`) in a write transaction of `db` (a

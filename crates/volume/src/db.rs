@@ -10,7 +10,7 @@
 use crate::model::{Attachment, QosSpecs, Snapshot, Volume, VolumeType};
 use ferrostack_api::ApiError;
 use ferrostack_store::doc::{self, Col, Doc};
-use ferrostack_store::{Any, Migration, Store};
+use ferrostack_store::{Migration, Store};
 
 /// The block storage schema.
 pub const MIGRATIONS: &[Migration] = &[
@@ -95,6 +95,15 @@ pub enum Error {
 
 /// Result of store operations.
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl doc::DocError for Error {
+    fn as_db(&self) -> Option<&sqlx::Error> {
+        match self {
+            Error::Db(e) => Some(e),
+            Error::Api(_) => None,
+        }
+    }
+}
 
 impl From<ApiError> for Error {
     fn from(e: ApiError) -> Self {
@@ -218,74 +227,28 @@ impl Doc for Attachment {
     }
 }
 
-/// The database handle of the volume service: reads on the pool, writes in a [`Tx`].
+/// The database handle of the volume service: reads on the pool, writes in a [`Tx`] (the
+/// methods are [`doc::DocDb`]'s).
 #[derive(Clone)]
-pub struct Db {
-    store: Store,
-}
+pub struct Db(doc::DocDb<Error>);
 
 impl Db {
     /// The handle over `store`.
     pub fn new(store: Store) -> Db {
-        Db { store }
+        Db(doc::DocDb::new(store, "vol_locks", "volume"))
     }
+}
 
-    /// The store.
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
-    /// A pooled connection for reads.
-    pub async fn conn(&self) -> Result<sqlx::pool::PoolConnection<Any>> {
-        Ok(self.store.pool().acquire().await?)
-    }
-
-    /// Rows of `T` matching `cond` (SQL over its columns, `$1`... bound to `binds`), oldest
-    /// first.
-    pub async fn select<T: Doc>(&self, cond: &str, binds: &[&str]) -> Result<Vec<T>> {
-        Ok(doc::select(&mut *self.conn().await?, cond, binds).await?)
-    }
-
-    /// One row of `T` by id.
-    pub async fn get<T: Doc>(&self, id: &str) -> Result<Option<T>> {
-        Ok(doc::get(&mut *self.conn().await?, id).await?)
-    }
-
-    /// Counts rows with a query returning one integer.
-    pub async fn count(&self, sql: &'static str, binds: &[&str]) -> Result<i64> {
-        Ok(doc::count(&mut *self.conn().await?, sql, binds).await?)
-    }
-
-    /// Begins a write transaction (use [`write_tx!`], which also commits and retries).
-    pub async fn begin(&self) -> Result<Tx> {
-        Tx::begin(&self.store, "vol_locks").await
-    }
-
-    /// Ends a write transaction with the operation's outcome: commits on success. A deadlock
-    /// or serialization failure gives `None` after a short pause (run the operation again, up
-    /// to five times); anything else is final.
-    pub async fn finish<T>(
-        &self,
-        tx: Tx,
-        outcome: Result<T>,
-        attempt: &mut u32,
-    ) -> Option<Result<T>> {
-        let outcome = match outcome {
-            Ok(value) => tx.commit().await.map(|()| value),
-            Err(e) => Err(e),
-        };
-        if let Err(Error::Db(e)) = &outcome
-            && doc::retry_pause(e, attempt, "volume").await
-        {
-            return None;
-        }
-        Some(outcome)
+impl std::ops::Deref for Db {
+    type Target = doc::DocDb<Error>;
+    fn deref(&self) -> &doc::DocDb<Error> {
+        &self.0
     }
 }
 
 /// Runs `body` (an expression using `tx: &mut Tx`, usually one store operation awaited) in a
-/// write transaction of `db` and commits it; retried as [`Db::finish`] says. A macro rather
-/// than a closure-taking function so that the caller's future stays `Send`.
+/// write transaction of `db` and commits it; retried as [`doc::DocDb::finish`] says. A macro
+/// rather than a closure-taking function so that the caller's future stays `Send`.
 #[macro_export]
 macro_rules! volume_tx {
     ($db:expr, |$tx:ident| $body:expr) => {

@@ -46,13 +46,9 @@ pub mod volume_status {
     ];
 }
 
-/// Cinder's snapshot statuses (`SnapshotStatus`).
+/// Cinder's snapshot statuses (`SnapshotStatus`): these volume statuses and a few more.
 pub mod snapshot_status {
-    pub const CREATING: &str = "creating";
-    pub const AVAILABLE: &str = "available";
-    pub const DELETING: &str = "deleting";
-    pub const ERROR: &str = "error";
-    pub const ERROR_DELETING: &str = "error_deleting";
+    pub use super::volume_status::{AVAILABLE, CREATING, DELETING, ERROR, ERROR_DELETING};
     /// Every status `os-reset_status` accepts.
     pub const ALL: &[&str] = &[
         CREATING,
@@ -66,15 +62,14 @@ pub mod snapshot_status {
     ];
 }
 
-/// Attachment statuses (`VolumeAttachStatus`), also the volume's `attach_status`.
+/// Attachment statuses (`VolumeAttachStatus`), also the volume's `attach_status`; three are
+/// volume statuses too.
 pub mod attach_status {
+    pub use super::volume_status::{ATTACHING, DETACHING, RESERVED};
     pub const ATTACHED: &str = "attached";
-    pub const ATTACHING: &str = "attaching";
     pub const DETACHED: &str = "detached";
-    pub const RESERVED: &str = "reserved";
     pub const ERROR_ATTACHING: &str = "error_attaching";
     pub const ERROR_DETACHING: &str = "error_detaching";
-    pub const DETACHING: &str = "detaching";
     pub const DELETED: &str = "deleted";
 }
 

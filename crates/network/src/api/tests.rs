@@ -4,11 +4,9 @@
 //! `reader` (reader of p1).
 
 use crate::service::Networking;
-use axum::body::{Body, to_bytes};
-use axum::http::Request;
+pub(crate) use ferrostack_api::testing::ids;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use tower::ServiceExt;
 
 mod agents;
 mod basics;
@@ -51,15 +49,10 @@ impl Harness {
         let net = Networking::open(store, "http://cloud:8080", bus.clone(), &config)
             .await
             .unwrap();
-        let ctx = ferrostack_api::testing::context(
-            ferrostack_api::testing::standard_callers(),
+        let router = ferrostack_api::testing::serve(
+            crate::api::router(net.clone()),
             &crate::default_rules(),
         );
-        let router = crate::api::router(net.clone())
-            .layer(axum::middleware::from_fn(
-                ferrostack_api::request_id::request_id_middleware,
-            ))
-            .layer(axum::Extension(ctx));
         Harness { router, net, bus }
     }
 
@@ -70,29 +63,9 @@ impl Harness {
         path: &str,
         body: Option<Value>,
     ) -> Reply {
-        let mut req = Request::builder().method(method).uri(path);
-        if !token.is_empty() {
-            req = req.header("x-auth-token", token);
-        }
-        let body = match body {
-            Some(b) => {
-                req = req.header("content-type", "application/json");
-                Body::from(b.to_string())
-            }
-            None => Body::empty(),
-        };
-        let response = self
-            .router
-            .clone()
-            .oneshot(req.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
-        Reply {
-            status,
-            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        }
+        let req = ferrostack_api::testing::request(method, path, token);
+        let (status, body) = ferrostack_api::testing::send(&self.router, req, body).await;
+        Reply { status, body }
     }
 
     pub(crate) async fn get(&self, token: &str, path: &str) -> Reply {
@@ -128,14 +101,4 @@ impl Harness {
             .await;
         (network, subnet)
     }
-}
-
-/// The ids of a list body's items.
-pub(crate) fn ids(body: &Value, key: &str) -> Vec<String> {
-    body[key]
-        .as_array()
-        .unwrap_or(&Vec::new())
-        .iter()
-        .map(|i| i["id"].as_str().unwrap_or("").to_string())
-        .collect()
 }

@@ -132,6 +132,15 @@ impl Error {
     }
 }
 
+impl doc::DocError for Error {
+    fn as_db(&self) -> Option<&sqlx::Error> {
+        match self {
+            Error::Db(e) => Some(e),
+            Error::Api(_) => None,
+        }
+    }
+}
+
 impl From<ApiError> for Error {
     fn from(e: ApiError) -> Self {
         Error::Api(e)
@@ -184,60 +193,57 @@ pub async fn get<T: Doc>(conn: &mut AnyConnection, id: &str) -> Result<Option<T>
 /// The database handle of the network service: reads on the pool, writes in a [`Tx`].
 #[derive(Clone)]
 pub struct Db {
-    store: Store,
+    docs: doc::DocDb<Error>,
     bus: Arc<dyn MessageBus>,
 }
 
 impl Db {
     /// The handle over `store`, publishing change events on `bus`.
     pub fn new(store: Store, bus: Arc<dyn MessageBus>) -> Db {
-        Db { store, bus }
+        Db {
+            docs: doc::DocDb::new(store, "net_locks", "network"),
+            bus,
+        }
     }
 
     /// The store.
     pub fn store(&self) -> &Store {
-        &self.store
+        self.docs.store()
     }
 
     /// A pooled connection for reads.
     pub async fn conn(&self) -> Result<sqlx::pool::PoolConnection<Any>> {
-        Ok(self.store.pool().acquire().await?)
+        self.docs.conn().await
     }
 
     /// Rows of `T` matching `cond`.
     pub async fn select<T: Doc>(&self, cond: &str, binds: &[&str]) -> Result<Vec<T>> {
-        select(&mut *self.conn().await?, cond, binds).await
+        self.docs.select(cond, binds).await
     }
 
     /// One row of `T` by id.
     pub async fn get<T: Doc>(&self, id: &str) -> Result<Option<T>> {
-        get(&mut *self.conn().await?, id).await
+        self.docs.get(id).await
     }
 
     /// Begins a write transaction (use [`write_tx!`], which also commits and retries).
     pub async fn begin(&self) -> Result<Tx> {
-        Tx::begin(&self.store).await
+        Ok(Tx {
+            doc: self.docs.begin().await?,
+            events: Vec::new(),
+        })
     }
 
     /// Ends a write transaction with the operation's outcome: commits on success, then
-    /// publishes its events. A deadlock or serialization failure gives `None` after a short
-    /// pause (run the operation again, up to five times); anything else is final.
+    /// publishes its events; retried as [`doc::DocDb::finish`] says.
     pub async fn finish<T>(
         &self,
         tx: Tx,
         outcome: Result<T>,
         attempt: &mut u32,
     ) -> Option<Result<T>> {
-        let outcome = match outcome {
-            Ok(value) => tx.commit(&*self.bus).await.map(|()| value),
-            Err(e) => Err(e),
-        };
-        if let Err(Error::Db(e)) = &outcome
-            && doc::retry_pause(e, attempt, "network").await
-        {
-            return None;
-        }
-        Some(outcome)
+        let commit = tx.commit(&*self.bus);
+        self.docs.finish_with(commit, outcome, attempt).await
     }
 }
 
@@ -262,13 +268,6 @@ pub struct Tx {
 }
 
 impl Tx {
-    async fn begin(store: &Store) -> Result<Tx> {
-        Ok(Tx {
-            doc: doc::DocTx::begin(store, "net_locks").await?,
-            events: Vec::new(),
-        })
-    }
-
     async fn commit(self, bus: &dyn MessageBus) -> Result<()> {
         self.doc.commit().await?;
         for event in self.events {

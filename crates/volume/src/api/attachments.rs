@@ -11,6 +11,7 @@
 use super::volumes::lock as lock_volume;
 use super::{
     AppState, Mv, action_name, at_least, is_admin, no_such_action, project_target, request_url,
+    require_version,
 };
 use crate::db::{Tx, write_tx};
 use crate::errors;
@@ -60,34 +61,32 @@ fn detail_view(a: &Attachment) -> Value {
     v
 }
 
-/// The attachments API answers 404 below 3.27, as Cinder's router does.
-fn require_27(mv: &Mv) -> Result<(), ApiError> {
-    match at_least(mv, 27) {
-        true => Ok(()),
-        false => Err(ApiError::not_found("The resource could not be found.")),
-    }
+/// Whether the caller sees a resource of `project`: an admin, or the project's own.
+fn sees(auth: &Auth, project: &str) -> bool {
+    is_admin(auth) || auth.project_id() == Some(project)
 }
 
 /// The volume `id` as the caller may see it (404 otherwise).
 async fn visible_volume(volumes: &Volumes, auth: &Auth, id: &str) -> Result<Volume, ApiError> {
     let volume: Option<Volume> = volumes.db.get(id).await?;
-    match volume {
-        Some(v) if is_admin(auth) || auth.project_id() == Some(v.project_id.as_str()) => Ok(v),
-        _ => Err(errors::volume_not_found(id)),
-    }
+    volume
+        .filter(|v| sees(auth, &v.project_id))
+        .ok_or_else(|| errors::volume_not_found(id))
 }
 
-/// The attachment `id` as the caller may see it (404 otherwise).
-async fn visible_attachment(
+/// The attachment `id` as the caller may see it, checked against `rule` (404, 403).
+async fn authorized_attachment(
     volumes: &Volumes,
     auth: &Auth,
     id: &str,
+    rule: &str,
 ) -> Result<Attachment, ApiError> {
     let attachment: Option<Attachment> = volumes.db.get(id).await?;
-    match attachment {
-        Some(a) if is_admin(auth) || auth.project_id() == Some(a.project_id.as_str()) => Ok(a),
-        _ => Err(errors::attachment_not_found(id)),
-    }
+    let attachment = attachment
+        .filter(|a| sees(auth, &a.project_id))
+        .ok_or_else(|| errors::attachment_not_found(id))?;
+    auth.enforce(rule, &project_target(&attachment.project_id))?;
+    Ok(attachment)
 }
 
 async fn list(
@@ -139,18 +138,6 @@ async fn list(
     Ok(Json(body).into_response())
 }
 
-/// The attachment `id` as the caller may see it, checked against `rule` (404, 403).
-async fn authorized_attachment(
-    volumes: &Volumes,
-    auth: &Auth,
-    id: &str,
-    rule: &str,
-) -> Result<Attachment, ApiError> {
-    let attachment = visible_attachment(volumes, auth, id).await?;
-    auth.enforce(rule, &project_target(&attachment.project_id))?;
-    Ok(attachment)
-}
-
 /// A new attachment of `volume` (created now, not yet connected).
 pub(crate) fn new_attachment(
     volume: &Volume,
@@ -194,7 +181,7 @@ async fn index(
     Query(query): Query<Vec<(String, String)>>,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    require_27(&mv)?;
+    require_version(&mv, 27)?;
     let detailed = uri.path().ends_with("/detail");
     list(&state.0, &auth, &query, &uri, detailed).await
 }
@@ -206,7 +193,7 @@ async fn show(
     mv: Mv,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    require_27(&mv)?;
+    require_version(&mv, 27)?;
     let attachment = authorized_attachment(&state.0, &auth, &id, "volume:attachment_get").await?;
     Ok(super::ok("attachment", detail_view(&attachment)))
 }
@@ -243,11 +230,7 @@ async fn reserve(
         ],
         false => &[volume_status::AVAILABLE, volume_status::DOWNLOADING],
     };
-    if volume.status.contains("error") {
-        return Err(
-            errors::invalid_volume(format!("Volume {} is in error state", volume.id)).into(),
-        );
-    }
+    refuse_error_state(volume)?;
     let same_instance = match instance {
         Some(instance) if matches!(volume.status.as_str(), "in-use" | "reserved") => {
             let mine: Vec<Attachment> = tx
@@ -260,14 +243,8 @@ async fn reserve(
         }
         _ => false,
     };
-    if !expected.contains(&volume.status.as_str()) && !same_instance {
-        return Err(errors::invalid_volume(format!(
-            "Volume {} status must be {} to reserve, but the current status is {}.",
-            volume.id,
-            or_list(expected),
-            volume.status
-        ))
-        .into());
+    if !same_instance {
+        check_status(volume, expected, "reserve")?;
     }
     if volume.status != volume_status::IN_USE {
         volume.status = volume_status::RESERVED.into();
@@ -282,26 +259,57 @@ fn or_list(items: &[&str]) -> String {
     items.join(" or ")
 }
 
+/// 400 for a volume in an error state.
+fn refuse_error_state(volume: &Volume) -> Result<(), ApiError> {
+    match volume.status.contains("error") {
+        true => Err(errors::invalid_volume(format!(
+            "Volume {} is in error state",
+            volume.id
+        ))),
+        false => Ok(()),
+    }
+}
+
+/// 400 unless the volume is in one of the `allowed` statuses to `verb` (`reserve`, `attach`).
+fn check_status(volume: &Volume, allowed: &[&str], verb: &str) -> Result<(), ApiError> {
+    match allowed.contains(&volume.status.as_str()) {
+        true => Ok(()),
+        false => Err(errors::invalid_volume(format!(
+            "Volume {} status must be {} to {verb}, but the current status is {}.",
+            volume.id,
+            or_list(allowed),
+            volume.status
+        ))),
+    }
+}
+
+/// 400 for an attach mode other than `ro` of a read-only volume.
+fn check_mode(volume: &Volume, mode: &str) -> Result<(), ApiError> {
+    match volume.readonly == Some(true) && mode != "ro" {
+        true => Err(errors::bad_request(format!(
+            "Invalid attaching mode '{mode}' for volume {}.",
+            volume.id
+        ))),
+        false => Ok(()),
+    }
+}
+
 /// Sets the connector and the connection info of `attachment` (Cinder's manager
 /// `attachment_update`): the attachment and the volume (unless already `in-use`) become
-/// `attaching`.
-fn connect(
+/// `attaching`; the volume is saved.
+async fn connect(
+    tx: &mut Tx,
     volumes: &Volumes,
     volume: &mut Volume,
     attachment: &mut Attachment,
     connector: Value,
-) -> Result<(), ApiError> {
+) -> crate::db::Result<()> {
     let mode = connector
         .get("mode")
         .and_then(Value::as_str)
         .unwrap_or(&attachment.attach_mode)
         .to_string();
-    if volume.readonly == Some(true) && mode != "ro" {
-        return Err(errors::bad_request(format!(
-            "Invalid attaching mode '{mode}' for volume {}.",
-            volume.id
-        )));
-    }
+    check_mode(volume, &mode)?;
     let mut info = volumes
         .driver
         .connection_info(volume, &connector)
@@ -329,7 +337,7 @@ fn connect(
     let now = now_rfc3339();
     attachment.updated_at = Some(now.clone());
     volume.updated_at = Some(now);
-    Ok(())
+    tx.save(&*volume).await
 }
 
 /// `POST /v3/attachments` → 200 `{"attachment": ...}`
@@ -339,7 +347,7 @@ async fn create(
     mv: Mv,
     Json(body): Json<Value>,
 ) -> Result<Response, ApiError> {
-    require_27(&mv)?;
+    require_version(&mv, 27)?;
     let object = body_object(&body, "attachment")?;
     let volume_id = object
         .get("volume_uuid")
@@ -387,8 +395,7 @@ async fn create(
             let mut attachment =
                 new_attachment(&volume, instance.clone(), attach_status::RESERVED, mode);
             if let Some(connector) = connector.clone() {
-                connect(&volumes, &mut volume, &mut attachment, connector)?;
-                tx.save(&volume).await?;
+                connect(tx, &volumes, &mut volume, &mut attachment, connector).await?;
             }
             tx.insert(&attachment).await?;
             Ok::<_, crate::db::Error>(attachment)
@@ -406,7 +413,7 @@ async fn update(
     Path(id): Path<String>,
     Json(body): Json<Value>,
 ) -> Result<Response, ApiError> {
-    require_27(&mv)?;
+    require_version(&mv, 27)?;
     let object = body_object(&body, "attachment")?;
     let connector = connector_of(object)?.ok_or_else(|| {
         errors::bad_request("Missing required element 'connector' in request body.")
@@ -416,13 +423,7 @@ async fn update(
     let attachment = write_tx!(volumes.db, |tx| {
         async {
             let (mut attachment, mut volume) = lock_with_volume(tx, &id).await?;
-            if volume.status.contains("error") {
-                return Err(errors::invalid_volume(format!(
-                    "Volume {} is in error state",
-                    volume.id
-                ))
-                .into());
-            }
+            refuse_error_state(&volume)?;
             if matches!(
                 attachment.attach_status.as_str(),
                 attach_status::DETACHING | attach_status::DETACHED | attach_status::DELETED
@@ -433,8 +434,14 @@ async fn update(
                 ))
                 .into());
             }
-            connect(&volumes, &mut volume, &mut attachment, connector.clone())?;
-            tx.save(&volume).await?;
+            connect(
+                tx,
+                &volumes,
+                &mut volume,
+                &mut attachment,
+                connector.clone(),
+            )
+            .await?;
             tx.save(&attachment).await?;
             Ok::<_, crate::db::Error>(attachment)
         }
@@ -486,7 +493,7 @@ async fn delete(
     mv: Mv,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    require_27(&mv)?;
+    require_version(&mv, 27)?;
     let volumes = state.0.clone();
     authorized_attachment(&volumes, &auth, &id, "volume:attachment_delete").await?;
     let remaining = write_tx!(volumes.db, |tx| {
@@ -508,7 +515,7 @@ async fn action(
     Path(id): Path<String>,
     Json(body): Json<Value>,
 ) -> Result<Response, ApiError> {
-    require_27(&mv)?;
+    require_version(&mv, 27)?;
     let name = action_name(&body)?;
     if name != "os-complete" || !at_least(&mv, 44) {
         return Err(no_such_action(&name));
@@ -554,6 +561,7 @@ pub(crate) async fn legacy_action(
     action: &str,
     body: &Value,
 ) -> Result<Response, ApiError> {
+    use volume_status::{ATTACHING, AVAILABLE, DETACHING, IN_USE};
     let seen = visible_volume(volumes, auth, volume_id).await?;
     let rule = format!(
         "volume_extension:volume_actions:{}",
@@ -561,187 +569,164 @@ pub(crate) async fn legacy_action(
     );
     auth.enforce(&rule, &project_target(&seen.project_id))?;
     let args = body.get(action).cloned().unwrap_or(Value::Null);
-    match action {
-        "os-reserve" => {
-            transition(
-                volumes,
-                volume_id,
-                &[volume_status::AVAILABLE],
-                volume_status::ATTACHING,
-            )
-            .await
+    let step = match action {
+        "os-reserve" => LegacyStep::Transition(AVAILABLE, ATTACHING),
+        "os-unreserve" => LegacyStep::Transition(ATTACHING, AVAILABLE),
+        "os-begin_detaching" => LegacyStep::Transition(IN_USE, DETACHING),
+        "os-roll_detaching" => LegacyStep::Transition(DETACHING, IN_USE),
+        "os-attach" => LegacyStep::Attach(LegacyAttach::parse(&args)?),
+        "os-detach" => LegacyStep::Detach(
+            args.get("attachment_id")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        ),
+        "os-initialize_connection" => {
+            return initialize_connection(volumes, volume_id, &args).await;
         }
-        "os-unreserve" => {
-            transition(
-                volumes,
-                volume_id,
-                &[volume_status::ATTACHING],
-                volume_status::AVAILABLE,
-            )
-            .await
-        }
-        "os-begin_detaching" => {
-            transition(
-                volumes,
-                volume_id,
-                &[volume_status::IN_USE],
-                volume_status::DETACHING,
-            )
-            .await
-        }
-        "os-roll_detaching" => {
-            transition(
-                volumes,
-                volume_id,
-                &[volume_status::DETACHING],
-                volume_status::IN_USE,
-            )
-            .await
-        }
-        "os-attach" => legacy_attach(volumes, volume_id, &args).await,
-        "os-detach" => legacy_detach(volumes, volume_id, &args).await,
-        "os-initialize_connection" => initialize_connection(volumes, volume_id, &args).await,
         "os-terminate_connection" => {
             connector_of(&args)?.ok_or_else(|| errors::bad_request("Must specify 'connector'"))?;
-            Ok(StatusCode::ACCEPTED.into_response())
+            return Ok(StatusCode::ACCEPTED.into_response());
         }
-        other => Err(no_such_action(other)),
+        other => return Err(no_such_action(other)),
+    };
+    write_tx!(volumes.db, |tx| {
+        async {
+            let mut volume = lock_volume(tx, volume_id).await?;
+            step.apply(tx, &mut volume).await
+        }
+        .await
+    })?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// What a legacy action does to the volume (locked in its transaction).
+enum LegacyStep {
+    /// From one volume status to another.
+    Transition(&'static str, &'static str),
+    Attach(LegacyAttach),
+    /// `os-detach` of the attachment given (optional when the volume has one).
+    Detach(Option<String>),
+}
+
+impl LegacyStep {
+    async fn apply(&self, tx: &mut Tx, volume: &mut Volume) -> crate::db::Result<()> {
+        match self {
+            LegacyStep::Transition(from, to) => transition(tx, volume, from, to).await,
+            LegacyStep::Attach(request) => request.attach(tx, volume).await,
+            LegacyStep::Detach(wanted) => legacy_detach(tx, volume, wanted.as_deref()).await,
+        }
     }
 }
 
-/// Moves the volume from one of `from` to `to` (202), else 400 with Cinder's message. For
+/// Moves the volume from `from` to `to`, else 400 with Cinder's message. For
 /// `os-roll_detaching` from a volume no longer detaching, Cinder answers 202 and changes
 /// nothing; so do we.
 async fn transition(
-    volumes: &Volumes,
-    volume_id: &str,
-    from: &[&str],
-    to: &'static str,
-) -> Result<Response, ApiError> {
-    write_tx!(volumes.db, |tx| {
-        async {
-            let mut volume = lock_volume(tx, volume_id).await?;
-            if !from.contains(&volume.status.as_str()) {
-                if to == volume_status::IN_USE {
-                    return Ok(());
-                }
-                return Err(errors::invalid_volume(format!(
-                    "Volume status must be {} to {}.",
-                    or_list(from),
-                    match to {
-                        "attaching" => "reserve",
-                        "available" => "unreserve",
-                        _ => "begin detaching",
-                    }
-                ))
-                .into());
-            }
-            volume.status = to.into();
-            volume.updated_at = Some(now_rfc3339());
-            tx.save(&volume).await?;
-            Ok::<(), crate::db::Error>(())
+    tx: &mut Tx,
+    volume: &mut Volume,
+    from: &str,
+    to: &str,
+) -> crate::db::Result<()> {
+    if volume.status != from {
+        if to == volume_status::IN_USE {
+            return Ok(());
         }
-        .await
-    })?;
-    Ok(StatusCode::ACCEPTED.into_response())
+        return Err(errors::invalid_volume(format!(
+            "Volume status must be {from} to {}.",
+            match to {
+                "attaching" => "reserve",
+                "available" => "unreserve",
+                _ => "begin detaching",
+            }
+        ))
+        .into());
+    }
+    volume.status = to.into();
+    volume.updated_at = Some(now_rfc3339());
+    tx.save(&*volume).await
 }
 
-/// `os-attach` `{"instance_uuid", "host_name", "mountpoint", "mode"}`: records an attached
-/// attachment and makes the volume `in-use`.
-async fn legacy_attach(
-    volumes: &Volumes,
-    volume_id: &str,
-    args: &Value,
-) -> Result<Response, ApiError> {
-    let text = |k: &str| args.get(k).and_then(Value::as_str).map(str::to_string);
-    let instance = text("instance_uuid");
-    let host = text("host_name");
-    if instance.is_none() && host.is_none() {
-        return Err(errors::bad_request(
-            "Invalid request to attach volume to an invalid target",
-        ));
-    }
-    let mountpoint =
-        text("mountpoint").ok_or_else(|| errors::bad_request("Must specify 'mountpoint'"))?;
-    let mode = text("mode").unwrap_or_else(|| "rw".into());
-    if !matches!(mode.as_str(), "rw" | "ro") {
-        return Err(errors::bad_request(
-            "Invalid request to attach volume with an invalid mode. Attaching mode should be 'rw' or 'ro'",
-        ));
-    }
-    write_tx!(volumes.db, |tx| {
-        async {
-            let mut volume = lock_volume(tx, volume_id).await?;
-            let allowed: &[&str] = match volume.multiattach {
-                true => &["available", "attaching", "reserved", "in-use"],
-                false => &["available", "attaching", "reserved"],
-            };
-            if !allowed.contains(&volume.status.as_str()) {
-                return Err(errors::invalid_volume(format!(
-                    "Volume {} status must be {} to attach, but the current status is {}.",
-                    volume.id,
-                    or_list(allowed),
-                    volume.status
-                ))
-                .into());
-            }
-            if volume.readonly == Some(true) && mode != "ro" {
-                return Err(errors::bad_request(format!(
-                    "Invalid attaching mode '{mode}' for volume {}.",
-                    volume.id
-                ))
-                .into());
-            }
-            let mut attachment = new_attachment(
-                &volume,
-                instance.clone(),
-                attach_status::ATTACHED,
-                mode.clone(),
-            );
-            attachment.attached_host = host.clone();
-            attachment.mountpoint = Some(mountpoint.clone());
-            attachment.attach_time = Some(attachment.created_at.clone());
-            tx.insert(&attachment).await?;
-            complete(tx, &mut volume, &mut attachment).await
-        }
-        .await
-    })?;
-    Ok(StatusCode::ACCEPTED.into_response())
+/// `os-attach` `{"instance_uuid", "host_name", "mountpoint", "mode"}`.
+struct LegacyAttach {
+    instance: Option<String>,
+    host: Option<String>,
+    mountpoint: String,
+    mode: String,
 }
 
-/// `os-detach` `{"attachment_id"}` (optional when the volume has one attachment).
+impl LegacyAttach {
+    /// Reads and checks the arguments.
+    fn parse(args: &Value) -> Result<LegacyAttach, ApiError> {
+        let text = |k: &str| args.get(k).and_then(Value::as_str).map(str::to_string);
+        let instance = text("instance_uuid");
+        let host = text("host_name");
+        if instance.is_none() && host.is_none() {
+            return Err(errors::bad_request(
+                "Invalid request to attach volume to an invalid target",
+            ));
+        }
+        let mountpoint =
+            text("mountpoint").ok_or_else(|| errors::bad_request("Must specify 'mountpoint'"))?;
+        let mode = text("mode").unwrap_or_else(|| "rw".into());
+        if !matches!(mode.as_str(), "rw" | "ro") {
+            return Err(errors::bad_request(
+                "Invalid request to attach volume with an invalid mode. Attaching mode should be 'rw' or 'ro'",
+            ));
+        }
+        Ok(LegacyAttach {
+            instance,
+            host,
+            mountpoint,
+            mode,
+        })
+    }
+
+    /// Records an attached attachment and makes the volume `in-use`.
+    async fn attach(&self, tx: &mut Tx, volume: &mut Volume) -> crate::db::Result<()> {
+        let allowed: &[&str] = match volume.multiattach {
+            true => &["available", "attaching", "reserved", "in-use"],
+            false => &["available", "attaching", "reserved"],
+        };
+        check_status(volume, allowed, "attach")?;
+        check_mode(volume, &self.mode)?;
+        let mut attachment = new_attachment(
+            volume,
+            self.instance.clone(),
+            attach_status::ATTACHED,
+            self.mode.clone(),
+        );
+        attachment.attached_host = self.host.clone();
+        attachment.mountpoint = Some(self.mountpoint.clone());
+        attachment.attach_time = Some(attachment.created_at.clone());
+        tx.insert(&attachment).await?;
+        complete(tx, volume, &mut attachment).await
+    }
+}
+
+/// `os-detach`: detaches the attachment `wanted`, or the volume's only one.
 async fn legacy_detach(
-    volumes: &Volumes,
-    volume_id: &str,
-    args: &Value,
-) -> Result<Response, ApiError> {
-    let wanted = args
-        .get("attachment_id")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    write_tx!(volumes.db, |tx| {
-        async {
-            let mut volume = lock_volume(tx, volume_id).await?;
-            let attachments: Vec<Attachment> = tx.select("volume_id = $1", &[volume_id]).await?;
-            let id = match (&wanted, attachments.as_slice()) {
-                (Some(id), _) if attachments.iter().any(|a| &a.id == id) => id.clone(),
-                (Some(id), _) => return Err(errors::attachment_not_found(id).into()),
-                (None, [only]) => only.id.clone(),
-                (None, []) => {
-                    return Err(errors::invalid_volume("Volume must be attached in order to detach.").into());
-                }
-                (None, _) => {
-                    return Err(errors::invalid_volume(
-                        "Detach volume failed: more than one attachment, but no attachment_id provided.",
-                    )
-                    .into());
-                }
-            };
-            detach(tx, &mut volume, &id).await.map(|_| ())
+    tx: &mut Tx,
+    volume: &mut Volume,
+    wanted: Option<&str>,
+) -> crate::db::Result<()> {
+    let attachments: Vec<Attachment> = tx.select("volume_id = $1", &[&volume.id]).await?;
+    let id = match (wanted, attachments.as_slice()) {
+        (Some(id), _) if attachments.iter().any(|a| a.id == id) => id.to_string(),
+        (Some(id), _) => return Err(errors::attachment_not_found(id).into()),
+        (None, [only]) => only.id.clone(),
+        (None, []) => {
+            return Err(
+                errors::invalid_volume("Volume must be attached in order to detach.").into(),
+            );
         }
-        .await
-    })?;
-    Ok(StatusCode::ACCEPTED.into_response())
+        (None, _) => {
+            return Err(errors::invalid_volume(
+                "Detach volume failed: more than one attachment, but no attachment_id provided.",
+            )
+            .into());
+        }
+    };
+    detach(tx, volume, &id).await.map(|_| ())
 }
 
 /// `os-initialize_connection` `{"connector": {...}}` → 200 `{"connection_info": ...}`.

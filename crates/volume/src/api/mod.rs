@@ -33,7 +33,8 @@ use axum::{
     routing::get,
 };
 use ferrostack_api::{
-    ApiError, Auth, ErrorFormat, MicroversionSpec, Version, with_error_format, with_microversions,
+    ApiError, Auth, ErrorFormat, MicroversionSpec, Schema, Version, with_error_format,
+    with_microversions,
 };
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -56,6 +57,14 @@ pub(crate) type Mv = axum::Extension<Version>;
 /// Whether the request's microversion is at least `3.minor`.
 pub(crate) fn at_least(mv: &Mv, minor: u16) -> bool {
     mv.0 >= Version::new(3, minor)
+}
+
+/// 404 below `3.minor`, for an API that version added (Cinder's `VersionNotFoundForAPIMethod`).
+pub(crate) fn require_version(mv: &Mv, minor: u16) -> Result<(), ApiError> {
+    match at_least(mv, minor) {
+        true => Ok(()),
+        false => Err(ApiError::not_found("The resource could not be found.")),
+    }
 }
 
 /// The absolute URL of a request (for pagination links), without any project id segment.
@@ -120,6 +129,26 @@ pub(crate) fn action_name(body: &Value) -> Result<String, ApiError> {
     body.as_object()
         .and_then(|o| o.keys().next().cloned())
         .ok_or_else(|| crate::errors::bad_request("Malformed request body"))
+}
+
+/// The schema of a body `{"<key>": <value>}` with no other keys.
+pub(crate) fn body_schema(key: &str, value: Value) -> Schema {
+    Schema::new(json!({
+        "type": "object",
+        "properties": {key: value},
+        "required": [key],
+        "additionalProperties": false,
+    }))
+}
+
+/// The schema of an object with `properties` (the `required` ones among them) and no others.
+pub(crate) fn closed_object(properties: Value, required: &[&str]) -> Value {
+    json!({
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": false,
+    })
 }
 
 /// Cinder's 400 for an action it does not know.

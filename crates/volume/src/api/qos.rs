@@ -4,7 +4,7 @@
 
 use super::snapshots::{ListParams, bool_param};
 use super::types::lock_type;
-use super::{AppState, Mv, authorize, is_admin, ok, query_value};
+use super::{AppState, Mv, authorize, body_schema, is_admin, ok, query_value};
 use crate::db::{Tx, write_tx};
 use crate::errors;
 use crate::model::{QosSpecs, VolumeType};
@@ -120,16 +120,6 @@ fn split_specs(
 
 const SORT_KEYS: &[&str] = &["id", "name", "consumer", "created_at"];
 
-fn field(q: &QosSpecs, key: &str) -> Value {
-    match key {
-        "id" => json!(q.id),
-        "name" => json!(q.name),
-        "consumer" => json!(q.consumer),
-        "created_at" => json!(q.created_at),
-        _ => Value::Null,
-    }
-}
-
 /// `GET /v3/qos-specs` (filters `id`, `name`, `consumer`).
 async fn index(
     State(v): AppState,
@@ -147,19 +137,20 @@ async fn index(
     params.check_sort_keys(SORT_KEYS)?;
     let marker = match params.marker() {
         None => None,
-        Some(m) => Some(find(&v, m).await?),
+        Some(m) => Some(json!(find(&v, m).await?)),
     };
     let all: Vec<QosSpecs> = v.db.select("1 = 1", &[]).await?;
-    let matched: Vec<QosSpecs> = all
+    let matched: Vec<(Value, QosSpecs)> = all
         .into_iter()
-        .filter(|q| {
+        .map(|q| (json!(q), q))
+        .filter(|(columns, _)| {
             params.filters.iter().all(|(k, want)| match k.as_str() {
-                "id" | "name" | "consumer" => field(q, k).as_str() == Some(want.as_str()),
+                "id" | "name" | "consumer" => columns[k].as_str() == Some(want.as_str()),
                 _ => false,
             })
         })
         .collect();
-    let page = params.page(matched, marker.as_ref(), field);
+    let page = params.page(matched, marker.as_ref());
     let mut body = json!({"qos_specs": page.iter().map(item).collect::<Vec<_>>()});
     let last = page.last().map(|q| q.id.as_str());
     if let Some(links) = params.links(&v, "qos-specs", last, page.len(), None) {
@@ -178,45 +169,34 @@ async fn show(
     Ok(detail(&v, &find(&v, &id).await?))
 }
 
+/// `{"qos_specs": {"name", ...}}`: the other keys are the specs (checked by [`split_specs`]).
 static CREATE: LazyLock<Schema> = LazyLock::new(|| {
-    Schema::new(json!({
+    let qos_specs = json!({
         "type": "object",
-        "properties": {"qos_specs": {
-            "type": "object",
-            "properties": {"name": {"type": "string"}},
-            "required": ["name"],
-        }},
-        "required": ["qos_specs"],
-        "additionalProperties": false,
-    }))
+        "properties": {"name": {"type": "string"}},
+        "required": ["name"],
+    });
+    body_schema("qos_specs", qos_specs)
 });
 
 static SET: LazyLock<Schema> = LazyLock::new(|| {
-    Schema::new(json!({
+    let qos_specs = json!({
         "type": "object",
-        "properties": {"qos_specs": {
-            "type": "object",
-            "patternProperties": {"^[a-zA-Z0-9_:. /-]{1,255}$": {
-                "type": ["string", "null"], "maxLength": 255,
-            }},
-            "additionalProperties": false,
+        "patternProperties": {"^[a-zA-Z0-9_:. /-]{1,255}$": {
+            "type": ["string", "null"], "maxLength": 255,
         }},
-        "required": ["qos_specs"],
         "additionalProperties": false,
-    }))
+    });
+    body_schema("qos_specs", qos_specs)
 });
 
 static UNSET: LazyLock<Schema> = LazyLock::new(|| {
-    Schema::new(json!({
-        "type": "object",
-        "properties": {"keys": {
-            "type": "array",
-            "items": {"type": "string", "minLength": 1, "maxLength": 255},
-            "uniqueItems": true,
-        }},
-        "required": ["keys"],
-        "additionalProperties": false,
-    }))
+    let keys = json!({
+        "type": "array",
+        "items": {"type": "string", "minLength": 1, "maxLength": 255},
+        "uniqueItems": true,
+    });
+    body_schema("keys", keys)
 });
 
 /// The name of `POST /v3/qos-specs` (`name_skip_leading_trailing_spaces`), stripped.

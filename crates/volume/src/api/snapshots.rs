@@ -3,13 +3,15 @@
 //! insert's transaction, the copy cast to the volume manager), list/detail with Cinder's
 //! filters, sorting and pagination, show, update, delete, metadata and actions.
 //!
-//! Also the helpers the other resource modules of this area share: list parameters
-//! ([`ListParams`]), booleans as Cinder reads them, the caller as a policy target and
-//! Cinder's time format.
+//! Also the list helpers the types, QoS, quotas and misc modules share: list parameters
+//! ([`ListParams`]), boolean query parameters, filter checks.
 
+use super::query;
+use super::views::timestamp;
+use super::volumes::{as_bool, boolean_schema};
 use super::{
-    AppState, Mv, accepted, action_name, at_least, caller_project, caller_target, is_admin,
-    no_such_action, ok,
+    AppState, Mv, accepted, action_name, at_least, body_schema, caller_project, caller_target,
+    closed_object, is_admin, no_such_action, ok,
 };
 use crate::db::write_tx;
 use crate::errors;
@@ -51,57 +53,12 @@ pub(crate) fn routes() -> Router<Arc<Volumes>> {
 }
 
 // ---------------------------------------------------------------------------------------
-// Helpers shared by the snapshots, types, QoS, quotas and misc modules.
+// List helpers shared by the snapshots, types, QoS, quotas and misc modules.
 // ---------------------------------------------------------------------------------------
-
-/// Cinder's `osapi_max_limit`.
-pub(super) const MAX_LIMIT: usize = 1000;
-
-/// A stored RFC 3339 time as Cinder shows it (`2026-01-02T03:04:05.000000`).
-pub(super) fn cinder_time(t: &str) -> String {
-    chrono::DateTime::parse_from_rfc3339(t)
-        .map(|d| {
-            d.with_timezone(&chrono::Utc)
-                .format("%Y-%m-%dT%H:%M:%S%.6f")
-                .to_string()
-        })
-        .unwrap_or_else(|_| t.to_string())
-}
-
-/// `oslo_utils.strutils.bool_from_string(strict=True)`: `None` when not a boolean word.
-pub(super) fn bool_str(s: &str) -> Option<bool> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "1" | "t" | "true" | "on" | "y" | "yes" => Some(true),
-        "0" | "f" | "false" | "off" | "n" | "no" => Some(false),
-        _ => None,
-    }
-}
-
-/// A JSON boolean or boolean word (the `boolean` parameter type); `None` otherwise.
-pub(super) fn bool_value(v: &Value) -> Option<bool> {
-    match v {
-        Value::Bool(b) => Some(*b),
-        Value::String(s) => bool_str(s),
-        _ => None,
-    }
-}
 
 /// `utils.get_bool_param`: absent is false, anything but a boolean word is a 400.
 pub(super) fn bool_param(name: &str, value: Option<&str>) -> Result<bool, ApiError> {
-    match value {
-        None => Ok(false),
-        Some(v) => bool_str(v).ok_or_else(|| {
-            errors::bad_request(format!("Value '{v}' for '{name}' is not a boolean."))
-        }),
-    }
-}
-
-/// The schema `boolean` of Cinder's parameter types.
-pub(super) fn boolean_schema() -> Value {
-    json!({"type": ["boolean", "string"], "enum": [
-        true, "True", "TRUE", "true", "1", "ON", "On", "on", "YES", "Yes", "yes", "y", "t",
-        false, "False", "FALSE", "false", "0", "OFF", "Off", "off", "NO", "No", "no", "n", "f"
-    ]})
+    value.map_or(Ok(false), |v| query::bool_param(name, v))
 }
 
 /// A filter value written as a Python dict literal (`{'key': 'value'}`) or JSON; `None`
@@ -185,19 +142,17 @@ pub(super) struct ListParams {
 impl ListParams {
     /// Parses a query string.
     pub(super) fn parse(raw: Option<&str>, mv: &Mv) -> Result<ListParams, ApiError> {
-        let pairs: Vec<(String, String)> = form_urlencoded::parse(raw.unwrap_or("").as_bytes())
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
+        let pairs = query::pairs(raw);
         let last: HashMap<&str, &str> = pairs
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         let limit = match last.get("limit") {
-            None => MAX_LIMIT,
+            None => query::MAX_LIMIT,
             Some(l) => match l.trim().parse::<i64>() {
                 Err(_) => return Err(errors::bad_request("limit param must be an integer")),
                 Ok(n) if n < 0 => return Err(errors::bad_request("limit param must be positive")),
-                Ok(n) => (n as usize).min(MAX_LIMIT),
+                Ok(n) => (n as usize).min(query::MAX_LIMIT),
             },
         };
         let offset = match last.get("offset") {
@@ -250,14 +205,10 @@ impl ListParams {
         self.marker.as_deref()
     }
 
-    /// Sorts `items` (the requested keys, then `created_at` and `id` in the first key's
-    /// direction), skips up to the marker item and `offset`, and cuts at `limit`.
-    pub(super) fn page<T>(
-        &self,
-        mut items: Vec<T>,
-        marker: Option<&T>,
-        field: impl Fn(&T, &str) -> Value,
-    ) -> Vec<T> {
+    /// Sorts `items`, each with its row (its columns by name), by the requested keys, then
+    /// `created_at` and `id` in the first key's direction; skips up to the `marker` row and
+    /// `offset`, and cuts at `limit`.
+    pub(super) fn page<T>(&self, mut items: Vec<(Value, T)>, marker: Option<&Value>) -> Vec<T> {
         let mut keys = self.sort.clone();
         let first_desc = keys.first().is_some_and(|(_, d)| *d);
         for default in ["created_at", "id"] {
@@ -265,21 +216,22 @@ impl ListParams {
                 keys.push((default.to_string(), first_desc));
             }
         }
-        let order = |a: &T, b: &T| {
+        let order = |a: &Value, b: &Value| {
             keys.iter()
                 .map(|(k, desc)| {
-                    let o = compare(&field(a, k), &field(b, k));
+                    let o = compare(&a[k.as_str()], &b[k.as_str()]);
                     if *desc { o.reverse() } else { o }
                 })
                 .find(|o| *o != Ordering::Equal)
                 .unwrap_or(Ordering::Equal)
         };
-        items.sort_by(&order);
+        items.sort_by(|(a, _), (b, _)| order(a, b));
         items
             .into_iter()
-            .filter(|item| marker.is_none_or(|m| order(item, m) == Ordering::Greater))
+            .filter(|(row, _)| marker.is_none_or(|m| order(row, m) == Ordering::Greater))
             .skip(self.offset)
             .take(self.limit)
+            .map(|(_, item)| item)
             .collect()
     }
 
@@ -376,10 +328,10 @@ pub(super) fn py_tuple(items: &[&str]) -> String {
 fn summary(s: &Snapshot) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("id".into(), json!(s.id));
-    m.insert("created_at".into(), json!(cinder_time(&s.created_at)));
+    m.insert("created_at".into(), json!(timestamp(&s.created_at)));
     m.insert(
         "updated_at".into(),
-        json!(s.updated_at.as_deref().map(cinder_time)),
+        json!(s.updated_at.as_deref().map(timestamp)),
     );
     m.insert("name".into(), json!(s.name));
     m.insert("description".into(), json!(s.description));
@@ -475,23 +427,15 @@ const SORT_KEYS: &[&str] = &[
     "use_quota",
 ];
 
-/// A column of a snapshot, for sorting and filtering.
-fn field(s: &Snapshot, key: &str) -> Value {
-    match key {
-        "id" => json!(s.id),
-        "created_at" => json!(s.created_at),
-        "updated_at" => json!(s.updated_at),
-        "status" => json!(s.status),
-        "volume_id" => json!(s.volume_id),
-        "project_id" => json!(s.project_id),
-        "user_id" => json!(s.user_id),
-        "progress" => json!(s.progress),
-        "display_name" => json!(s.name),
-        "display_description" => json!(s.description),
-        "volume_size" => json!(s.size),
-        "use_quota" => json!(s.consumes_quota),
-        _ => Value::Null,
-    }
+/// The columns of a snapshot ([`SORT_KEYS`]), for sorting and filtering.
+fn row(s: &Snapshot) -> Value {
+    json!({
+        "id": s.id, "created_at": s.created_at, "updated_at": s.updated_at,
+        "status": s.status, "volume_id": s.volume_id, "project_id": s.project_id,
+        "user_id": s.user_id, "progress": s.progress, "display_name": s.name,
+        "display_description": s.description, "volume_size": s.size,
+        "use_quota": s.consumes_quota,
+    })
 }
 
 /// Applies Cinder's filter rules for the request's microversion: 3.31+ refuses keys a
@@ -534,10 +478,10 @@ fn snapshot_filters(
     Ok(())
 }
 
-/// Whether a snapshot passes every filter (an unknown filter key matches nothing, as the
-/// database query it would become).
+/// Whether a snapshot (with its [`row`]) passes every filter (an unknown filter key matches
+/// nothing, as the database query it would become).
 fn matches(
-    s: &Snapshot,
+    (columns, s): &(Value, Snapshot),
     filters: &BTreeMap<String, String>,
     vols: &HashMap<String, Volume>,
 ) -> bool {
@@ -545,13 +489,13 @@ fn matches(
     filters.iter().all(|(key, value)| match key.as_str() {
         "metadata" => literal_dict(value)
             .is_some_and(|want| want.iter().all(|(k, v)| s.metadata.get(k) == Some(v))),
-        "use_quota" => bool_str(value) == Some(s.consumes_quota),
+        "use_quota" => query::strict_bool(value) == Some(s.consumes_quota),
         "volume_size" => value.parse::<i64>().ok() == Some(s.size),
         "availability_zone" => volume.is_some_and(|v| &v.availability_zone == value),
         "host" => host_matches(volume.and_then(|v| v.host.as_deref()), value),
         "cluster_name" => false,
         k if SORT_KEYS.contains(&k) && k != "use_quota" && k != "volume_size" => {
-            field(s, k).as_str() == Some(value.as_str())
+            columns[k].as_str() == Some(value.as_str())
         }
         _ => false,
     })
@@ -588,15 +532,15 @@ async fn list(
     let all_tenants = params
         .filters
         .remove("all_tenants")
-        .is_some_and(|a| bool_str(&a).unwrap_or(false));
+        .is_some_and(|a| query::strict_bool(&a).unwrap_or(false));
     let project = caller_project(auth);
-    let rows: Vec<Snapshot> = match admin && all_tenants {
+    let all: Vec<Snapshot> = match admin && all_tenants {
         true => v.db.select("1 = 1", &[]).await?,
         false => v.db.select("project_id = $1", &[&project]).await?,
     };
     let marker = match params.marker() {
         None => None,
-        Some(m) => Some(visible_snapshot(v, auth, m).await?),
+        Some(m) => Some(row(&visible_snapshot(v, auth, m).await?)),
     };
     let needs_volumes = ["availability_zone", "host"]
         .iter()
@@ -611,12 +555,13 @@ async fn list(
         }
         false => HashMap::new(),
     };
-    let matched: Vec<Snapshot> = rows
+    let matched: Vec<(Value, Snapshot)> = all
         .into_iter()
-        .filter(|s| matches(s, &params.filters, &vols))
+        .map(|s| (row(&s), s))
+        .filter(|item| matches(item, &params.filters, &vols))
         .collect();
     let count = matched.len();
-    let page = params.page(matched, marker.as_ref(), field);
+    let page = params.page(matched, marker.as_ref());
     let show_extended = with_detail && extended(auth);
     let items: Vec<Value> = page
         .iter()
@@ -675,49 +620,35 @@ const METADATA_KEY: &str = "^[a-zA-Z0-9_:. -]{1,255}$";
 
 static CREATE: LazyLock<Schema> = LazyLock::new(|| {
     let name = json!({"type": ["string", "null"], "minLength": 0, "maxLength": 255});
-    Schema::new(json!({
-        "type": "object",
-        "properties": {"snapshot": {
-            "type": "object",
-            "properties": {
-                "name": name,
-                "display_name": name,
-                "description": {"type": ["string", "null"], "maxLength": 255},
-                "volume_id": {"type": ["string", "null"]},
-                "force": boolean_schema(),
-                "metadata": {
-                    "type": ["object", "null"],
-                    "patternProperties": {KEY_WITH_SLASH: {"type": "string", "maxLength": 255}},
-                    "additionalProperties": false,
-                },
-            },
-            "required": ["volume_id"],
+    let properties = json!({
+        "name": name,
+        "display_name": name,
+        "description": {"type": ["string", "null"], "maxLength": 255},
+        "volume_id": {"type": ["string", "null"]},
+        "force": boolean_schema(),
+        "metadata": {
+            "type": ["object", "null"],
+            "patternProperties": {KEY_WITH_SLASH: {"type": "string", "maxLength": 255}},
             "additionalProperties": false,
-        }},
-        "required": ["snapshot"],
-        "additionalProperties": false,
-    }))
+        },
+    });
+    body_schema("snapshot", closed_object(properties, &["volume_id"]))
 });
 
 static UPDATE: LazyLock<Schema> = LazyLock::new(|| {
     let text = json!({"type": ["string", "null"], "minLength": 0, "maxLength": 255});
-    Schema::new(json!({
-        "type": "object",
-        "properties": {"snapshot": {
-            "type": "object",
-            "properties": {
-                "name": text, "description": text,
-                "display_name": text, "display_description": text,
-            },
-            "additionalProperties": false,
-            "anyOf": [
-                {"required": ["name"]}, {"required": ["description"]},
-                {"required": ["display_name"]}, {"required": ["display_description"]},
-            ],
-        }},
-        "required": ["snapshot"],
-        "additionalProperties": false,
-    }))
+    let mut snapshot = closed_object(
+        json!({
+            "name": text, "description": text,
+            "display_name": text, "display_description": text,
+        }),
+        &[],
+    );
+    snapshot["anyOf"] = json!([
+        {"required": ["name"]}, {"required": ["description"]},
+        {"required": ["display_name"]}, {"required": ["display_description"]},
+    ]);
+    body_schema("snapshot", snapshot)
 });
 
 /// The message refusing `force=false` from 3.66.
@@ -752,7 +683,7 @@ async fn create(
         .ok_or_else(|| errors::volume_not_found(&volume_id))?;
     let force = match &req["force"] {
         Value::Null => None,
-        f => bool_value(f),
+        f => as_bool(f),
     };
     if at_least(&mv, 66) && force == Some(false) {
         return Err(errors::bad_request(IN_USE_FLAG_MSG));
@@ -900,40 +831,18 @@ async fn start_delete(v: &Volumes, id: &str, force: bool) -> Result<(), ApiError
 // ---------------------------------------------------------------------------------------
 
 static RESET_STATUS: LazyLock<Schema> = LazyLock::new(|| {
-    Schema::new(json!({
-        "type": "object",
-        "properties": {"os-reset_status": {
-            "type": "object",
-            "properties": {"status": {"type": "string"}},
-            "required": ["status"],
-            "additionalProperties": false,
-        }},
-        "required": ["os-reset_status"],
-        "additionalProperties": false,
-    }))
+    let status = json!({"status": {"type": "string"}});
+    body_schema("os-reset_status", closed_object(status, &["status"]))
 });
 
-static FORCE_DELETE: LazyLock<Schema> = LazyLock::new(|| {
-    Schema::new(json!({
-        "type": "object",
-        "properties": {"os-force_delete": {}},
-        "required": ["os-force_delete"],
-        "additionalProperties": false,
-    }))
-});
+static FORCE_DELETE: LazyLock<Schema> = LazyLock::new(|| body_schema("os-force_delete", json!({})));
 
 static UPDATE_STATUS: LazyLock<Schema> = LazyLock::new(|| {
-    Schema::new(json!({
-        "type": "object",
-        "properties": {"os-update_snapshot_status": {
-            "type": "object",
-            "properties": {"status": {"type": "string"}, "progress": {}},
-            "required": ["status"],
-            "additionalProperties": false,
-        }},
-        "required": ["os-update_snapshot_status"],
-        "additionalProperties": false,
-    }))
+    let properties = json!({"status": {"type": "string"}, "progress": {}});
+    body_schema(
+        "os-update_snapshot_status",
+        closed_object(properties, &["status"]),
+    )
 });
 
 /// `POST /v3/snapshots/{id}/action`.

@@ -7,14 +7,12 @@
 
 use crate::images::{ImageApi, ImageRecord};
 use crate::service::Volumes;
-use axum::body::{Body, to_bytes};
-use axum::http::Request;
+pub(crate) use ferrostack_api::testing::ids;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tower::ServiceExt;
 
 /// An image service in memory: records plus data files.
 #[derive(Default)]
@@ -172,15 +170,10 @@ impl Harness {
         )
         .await
         .unwrap();
-        let ctx = ferrostack_api::testing::context(
-            ferrostack_api::testing::standard_callers(),
+        let router = ferrostack_api::testing::serve(
+            crate::api::router(volumes.clone()),
             &crate::default_rules(),
         );
-        let router = crate::api::router(volumes.clone())
-            .layer(axum::middleware::from_fn(
-                ferrostack_api::request_id::request_id_middleware,
-            ))
-            .layer(axum::Extension(ctx));
         let manager = match manager {
             true => Some(crate::manager::start(volumes.clone()).await.unwrap()),
             false => None,
@@ -203,32 +196,12 @@ impl Harness {
         path: &str,
         body: Option<Value>,
     ) -> Reply {
-        let mut req = Request::builder().method(method).uri(path);
-        if !token.is_empty() {
-            req = req.header("x-auth-token", token);
-        }
+        let mut req = ferrostack_api::testing::request(method, path, token);
         if !version.is_empty() {
             req = req.header("openstack-api-version", format!("volume {version}"));
         }
-        let body = match body {
-            Some(b) => {
-                req = req.header("content-type", "application/json");
-                Body::from(b.to_string())
-            }
-            None => Body::empty(),
-        };
-        let response = self
-            .router
-            .clone()
-            .oneshot(req.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
-        Reply {
-            status,
-            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        }
+        let (status, body) = ferrostack_api::testing::send(&self.router, req, body).await;
+        Reply { status, body }
     }
 
     /// Sends a request at the newest microversion.
@@ -328,16 +301,6 @@ impl Drop for Harness {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// The ids of a list body's items.
-pub(crate) fn ids(body: &Value, key: &str) -> Vec<String> {
-    body[key]
-        .as_array()
-        .unwrap_or(&Vec::new())
-        .iter()
-        .map(|i| i["id"].as_str().unwrap_or("").to_string())
-        .collect()
 }
 
 mod manager;

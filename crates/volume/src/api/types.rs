@@ -4,12 +4,12 @@
 //! every type), their extra specs (only the user-visible ones unless
 //! `read_sensitive` allows), the admin operations, and private types' project access.
 
-use super::snapshots::{
-    ListParams, bool_value, boolean_schema, literal_dict, reject_invalid_filters,
-};
+use super::query::strict_bool;
+use super::snapshots::{ListParams, literal_dict, reject_invalid_filters};
+use super::volumes::{as_bool, boolean_schema};
 use super::{
-    AppState, Mv, action_name, at_least, authorize, caller_project, caller_target, is_admin,
-    no_such_action, ok,
+    AppState, Mv, action_name, at_least, authorize, body_schema, caller_project, caller_target,
+    closed_object, is_admin, no_such_action, ok, require_version,
 };
 use crate::db::write_tx;
 use crate::errors;
@@ -145,34 +145,21 @@ const SORT_KEYS: &[&str] = &[
     "qos_specs_id",
 ];
 
-/// A column of a type, for sorting and filtering.
-fn field(t: &VolumeType, key: &str) -> Value {
-    match key {
-        "id" => json!(t.id),
-        "name" => json!(t.name),
-        "description" => json!(t.description),
-        "is_public" => json!(t.is_public),
-        "created_at" => json!(t.created_at),
-        "updated_at" => json!(t.updated_at),
-        "qos_specs_id" => json!(t.qos_specs_id),
-        _ => Value::Null,
-    }
-}
-
 /// `_parse_is_public`: absent → public (and shared) only, `none` → all, else a boolean.
 fn parse_is_public(value: Option<&str>) -> Result<Option<bool>, ApiError> {
     match value {
         None => Ok(Some(true)),
         Some(v) if v.eq_ignore_ascii_case("none") => Ok(None),
-        Some(v) => super::snapshots::bool_str(v)
+        Some(v) => strict_bool(v)
             .map(Some)
             .ok_or_else(|| errors::bad_request(format!("Invalid is_public filter [{v}]"))),
     }
 }
 
-/// Whether a type passes the list filters (`_process_volume_types_filters`).
+/// Whether a type (with its columns: its stored fields) passes the list filters
+/// (`_process_volume_types_filters`).
 fn matches(
-    t: &VolumeType,
+    (columns, t): &(Value, VolumeType),
     filters: &BTreeMap<String, String>,
     specs: &BTreeMap<String, String>,
 ) -> bool {
@@ -185,7 +172,7 @@ fn matches(
     });
     specs_match
         && filters.iter().all(|(k, v)| match k.as_str() {
-            "id" | "name" | "description" | "qos_specs_id" => field(t, k).as_str() == Some(v),
+            "id" | "name" | "description" | "qos_specs_id" => columns[k].as_str() == Some(v),
             _ => false,
         })
 }
@@ -231,18 +218,19 @@ async fn index(
     let all: Vec<VolumeType> = v.db.select("1 = 1", &[]).await?;
     let marker = match params.marker() {
         None => None,
-        Some(m) => Some(visible_type(&v, &auth, m).await?),
+        Some(m) => Some(json!(visible_type(&v, &auth, m).await?)),
     };
-    let matched: Vec<VolumeType> = all
+    let matched: Vec<(Value, VolumeType)> = all
         .into_iter()
         .filter(|t| match is_public {
             Some(true) => t.is_public || t.projects.contains(&project),
             Some(false) => !t.is_public,
             None => true,
         })
-        .filter(|t| matches(t, &params.filters, &specs))
+        .map(|t| (json!(t), t))
+        .filter(|item| matches(item, &params.filters, &specs))
         .collect();
-    let page = params.page(matched, marker.as_ref(), field);
+    let page = params.page(matched, marker.as_ref());
     Ok(list_body(&v, &params, page, &rights))
 }
 
@@ -295,39 +283,22 @@ fn specs_schema(key: &str) -> Value {
 }
 
 static CREATE: LazyLock<Schema> = LazyLock::new(|| {
-    Schema::new(json!({
-        "type": "object",
-        "properties": {"volume_type": {
-            "type": "object",
-            "properties": {
-                "name": {"type": "string", "minLength": 1, "maxLength": 255},
-                "description": {"type": ["string", "null"], "maxLength": 255},
-                "extra_specs": specs_schema(SPEC_KEY_WITH_SPACES),
-                "os-volume-type-access:is_public": boolean_schema(),
-            },
-            "required": ["name"],
-            "additionalProperties": false,
-        }},
-        "required": ["volume_type"],
-        "additionalProperties": false,
-    }))
+    let properties = json!({
+        "name": {"type": "string", "minLength": 1, "maxLength": 255},
+        "description": {"type": ["string", "null"], "maxLength": 255},
+        "extra_specs": specs_schema(SPEC_KEY_WITH_SPACES),
+        "os-volume-type-access:is_public": boolean_schema(),
+    });
+    body_schema("volume_type", closed_object(properties, &["name"]))
 });
 
 static UPDATE: LazyLock<Schema> = LazyLock::new(|| {
-    Schema::new(json!({
-        "type": "object",
-        "properties": {"volume_type": {
-            "type": "object",
-            "properties": {
-                "name": {"type": ["string", "null"], "minLength": 1, "maxLength": 255},
-                "description": {"type": ["string", "null"], "maxLength": 255},
-                "is_public": boolean_schema(),
-            },
-            "additionalProperties": false,
-        }},
-        "required": ["volume_type"],
-        "additionalProperties": false,
-    }))
+    let properties = json!({
+        "name": {"type": ["string", "null"], "minLength": 1, "maxLength": 255},
+        "description": {"type": ["string", "null"], "maxLength": 255},
+        "is_public": boolean_schema(),
+    });
+    body_schema("volume_type", closed_object(properties, &[]))
 });
 
 /// Extra specs of a validated body. A `null` value (which Cinder stores as NULL) is refused:
@@ -365,7 +336,7 @@ async fn create(
     }
     let is_public = match &req["os-volume-type-access:is_public"] {
         Value::Null => true,
-        flag => bool_value(flag).unwrap_or(true),
+        flag => as_bool(flag).unwrap_or(true),
     };
     let volume_type = VolumeType {
         id: uuid::Uuid::new_v4().to_string(),
@@ -409,7 +380,7 @@ async fn update(
     let req = &body["volume_type"];
     let name = req["name"].as_str().map(str::to_string);
     let description = req["description"].as_str().map(str::to_string);
-    let is_public = bool_value(&req["is_public"]);
+    let is_public = as_bool(&req["is_public"]);
     if name.as_ref().is_some_and(|n| n.trim().is_empty()) {
         return Err(errors::bad_request("Volume type name can not be empty."));
     }
@@ -626,14 +597,8 @@ async fn action(
 // Extra specs.
 // ---------------------------------------------------------------------------------------
 
-static SPECS_CREATE: LazyLock<Schema> = LazyLock::new(|| {
-    Schema::new(json!({
-        "type": "object",
-        "properties": {"extra_specs": specs_schema(SPEC_KEY)},
-        "required": ["extra_specs"],
-        "additionalProperties": false,
-    }))
-});
+static SPECS_CREATE: LazyLock<Schema> =
+    LazyLock::new(|| body_schema("extra_specs", specs_schema(SPEC_KEY)));
 
 static SPECS_UPDATE: LazyLock<Schema> = LazyLock::new(|| {
     let mut schema = specs_schema(SPEC_KEY);
@@ -700,18 +665,46 @@ async fn change_type(
     Ok(())
 }
 
-/// Merges `specs` into the type's extra specs.
+/// The type whose extra specs `rule` allows to change (`_allow_update`: not while volumes use
+/// it), as the caller may see it.
+async fn specs_target(
+    v: &Volumes,
+    auth: &Auth,
+    id: &str,
+    rule: &str,
+) -> Result<VolumeType, ApiError> {
+    authorize(auth, rule)?;
+    allow_update(v, id).await?;
+    visible_type(v, auth, id).await
+}
+
+/// Merges `specs` into the extra specs of `volume_type` (`_check_cacheable` first).
 async fn merge_specs(
     v: &Volumes,
-    id: &str,
+    volume_type: &VolumeType,
     specs: BTreeMap<String, String>,
 ) -> Result<(), ApiError> {
-    change_type(v, id, |row| {
+    check_cacheable(&specs, &volume_type.extra_specs)?;
+    change_type(v, &volume_type.id, |row| {
         row.extra_specs.extend(specs.clone());
         Ok(())
     })
-    .await?;
-    Ok(())
+    .await
+}
+
+/// The extra specs of the type `id` the caller may read, once `rule` allows it.
+async fn readable_specs(
+    v: &Volumes,
+    auth: &Auth,
+    id: &str,
+    rule: &str,
+) -> Result<BTreeMap<String, String>, ApiError> {
+    authorize(auth, rule)?;
+    let volume_type = visible_type(v, auth, id).await?;
+    Ok(visible_specs(
+        &volume_type.extra_specs,
+        Rights::of(auth).sensitive,
+    ))
 }
 
 /// `GET /v3/types/{id}/extra_specs`.
@@ -720,9 +713,7 @@ async fn specs_index(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    authorize(&auth, "volume_extension:types_extra_specs:index")?;
-    let volume_type = visible_type(&v, &auth, &id).await?;
-    let specs = visible_specs(&volume_type.extra_specs, Rights::of(&auth).sensitive);
+    let specs = readable_specs(&v, &auth, &id, "volume_extension:types_extra_specs:index").await?;
     Ok(ok("extra_specs", json!(specs)))
 }
 
@@ -734,12 +725,9 @@ async fn specs_create(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     SPECS_CREATE.validate(&body)?;
-    authorize(&auth, "volume_extension:types_extra_specs:create")?;
-    allow_update(&v, &id).await?;
-    let volume_type = visible_type(&v, &auth, &id).await?;
-    let specs = spec_values(&body["extra_specs"])?;
-    check_cacheable(&specs, &volume_type.extra_specs)?;
-    merge_specs(&v, &id, specs).await?;
+    let rule = "volume_extension:types_extra_specs:create";
+    let volume_type = specs_target(&v, &auth, &id, rule).await?;
+    merge_specs(&v, &volume_type, spec_values(&body["extra_specs"])?).await?;
     Ok(axum::Json(body).into_response())
 }
 
@@ -749,9 +737,7 @@ async fn specs_show(
     auth: Auth,
     Path((id, key)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    authorize(&auth, "volume_extension:types_extra_specs:show")?;
-    let volume_type = visible_type(&v, &auth, &id).await?;
-    let specs = visible_specs(&volume_type.extra_specs, Rights::of(&auth).sensitive);
+    let specs = readable_specs(&v, &auth, &id, "volume_extension:types_extra_specs:show").await?;
     let value = specs.get(&key).ok_or_else(|| no_spec(&id, &key))?;
     Ok(ok(&key, json!(value)))
 }
@@ -771,15 +757,12 @@ async fn specs_update(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     SPECS_UPDATE.validate(&body)?;
-    authorize(&auth, "volume_extension:types_extra_specs:update")?;
-    allow_update(&v, &id).await?;
-    let volume_type = visible_type(&v, &auth, &id).await?;
+    let rule = "volume_extension:types_extra_specs:update";
+    let volume_type = specs_target(&v, &auth, &id, rule).await?;
     if body.get(&key).is_none() {
         return Err(errors::bad_request("Request body and URI mismatch"));
     }
-    let specs = spec_values(&body)?;
-    check_cacheable(&specs, &volume_type.extra_specs)?;
-    merge_specs(&v, &id, specs).await?;
+    merge_specs(&v, &volume_type, spec_values(&body)?).await?;
     Ok(axum::Json(body).into_response())
 }
 
@@ -804,18 +787,21 @@ async fn specs_delete(
 // Project default types (3.62, `cinder/api/v3/default_types.py`).
 // ---------------------------------------------------------------------------------------
 
-/// 404 below 3.62 (`VersionNotFoundForAPIMethod`).
-fn require_default_types(mv: &Mv) -> Result<(), ApiError> {
-    match at_least(mv, 62) {
-        true => Ok(()),
-        false => Err(ApiError::not_found("The resource could not be found.")),
-    }
-}
-
 /// Checks a default-types rule on `project` (403 with Cinder's message).
 fn authorize_project(auth: &Auth, policy: &str, project: &str) -> Result<(), ApiError> {
     auth.enforce(policy, &json!({"project_id": project}))
         .map_err(|_| ApiError::forbidden("You are not authorized to perform this operation."))
+}
+
+/// A default-types request on `project` (3.62, 404 below) that `policy` allows.
+fn check_project_request(
+    mv: &Mv,
+    auth: &Auth,
+    policy: &str,
+    project: &str,
+) -> Result<(), ApiError> {
+    require_version(mv, 62)?;
+    authorize_project(auth, policy, project)
 }
 
 fn default_view(project: &str, type_id: &str) -> Value {
@@ -843,7 +829,7 @@ async fn default_set(
     Path(project): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    require_default_types(&mv)?;
+    require_version(&mv, 62)?;
     DEFAULT_SET.validate(&body)?;
     let wanted = body["default_type"]["volume_type"]
         .as_str()
@@ -872,8 +858,7 @@ async fn default_show(
     mv: Mv,
     Path(project): Path<String>,
 ) -> Result<Response, ApiError> {
-    require_default_types(&mv)?;
-    authorize_project(&auth, "volume_extension:default_get", &project)?;
+    check_project_request(&mv, &auth, "volume_extension:default_get", &project)?;
     let mut conn = v.db.conn().await?;
     let set = ferrostack_store::doc::strings(
         &mut conn,
@@ -890,7 +875,7 @@ async fn default_show(
 
 /// `GET /v3/default-types` (admins).
 async fn defaults_index(State(v): AppState, auth: Auth, mv: Mv) -> Result<Response, ApiError> {
-    require_default_types(&mv)?;
+    require_version(&mv, 62)?;
     authorize(&auth, "volume_extension:default_get_all")
         .map_err(|_| ApiError::forbidden("You are not authorized to perform this operation."))?;
     let mut conn = v.db.conn().await?;
@@ -911,8 +896,7 @@ async fn default_unset(
     mv: Mv,
     Path(project): Path<String>,
 ) -> Result<Response, ApiError> {
-    require_default_types(&mv)?;
-    authorize_project(&auth, "volume_extension:default_unset", &project)?;
+    check_project_request(&mv, &auth, "volume_extension:default_unset", &project)?;
     write_tx!(v.db, |tx| {
         tx.exec(
             "DELETE FROM vol_default_types WHERE project_id = $1",

@@ -5,10 +5,10 @@
 //! are the attachments module's ([`super::attachments::legacy_action`]).
 
 use super::volumes::{
-    as_bool, boolean_schema, change_volume, check_metadata_writable, check_type_size,
+    as_bool, authorized, boolean_schema, change_volume, check_metadata_writable, check_type_size,
     check_updatable, delete_volume, enforce, lock, start_task, string_map, visible,
 };
-use super::{AppState, Mv, accepted, at_least, no_such_action, ok};
+use super::{AppState, Mv, accepted, at_least, body_schema, closed_object, no_such_action, ok};
 use crate::db::{self, write_tx};
 use crate::errors;
 use crate::model::{Attachment, Volume, VolumeTask, VolumeType, attach_status, volume_status};
@@ -66,8 +66,8 @@ async fn action(
         "os-extend" => extend(&volumes, &auth, &mv, &id, &body).await,
         "os-reset_status" => reset_status(&volumes, &auth, &id, &body).await,
         "os-force_delete" => force_delete(&volumes, &auth, &id).await,
-        "os-set_bootable" => set_bootable(&volumes, &auth, &id, &body).await,
-        "os-update_readonly_flag" => update_readonly(&volumes, &auth, &id, &body).await,
+        "os-set_bootable" => set_flag(&volumes, &auth, &id, &body, &BOOTABLE).await,
+        "os-update_readonly_flag" => set_flag(&volumes, &auth, &id, &body, &READONLY).await,
         "os-volume_upload_image" => upload_image(&volumes, &auth, &mv, &id, &body).await,
         "os-set_image_metadata" => set_image_metadata(&volumes, &auth, &id, &body).await,
         "os-unset_image_metadata" => unset_image_metadata(&volumes, &auth, &id, &body).await,
@@ -79,30 +79,20 @@ async fn action(
 
 /// `{"<action>": <object with properties>}` with no other keys (Cinder's action schemas).
 fn action_schema(action: &str, properties: Value, required: &[&str]) -> Schema {
-    Schema::new(json!({
-        "type": "object",
-        "properties": {action: {
-            "type": "object",
-            "properties": properties,
-            "required": required,
-            "additionalProperties": false,
-        }},
-        "required": [action],
-        "additionalProperties": false,
-    }))
+    body_schema(action, closed_object(properties, required))
+}
+
+/// An action with one property, `field`, required.
+fn one_field_action(action: &str, field: &str, schema: Value) -> Schema {
+    action_schema(action, json!({ field: schema }), &[field])
 }
 
 fn size_schema() -> Value {
     json!({"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 1, "maximum": 2147483647})
 }
 
-static EXTEND: LazyLock<Schema> = LazyLock::new(|| {
-    action_schema(
-        "os-extend",
-        json!({"new_size": size_schema()}),
-        &["new_size"],
-    )
-});
+static EXTEND: LazyLock<Schema> =
+    LazyLock::new(|| one_field_action("os-extend", "new_size", size_schema()));
 
 static RESET_STATUS: LazyLock<Schema> = LazyLock::new(|| {
     let text = json!({"type": ["string", "null"]});
@@ -110,22 +100,6 @@ static RESET_STATUS: LazyLock<Schema> = LazyLock::new(|| {
         "os-reset_status",
         json!({"status": text, "attach_status": text, "migration_status": text}),
         &[],
-    )
-});
-
-static SET_BOOTABLE: LazyLock<Schema> = LazyLock::new(|| {
-    action_schema(
-        "os-set_bootable",
-        json!({"bootable": boolean_schema()}),
-        &["bootable"],
-    )
-});
-
-static READONLY: LazyLock<Schema> = LazyLock::new(|| {
-    action_schema(
-        "os-update_readonly_flag",
-        json!({"readonly": boolean_schema()}),
-        &["readonly"],
     )
 });
 
@@ -153,19 +127,12 @@ static SET_IMAGE_METADATA: LazyLock<Schema> = LazyLock::new(|| {
         "patternProperties": {"^[a-zA-Z0-9_:. /-]{1,255}$": {"type": "string"}},
         "additionalProperties": false,
     });
-    action_schema(
-        "os-set_image_metadata",
-        json!({"metadata": metadata}),
-        &["metadata"],
-    )
+    one_field_action("os-set_image_metadata", "metadata", metadata)
 });
 
 static UNSET_IMAGE_METADATA: LazyLock<Schema> = LazyLock::new(|| {
-    action_schema(
-        "os-unset_image_metadata",
-        json!({"key": {"type": "string", "minLength": 1, "maxLength": 255}}),
-        &["key"],
-    )
+    let key = json!({"type": "string", "minLength": 1, "maxLength": 255});
+    one_field_action("os-unset_image_metadata", "key", key)
 });
 
 fn accepted_empty() -> Response {
@@ -344,12 +311,13 @@ async fn reset_status(
 ) -> Result<Response, ApiError> {
     RESET_STATUS.validate(body)?;
     let (status, attach) = reset_arguments(&body["os-reset_status"])?;
-    let seen = visible(volumes, auth, id).await?;
-    enforce(
+    authorized(
+        volumes,
         auth,
+        id,
         "volume_extension:volume_admin_actions:reset_status",
-        &seen.project_id,
-    )?;
+    )
+    .await?;
     if let Some(s) = status.as_deref().filter(|s| *s == volume_status::DELETING) {
         return Err(errors::bad_request(format!("Cannot reset-state to {s}")));
     }
@@ -386,12 +354,13 @@ async fn reset_status(
 
 /// `os-force_delete` (admin): a delete without the status condition.
 async fn force_delete(volumes: &Volumes, auth: &Auth, id: &str) -> Result<Response, ApiError> {
-    let seen = visible(volumes, auth, id).await?;
-    enforce(
+    let seen = authorized(
+        volumes,
         auth,
+        id,
         "volume_extension:volume_admin_actions:force_delete",
-        &seen.project_id,
-    )?;
+    )
+    .await?;
     enforce(auth, "volume:delete", &seen.project_id)?;
     delete_volume(volumes, auth, id, false, true).await?;
     Ok(accepted_empty())
@@ -400,82 +369,93 @@ async fn force_delete(volumes: &Volumes, auth: &Auth, id: &str) -> Result<Respon
 // ---------------------------------------------------------------------------------------------
 // Flags
 
-/// The boolean at `pointer` (`/<action>/<field>`) of a flag action's body (checked against
-/// `schema`), once the volume is visible to the caller and `rule` allows the change.
-async fn flag_of(
-    volumes: &Volumes,
-    auth: &Auth,
-    id: &str,
-    body: &Value,
-    schema: &Schema,
-    pointer: &str,
-    rule: &str,
-) -> Result<bool, ApiError> {
-    schema.validate(body)?;
-    let field = pointer.rsplit('/').next().unwrap_or_default();
-    let value = as_bool(body.pointer(pointer).unwrap_or(&Value::Null))
-        .ok_or_else(|| errors::invalid_input(format!("{field} must be a boolean")))?;
-    let seen = visible(volumes, auth, id).await?;
-    enforce(auth, rule, &seen.project_id)?;
-    Ok(value)
+/// A flag action, `{"<action>": {"<field>": <boolean>}}`: `rule` allows it, `set` checks the
+/// volume and sets the flag, the answer is `status` with no body.
+struct Flag {
+    action: &'static str,
+    field: &'static str,
+    rule: &'static str,
+    set: fn(&mut Volume, bool) -> Result<(), ApiError>,
+    status: StatusCode,
+    schema: Schema,
 }
 
-/// `os-set_bootable` `{"bootable"}` (200, empty).
-async fn set_bootable(
-    volumes: &Volumes,
-    auth: &Auth,
-    id: &str,
-    body: &Value,
-) -> Result<Response, ApiError> {
-    let bootable = flag_of(
-        volumes,
-        auth,
-        id,
-        body,
-        &SET_BOOTABLE,
-        "/os-set_bootable/bootable",
-        "volume:update",
-    )
-    .await?;
-    change_volume(volumes, id, |volume| {
-        check_updatable(volume)?;
-        volume.bootable = bootable;
-        Ok(())
-    })
-    .await?;
-    Ok(StatusCode::OK.into_response())
-}
-
-/// `os-update_readonly_flag` `{"readonly"}` (available volumes).
-async fn update_readonly(
-    volumes: &Volumes,
-    auth: &Auth,
-    id: &str,
-    body: &Value,
-) -> Result<Response, ApiError> {
-    let readonly = flag_of(
-        volumes,
-        auth,
-        id,
-        body,
-        &READONLY,
-        "/os-update_readonly_flag/readonly",
-        "volume:update_readonly_flag",
-    )
-    .await?;
-    change_volume(volumes, id, |volume| {
-        if volume.status != volume_status::AVAILABLE {
-            return Err(errors::invalid_volume(format!(
-                "Volume {id} status must be available to update readonly flag, but \
-                 current status is: {}.",
-                volume.status
-            )));
+impl Flag {
+    fn new(
+        action: &'static str,
+        field: &'static str,
+        rule: &'static str,
+        set: fn(&mut Volume, bool) -> Result<(), ApiError>,
+        status: StatusCode,
+    ) -> Flag {
+        let schema = one_field_action(action, field, boolean_schema());
+        Flag {
+            action,
+            field,
+            rule,
+            set,
+            status,
+            schema,
         }
-        volume.readonly = Some(readonly);
-        Ok(())
-    })
-    .await?;
-    Ok(accepted_empty())
+    }
+}
+
+/// `os-set_bootable` `{"bootable"}` (200).
+static BOOTABLE: LazyLock<Flag> = LazyLock::new(|| {
+    Flag::new(
+        "os-set_bootable",
+        "bootable",
+        "volume:update",
+        set_bootable,
+        StatusCode::OK,
+    )
+});
+
+/// `os-update_readonly_flag` `{"readonly"}` (202).
+static READONLY: LazyLock<Flag> = LazyLock::new(|| {
+    Flag::new(
+        "os-update_readonly_flag",
+        "readonly",
+        "volume:update_readonly_flag",
+        set_readonly,
+        StatusCode::ACCEPTED,
+    )
+});
+
+fn set_bootable(volume: &mut Volume, bootable: bool) -> Result<(), ApiError> {
+    check_updatable(volume)?;
+    volume.bootable = bootable;
+    Ok(())
+}
+
+/// The readonly flag of an available volume.
+fn set_readonly(volume: &mut Volume, readonly: bool) -> Result<(), ApiError> {
+    if volume.status != volume_status::AVAILABLE {
+        return Err(errors::invalid_volume(format!(
+            "Volume {} status must be available to update readonly flag, but current status \
+             is: {}.",
+            volume.id, volume.status
+        )));
+    }
+    volume.readonly = Some(readonly);
+    Ok(())
+}
+
+/// Runs a flag action on the volume `id` (once it is visible to the caller and the flag's
+/// rule allows the change).
+async fn set_flag(
+    volumes: &Volumes,
+    auth: &Auth,
+    id: &str,
+    body: &Value,
+    flag: &Flag,
+) -> Result<Response, ApiError> {
+    flag.schema.validate(body)?;
+    let value = as_bool(&body[flag.action][flag.field])
+        .ok_or_else(|| errors::invalid_input(format!("{} must be a boolean", flag.field)))?;
+    authorized(volumes, auth, id, flag.rule).await?;
+    change_volume(volumes, id, |volume| (flag.set)(volume, value)).await?;
+    Ok(flag.status.into_response())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -532,12 +512,13 @@ async fn upload_image(
     body: &Value,
 ) -> Result<Response, ApiError> {
     let upload = parse_upload(mv, body)?;
-    let seen = visible(volumes, auth, id).await?;
-    enforce(
+    let seen = authorized(
+        volumes,
         auth,
+        id,
         "volume_extension:volume_actions:upload_image",
-        &seen.project_id,
-    )?;
+    )
+    .await?;
     if upload.visibility == "public" {
         enforce(
             auth,
@@ -617,12 +598,13 @@ async fn set_image_metadata(
 ) -> Result<Response, ApiError> {
     SET_IMAGE_METADATA.validate(body)?;
     let wanted = string_map(&body["os-set_image_metadata"]["metadata"]);
-    let seen = visible(volumes, auth, id).await?;
-    enforce(
+    let seen = authorized(
+        volumes,
         auth,
+        id,
         "volume_extension:volume_image_metadata:set",
-        &seen.project_id,
-    )?;
+    )
+    .await?;
     enforce(auth, "volume:update_volume_metadata", &seen.project_id)?;
     let metadata = change_volume(volumes, id, |volume| {
         check_metadata_writable(volume, "Updating")?;
@@ -652,12 +634,13 @@ async fn unset_image_metadata(
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let seen = visible(volumes, auth, id).await?;
-    enforce(
+    let seen = authorized(
+        volumes,
         auth,
+        id,
         "volume_extension:volume_image_metadata:remove",
-        &seen.project_id,
-    )?;
+    )
+    .await?;
     enforce(auth, "volume:get_volume_metadata", &seen.project_id)?;
     if !seen.image_metadata.contains_key(&key) {
         return Err(image_metadata_not_found(id));
@@ -686,7 +669,6 @@ async fn show_image_metadata(
             "Invalid input for field 'os-show_image_metadata': must be an object or null",
         ));
     }
-    let volume = visible(volumes, auth, id).await?;
-    enforce(auth, "volume:get_volume_metadata", &volume.project_id)?;
+    let volume = authorized(volumes, auth, id, "volume:get_volume_metadata").await?;
     Ok(ok("metadata", json!(volume.image_metadata)))
 }

@@ -8,7 +8,7 @@
 
 use super::query::{Collection, ListQuery, bool_param, pairs};
 use super::views::{self, Related, ViewCtx};
-use super::{AppState, Mv, accepted, at_least, ok, project_target};
+use super::{AppState, Mv, accepted, at_least, body_schema, ok, project_target};
 use crate::db::{self, Tx, write_tx};
 use crate::errors;
 use crate::images::ImageRecord;
@@ -119,6 +119,18 @@ pub(crate) async fn visible(volumes: &Volumes, auth: &Auth, id: &str) -> Result<
         Some(v) if may_see(auth, &v.project_id) => Ok(v),
         _ => Err(errors::volume_not_found(id)),
     }
+}
+
+/// The volume `id` as the caller may see it ([`visible`]), checked against `rule`.
+pub(crate) async fn authorized(
+    volumes: &Volumes,
+    auth: &Auth,
+    id: &str,
+    rule: &str,
+) -> Result<Volume, ApiError> {
+    let volume = visible(volumes, auth, id).await?;
+    enforce(auth, rule, &volume.project_id)?;
+    Ok(volume)
 }
 
 /// Changes the volume `id` under its row lock: `change` checks and edits it (refusing with its
@@ -307,8 +319,7 @@ async fn show(
     OriginalUri(uri): OriginalUri,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let volume = visible(&volumes, &auth, &id).await?;
-    enforce(&auth, "volume:get", &volume.project_id)?;
+    let volume = authorized(&volumes, &auth, &id, "volume:get").await?;
     let ctx = ViewCtx::new(&volumes, &auth, mv.0, &uri);
     Ok(ok("volume", detail_view(&volumes, &volume, &ctx).await?))
 }
@@ -1023,8 +1034,7 @@ async fn update(
         has("description", "display_description"),
     );
     let metadata: Option<BTreeMap<String, String>> = map.get("metadata").map(string_map);
-    let seen = visible(&volumes, &auth, &id).await?;
-    enforce(&auth, "volume:update", &seen.project_id)?;
+    authorized(&volumes, &auth, &id, "volume:update").await?;
     let volume = change_volume(&volumes, &id, |volume| {
         check_updatable(volume)?;
         if set_name {
@@ -1158,24 +1168,13 @@ async fn delete(
 // ---------------------------------------------------------------------------------------------
 // Metadata
 
-static METADATA_BODY: LazyLock<Schema> = LazyLock::new(|| {
-    Schema::new(json!({
-        "type": "object",
-        "properties": {"metadata": metadata_schema(false)},
-        "required": ["metadata"],
-        "additionalProperties": false,
-    }))
-});
+static METADATA_BODY: LazyLock<Schema> =
+    LazyLock::new(|| body_schema("metadata", metadata_schema(false)));
 
 static META_BODY: LazyLock<Schema> = LazyLock::new(|| {
     let mut meta = metadata_schema(false);
     meta["minProperties"] = json!(1);
-    Schema::new(json!({
-        "type": "object",
-        "properties": {"meta": meta},
-        "required": ["meta"],
-        "additionalProperties": false,
-    }))
+    body_schema("meta", meta)
 });
 
 /// Refuses metadata changes in `maintenance` and `uploading` (`_update_volume_metadata`).
@@ -1213,8 +1212,7 @@ async fn metadata_index(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let volume = visible(&volumes, &auth, &id).await?;
-    enforce(&auth, "volume:get_volume_metadata", &volume.project_id)?;
+    let volume = authorized(&volumes, &auth, &id, "volume:get_volume_metadata").await?;
     Ok(ok("metadata", json!(volume.metadata)))
 }
 
@@ -1230,12 +1228,11 @@ async fn write_all_metadata(
     let replace = method == Method::PUT;
     METADATA_BODY.validate(&body)?;
     let wanted = string_map(&body["metadata"]);
-    let volume = visible(&volumes, &auth, &id).await?;
     let rule = match replace {
         true => "volume:update_volume_metadata",
         false => "volume:create_volume_metadata",
     };
-    enforce(&auth, rule, &volume.project_id)?;
+    authorized(&volumes, &auth, &id, rule).await?;
     let metadata = change_metadata(&volumes, &id, |m| {
         match replace {
             true => *m = wanted.clone(),
@@ -1253,8 +1250,7 @@ async fn metadata_show(
     auth: Auth,
     Path((id, key)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let volume = visible(&volumes, &auth, &id).await?;
-    enforce(&auth, "volume:get_volume_metadata", &volume.project_id)?;
+    let volume = authorized(&volumes, &auth, &id, "volume:get_volume_metadata").await?;
     let value = volume
         .metadata
         .get(&key)
@@ -1277,8 +1273,7 @@ async fn metadata_update(
     if item.len() > 1 {
         return Err(errors::bad_request("Request body contains too many items"));
     }
-    let volume = visible(&volumes, &auth, &id).await?;
-    enforce(&auth, "volume:update_volume_metadata", &volume.project_id)?;
+    authorized(&volumes, &auth, &id, "volume:update_volume_metadata").await?;
     change_metadata(&volumes, &id, |m| {
         m.extend(item.clone());
         Ok(())
@@ -1293,8 +1288,7 @@ async fn metadata_delete(
     auth: Auth,
     Path((id, key)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let volume = visible(&volumes, &auth, &id).await?;
-    enforce(&auth, "volume:get_volume_metadata", &volume.project_id)?;
+    let volume = authorized(&volumes, &auth, &id, "volume:get_volume_metadata").await?;
     if !volume.metadata.contains_key(&key) {
         return Err(metadata_not_found(&id, &key));
     }

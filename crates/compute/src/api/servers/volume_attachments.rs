@@ -6,8 +6,8 @@
 use super::actions::{check_state, invalid_state};
 use super::{check_lock, load};
 use crate::api::{AppState, Mv};
-use crate::db::instances::{self as idb, NewAction};
-use crate::service::db_error;
+use crate::db::instances::{self as idb, Instance, NewAction};
+use crate::service::{Compute, db_error};
 use crate::states::vm;
 use crate::volumes::{self, VolumeRecord, state};
 use axum::{
@@ -37,6 +37,31 @@ fn no_service() -> ApiError {
     ApiError::bad_request("This cloud has no block storage service.")
 }
 
+/// Server `uuid` as `load` gives it for `action` of this API (the policy
+/// `os_compute_api:os-volumes-attachments:{action}`: index, show, create or delete).
+async fn load_server(
+    c: &Compute,
+    auth: &Auth,
+    uuid: &str,
+    action: &str,
+) -> Result<Instance, ApiError> {
+    let rule = format!("os_compute_api:os-volumes-attachments:{action}");
+    load(c, auth, uuid, &rule).await
+}
+
+/// The attachment of volume `volume_id` to server `inst` (`uuid`); 404 when there is none.
+fn attachment<'a>(
+    inst: &'a Instance,
+    uuid: &str,
+    volume_id: &str,
+) -> Result<&'a VolumeRecord, ApiError> {
+    inst.data
+        .volumes
+        .iter()
+        .find(|r| r.volume_id == volume_id)
+        .ok_or_else(|| volume_not_attached(uuid, volume_id))
+}
+
 /// `GET /servers/{id}/os-volume_attachments`
 pub async fn index(
     auth: Auth,
@@ -44,14 +69,7 @@ pub async fn index(
     mv: Mv,
     Path(uuid): Path<String>,
 ) -> Result<Response, ApiError> {
-    let c = &state.0;
-    let inst = load(
-        c,
-        &auth,
-        &uuid,
-        "os_compute_api:os-volumes-attachments:index",
-    )
-    .await?;
+    let inst = load_server(&state.0, &auth, &uuid, "index").await?;
     let items: Vec<Value> = inst
         .data
         .volumes
@@ -68,20 +86,8 @@ pub async fn show(
     mv: Mv,
     Path((uuid, volume_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let c = &state.0;
-    let inst = load(
-        c,
-        &auth,
-        &uuid,
-        "os_compute_api:os-volumes-attachments:show",
-    )
-    .await?;
-    let rec = inst
-        .data
-        .volumes
-        .iter()
-        .find(|r| r.volume_id == volume_id)
-        .ok_or_else(|| volume_not_attached(&uuid, &volume_id))?;
+    let inst = load_server(&state.0, &auth, &uuid, "show").await?;
+    let rec = attachment(&inst, &uuid, &volume_id)?;
     Ok(
         Json(json!({ "volumeAttachment": volumes::view(&inst, rec, version(&mv)) }))
             .into_response(),
@@ -174,13 +180,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let c = state.0.clone();
     let request = parse_attach(&body, &mv)?;
-    let inst = load(
-        &c,
-        &auth,
-        &uuid,
-        "os_compute_api:os-volumes-attachments:create",
-    )
-    .await?;
+    let inst = load_server(&c, &auth, &uuid, "create").await?;
     check_lock(&auth, &inst)?;
     check_state(&inst, "attach_volume", ATTACHABLE, &[None])?;
     let service = c.volumes().cloned().ok_or_else(no_service)?;
@@ -277,21 +277,10 @@ pub async fn delete(
     Path((uuid, volume_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let c = state.0.clone();
-    let inst = load(
-        &c,
-        &auth,
-        &uuid,
-        "os_compute_api:os-volumes-attachments:delete",
-    )
-    .await?;
+    let inst = load_server(&c, &auth, &uuid, "delete").await?;
     check_lock(&auth, &inst)?;
     check_state(&inst, "detach_volume", ATTACHABLE, &[None])?;
-    let rec = inst
-        .data
-        .volumes
-        .iter()
-        .find(|r| r.volume_id == volume_id)
-        .ok_or_else(|| volume_not_attached(&uuid, &volume_id))?;
+    let rec = attachment(&inst, &uuid, &volume_id)?;
     if rec.state != state::ATTACHED {
         return Err(invalid_state(
             "detach_volume",
@@ -340,7 +329,7 @@ pub async fn delete(
 }
 
 async fn record_action(
-    c: &crate::service::Compute,
+    c: &Compute,
     auth: &Auth,
     uuid: &str,
     request_id: &str,

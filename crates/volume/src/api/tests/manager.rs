@@ -169,6 +169,30 @@ async fn available_volume(h: &Harness, size: i64) -> Volume {
     volume
 }
 
+/// Inserts `snapshot` (`creating`), casts its creation and waits until it settles.
+async fn snapshot_settled(h: &Harness, snapshot: &Snapshot) -> Snapshot {
+    insert_snapshot(h, snapshot).await;
+    h.volumes.cast(Work::Snapshot(snapshot.id.clone())).await;
+    settled_snapshot(h, &snapshot.id, "creating").await.unwrap()
+}
+
+/// Extends the available volume `id` to `new_size` and waits until the extend settles.
+async fn extend_settled(h: &Harness, id: &str, new_size: i64) -> Volume {
+    let task = VolumeTask::Extend {
+        new_size,
+        previous_status: "available".into(),
+    };
+    start_task(h, id, "extending", task).await;
+    settled(h, id, "extending").await.unwrap()
+}
+
+/// Deletes volume `id` (its snapshots too with `cascade`) and waits until the delete settles:
+/// the row, or `None` when it is gone.
+async fn delete_settled(h: &Harness, id: &str, cascade: bool) -> Option<Volume> {
+    start_task(h, id, "deleting", VolumeTask::Delete { cascade }).await;
+    settled(h, id, "deleting").await
+}
+
 #[tokio::test]
 async fn a_blank_volume_is_created_as_a_file_of_its_size() {
     let h = Harness::open("mgr-blank").await;
@@ -258,11 +282,7 @@ async fn volumes_are_created_from_snapshots_and_cloned_with_their_data() {
     write_pattern(&volume_file(&h, &source.id), "raw", 0, 0x11);
 
     let snapshot = new_snapshot(&source);
-    insert_snapshot(&h, &snapshot).await;
-    h.volumes.cast(Work::Snapshot(snapshot.id.clone())).await;
-    let snap = settled_snapshot(&h, &snapshot.id, "creating")
-        .await
-        .unwrap();
+    let snap = snapshot_settled(&h, &snapshot).await;
     assert_eq!(
         (snap.status.as_str(), snap.progress.as_str()),
         ("available", "100%")
@@ -303,12 +323,7 @@ async fn volumes_are_created_from_snapshots_and_cloned_with_their_data() {
 async fn extend_grows_the_file_and_restores_the_status() {
     let h = Harness::open("mgr-extend").await;
     let volume = available_volume(&h, 1).await;
-    let task = VolumeTask::Extend {
-        new_size: 3,
-        previous_status: "available".into(),
-    };
-    start_task(&h, &volume.id, "extending", task).await;
-    let done = settled(&h, &volume.id, "extending").await.unwrap();
+    let done = extend_settled(&h, &volume.id, 3).await;
     assert_eq!((done.status.as_str(), done.size), ("available", 3));
     assert_eq!(
         std::fs::metadata(volume_file(&h, &volume.id))
@@ -319,12 +334,7 @@ async fn extend_grows_the_file_and_restores_the_status() {
 
     // The data gone: the extend fails, the size stays.
     std::fs::remove_file(volume_file(&h, &volume.id)).unwrap();
-    let task = VolumeTask::Extend {
-        new_size: 4,
-        previous_status: "available".into(),
-    };
-    start_task(&h, &volume.id, "extending", task).await;
-    let failed = settled(&h, &volume.id, "extending").await.unwrap();
+    let failed = extend_settled(&h, &volume.id, 4).await;
     assert_eq!(
         (failed.status.as_str(), failed.size),
         ("error_extending", 3)
@@ -340,14 +350,7 @@ async fn delete_removes_the_file_the_row_and_its_attachments() {
         async { tx.insert(&attachment).await }.await
     })
     .unwrap();
-    start_task(
-        &h,
-        &volume.id,
-        "deleting",
-        VolumeTask::Delete { cascade: false },
-    )
-    .await;
-    assert!(settled(&h, &volume.id, "deleting").await.is_none());
+    assert!(delete_settled(&h, &volume.id, false).await.is_none());
     assert!(!volume_file(&h, &volume.id).exists());
     let left: Option<Attachment> = h.volumes.db.get(&attachment.id).await.unwrap();
     assert!(left.is_none());
@@ -358,32 +361,14 @@ async fn a_cascade_delete_removes_the_snapshots_first() {
     let h = Harness::open("mgr-cascade").await;
     let volume = available_volume(&h, 1).await;
     let snapshot = new_snapshot(&volume);
-    insert_snapshot(&h, &snapshot).await;
-    h.volumes.cast(Work::Snapshot(snapshot.id.clone())).await;
-    settled_snapshot(&h, &snapshot.id, "creating")
-        .await
-        .unwrap();
+    snapshot_settled(&h, &snapshot).await;
 
     // Without cascade, a volume with snapshots is not deleted.
-    start_task(
-        &h,
-        &volume.id,
-        "deleting",
-        VolumeTask::Delete { cascade: false },
-    )
-    .await;
-    let refused = settled(&h, &volume.id, "deleting").await.unwrap();
+    let refused = delete_settled(&h, &volume.id, false).await.unwrap();
     assert_eq!(refused.status, "error_deleting");
     assert!(volume_file(&h, &volume.id).exists());
 
-    start_task(
-        &h,
-        &volume.id,
-        "deleting",
-        VolumeTask::Delete { cascade: true },
-    )
-    .await;
-    assert!(settled(&h, &volume.id, "deleting").await.is_none());
+    assert!(delete_settled(&h, &volume.id, true).await.is_none());
     assert!(
         h.volumes
             .db
@@ -401,11 +386,7 @@ async fn a_snapshot_is_deleted_and_a_snapshot_of_a_missing_volume_errors() {
     let h = Harness::open("mgr-snapshots").await;
     let volume = available_volume(&h, 1).await;
     let mut snapshot = new_snapshot(&volume);
-    insert_snapshot(&h, &snapshot).await;
-    h.volumes.cast(Work::Snapshot(snapshot.id.clone())).await;
-    settled_snapshot(&h, &snapshot.id, "creating")
-        .await
-        .unwrap();
+    snapshot_settled(&h, &snapshot).await;
     snapshot.status = "deleting".into();
     write_tx!(h.volumes.db, |tx| {
         async { tx.save(&snapshot).await }.await
@@ -421,10 +402,7 @@ async fn a_snapshot_is_deleted_and_a_snapshot_of_a_missing_volume_errors() {
 
     let mut ghost = new_volume(1, VolumeSource::Blank);
     ghost.id = "no-such-volume".into();
-    let orphan = new_snapshot(&ghost);
-    insert_snapshot(&h, &orphan).await;
-    h.volumes.cast(Work::Snapshot(orphan.id.clone())).await;
-    let failed = settled_snapshot(&h, &orphan.id, "creating").await.unwrap();
+    let failed = snapshot_settled(&h, &new_snapshot(&ghost)).await;
     assert_eq!(failed.status, "error");
 }
 
