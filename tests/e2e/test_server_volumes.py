@@ -141,3 +141,86 @@ def test_attach_refusals_and_isolation(cloud, guest, unique):
          120, "the delete_on_termination volume deleted")
     cloud.run("ferrostack-demo", "volume", "delete", volume)
     cloud.run("ferrostack", "volume", "delete", foreign)
+
+
+@pytest.mark.slow
+def test_boot_from_volume_with_a_data_volume(cloud, guest, unique):
+    """`server create --volume`: the guest's root disk is the volume's file (2 GiB here, the
+    flavor's disk is 1 GiB), a data volume given with `--block-device` comes along as vdb, the
+    volumes are in use while the server lives, and deleting the server gives the boot volume back
+    and deletes the data volume marked delete_on_termination."""
+    root = cloud.json("ferrostack-demo", "volume", "create", "--image", "vol-guest", "--size", "2",
+                      f"root-{unique}", timeout=180)["id"]
+    data = cloud.json("ferrostack-demo", "volume", "create", "--size", "1", f"bfv-data-{unique}")["id"]
+    wait_volume(cloud, root, "available", timeout=180)
+    wait_volume(cloud, data, "available")
+    assert cloud.json("ferrostack-demo", "volume", "show", root)["bootable"] in (True, "true")
+    # A volume that is not bootable is no root disk.
+    refused = cloud.run("ferrostack-demo", "server", "create", "--volume", data, "--flavor", "vol.nano",
+                        f"bfv-bad-{unique}", check=False)
+    assert refused.returncode != 0 and "not bootable" in refused.stderr, refused.stderr
+
+    token = f"bfv{unique}"
+    path = f"/tmp/bfv-{unique}.user-data"
+    with open(path, "w") as f:
+        f.write(f"write-mark=vdb:{token}\n")
+    try:
+        server = cloud.json(
+            "ferrostack-demo", "server", "create", "--volume", root, "--flavor", "vol.nano",
+            "--block-device",
+            f"uuid={data},source_type=volume,destination_type=volume,delete_on_termination=true",
+            "--config-drive", "True", "--user-data", path, "--wait", f"bfv-{unique}", timeout=300)
+    finally:
+        os.unlink(path)
+    assert server["status"] == "ACTIVE", server
+    uuid = server["id"]
+    shown = cloud.json("ferrostack-demo", "server", "show", uuid)
+    assert "booted from volume" in str(shown["image"]), shown["image"]
+    # The root disk is the 2 GiB volume, the data volume is vdb and gets the mark.
+    wait_console(cloud, uuid, rf"^FERROSTACK-GUEST: disks vda:{2 * GIB_SECTORS} vdb:{GIB_SECTORS}$")
+    wait_console(cloud, uuid, rf"^FERROSTACK-GUEST: wrote-mark vdb {token}$")
+    attachments = {x["Volume ID"]: x["Device"]
+                   for x in cloud.json("ferrostack-demo", "server", "volume", "list", uuid)}
+    assert attachments == {root: "/dev/vda", data: "/dev/vdb"}
+    for volume in (root, data):
+        assert volume_status(cloud, volume) == "in-use"
+    # The root volume stays: detaching it is refused.
+    refused = cloud.run("ferrostack-demo", "server", "remove", "volume", uuid, root, check=False)
+    assert refused.returncode != 0
+    assert volume_status(cloud, root) == "in-use"
+
+    cloud.run("ferrostack-demo", "server", "delete", "--wait", uuid, timeout=180)
+    wait_volume(cloud, root, "available")
+    wait(lambda: cloud.run("ferrostack-demo", "volume", "show", data, check=False).returncode != 0,
+         120, "the delete_on_termination data volume deleted")
+    cloud.run("ferrostack-demo", "volume", "delete", root)
+
+
+@pytest.mark.slow
+def test_boot_from_a_volume_made_from_an_image(cloud, guest, unique):
+    """`server create --image I --boot-from-volume 2`: the volume is made from the image at boot,
+    in the caller's project, and is the guest's 2 GiB root disk."""
+    server = cloud.json("ferrostack-demo", "server", "create", "--image", "vol-guest", "--boot-from-volume", "2",
+                        "--flavor", "vol.nano", "--wait", f"bfvi-{unique}", timeout=400)
+    assert server["status"] == "ACTIVE", server
+    uuid = server["id"]
+    attachments = cloud.json("ferrostack-demo", "server", "volume", "list", uuid)
+    assert [a["Device"] for a in attachments] == ["/dev/vda"], attachments
+    volume = attachments[0]["Volume ID"]
+    shown = cloud.json("ferrostack-demo", "volume", "show", volume)
+    assert (shown["status"], shown["size"]) == ("in-use", 2), shown
+    assert shown["bootable"] in (True, "true")
+    wait_console(cloud, uuid, rf"^FERROSTACK-GUEST: disks vda:{2 * GIB_SECTORS}$")
+    # An image→volume mapping needs a size; a missing image is refused before anything is made.
+    token, _ = cloud.password_token("demo", cloud.demo_password, "demo")
+    flavor = cloud.json("ferrostack", "flavor", "show", "vol.nano")["id"]
+    status, _, body = cloud.request("POST", "/compute/v2.1/servers", token=token, body={"server": {
+        "name": "nosize", "flavorRef": flavor, "imageRef": "",
+        "block_device_mapping_v2": [{"uuid": guest, "boot_index": 0, "source_type": "image",
+                                     "destination_type": "volume"}]}})
+    assert status == 400 and "non-zero size" in str(body), body
+    cloud.run("ferrostack-demo", "server", "delete", "--wait", uuid, timeout=180)
+    gone = cloud.run("ferrostack-demo", "volume", "show", volume, check=False).returncode != 0
+    if not gone:
+        wait_volume(cloud, volume, "available")
+        cloud.run("ferrostack-demo", "volume", "delete", volume)

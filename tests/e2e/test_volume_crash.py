@@ -115,3 +115,86 @@ def test_crash_during_delete_leaves_no_file(crash_cloud):
          "the volume deleted after the restart")
     assert not os.path.exists(path)
 
+
+BOOT_POINTS = [
+    "conductor:after-volume-reserved",
+    "conductor:after-boot-volume-connected",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", BOOT_POINTS)
+def test_crash_during_boot_from_volume(crash_cloud, point):
+    """A crash while a server's boot volume is being connected: after the restart the server
+    boots from it (`ACTIVE`, the volume `in-use` on /dev/vda), and deleting the server gives the
+    volume back `available`."""
+    cloud = crash_cloud
+    name = f"bfv-{point.replace(':', '-')}"
+    volume = cloud.json("ferrostack-demo", "volume", "create", "--image", "volcrash-guest", "--size", "1",
+                        name, timeout=180)["id"]
+    wait(lambda: cloud.json("ferrostack-demo", "volume", "show", volume)["status"] == "available", 180,
+         f"volume {name}")
+    crash_during(cloud, point, "server", "create", "--volume", volume, "--flavor", "volcrash.nano", name)
+    servers = wait(lambda: cloud.json("ferrostack-demo", "server", "list", "--name", name), 60, "the server")
+    server = servers[0]["ID"]
+    wait(lambda: cloud.json("ferrostack-demo", "server", "show", server)["status"] == "ACTIVE", 300,
+         f"server {name} active")
+    assert cloud.json("ferrostack-demo", "volume", "show", volume)["status"] == "in-use"
+    listed = [(a["Volume ID"], a["Device"])
+              for a in cloud.json("ferrostack-demo", "server", "volume", "list", server)]
+    assert listed == [(volume, "/dev/vda")]
+    attachments = cloud.json("ferrostack-demo", "volume", "show", volume)["attachments"]
+    assert [a["server_id"] for a in attachments] == [server]
+    cloud.run("ferrostack-demo", "server", "delete", "--wait", server, timeout=180)
+    wait(lambda: cloud.json("ferrostack-demo", "volume", "show", volume)["status"] == "available", 120,
+         "the boot volume given back")
+    cloud.run("ferrostack-demo", "volume", "delete", volume)
+
+
+def volume_ids(cloud):
+    return {v["ID"] for v in cloud.json("ferrostack-demo", "volume", "list")}
+
+
+def crash_booting_from_new_volume(cloud, point, name):
+    """`server create --boot-from-volume` on a process armed with `point`; the server's id
+    once the process runs again."""
+    crash_during(cloud, point, "server", "create", "--image", "volcrash-guest", "--boot-from-volume", "1",
+                 "--flavor", "volcrash.nano", name)
+    servers = wait(lambda: cloud.json("ferrostack-demo", "server", "list", "--name", name), 60, "the server")
+    return servers[0]["ID"]
+
+
+@pytest.mark.slow
+def test_crash_before_a_boot_volume_is_made_errors_the_server(crash_cloud):
+    """A crash between recording a server and making its boot volume: after the restart the
+    server is in ERROR with a fault (its volume was never made), and nothing is left over."""
+    cloud = crash_cloud
+    name = "bfv-never-made"
+    before = volume_ids(cloud)
+    server = crash_booting_from_new_volume(cloud, "api:after-server-recorded", name)
+    wait(lambda: cloud.json("ferrostack-demo", "server", "show", server)["status"] == "ERROR", 120,
+         "the server errored")
+    assert "never created" in str(cloud.json("ferrostack-demo", "server", "show", server).get("fault"))
+    assert volume_ids(cloud) == before
+    cloud.run("ferrostack-demo", "server", "delete", "--wait", server, timeout=180)
+
+
+@pytest.mark.slow
+def test_crash_after_a_boot_volume_is_made_adopts_it(crash_cloud):
+    """A crash right after the boot volume was made, before its id was recorded: after the
+    restart the build finds the volume by its tag and the server boots from it."""
+    cloud = crash_cloud
+    name = "bfv-adopted"
+    before = volume_ids(cloud)
+    server = crash_booting_from_new_volume(cloud, "api:after-boot-volume-created", name)
+    wait(lambda: cloud.json("ferrostack-demo", "server", "show", server)["status"] == "ACTIVE", 300,
+         "the server active")
+    made = volume_ids(cloud) - before
+    assert len(made) == 1, made
+    listed = [(a["Volume ID"], a["Device"]) for a in cloud.json("ferrostack-demo", "server", "volume", "list", server)]
+    assert listed == [(made.pop(), "/dev/vda")]
+    cloud.run("ferrostack-demo", "server", "delete", "--wait", server, timeout=180)
+    for volume in volume_ids(cloud) - before:
+        wait(lambda: cloud.json("ferrostack-demo", "volume", "show", volume)["status"] == "available", 120,
+             "the boot volume given back")
+        cloud.run("ferrostack-demo", "volume", "delete", volume)

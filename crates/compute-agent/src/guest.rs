@@ -59,17 +59,8 @@ impl Guests {
             };
             return Ok(self.spec(build, &files, config_drive, boot));
         }
-        // The base image is needed even when the overlay exists: it is the overlay's backing
-        // file (and the cache entry may have been removed).
-        let base = self.cache.fetch(&build.image, ImageKind::Disk).await?;
-        ferrostack_compute::crashpoint::hit("agent:after-image-cached");
-        let size = overlay_size(build.root_gb, base.size);
-        if files
-            .ensure_overlay(&base.path, size)
-            .await
-            .map_err(OpError::Host)?
-        {
-            tracing::info!(uuid = %build.uuid, size, "root disk created");
+        if build.boot_volume().is_none() {
+            self.ensure_root_disk(build, &files).await?;
         }
         let config_drive = match &build.config_drive {
             Some(drive_files) => {
@@ -108,6 +99,27 @@ impl Guests {
         Ok(self.spec(build, &files, config_drive, boot))
     }
 
+    /// The local root disk: a qcow2 overlay over the cached image, made once.
+    async fn ensure_root_disk(
+        &self,
+        build: &GuestBuild,
+        files: &InstanceFiles,
+    ) -> Result<(), OpError> {
+        // The base image is needed even when the overlay exists: it is the overlay's backing
+        // file (and the cache entry may have been removed).
+        let base = self.cache.fetch(&build.image, ImageKind::Disk).await?;
+        ferrostack_compute::crashpoint::hit("agent:after-image-cached");
+        let size = overlay_size(build.root_gb, base.size);
+        if files
+            .ensure_overlay(&base.path, size)
+            .await
+            .map_err(OpError::Host)?
+        {
+            tracing::info!(uuid = %build.uuid, size, "root disk created");
+        }
+        Ok(())
+    }
+
     fn spec(
         &self,
         build: &GuestBuild,
@@ -121,7 +133,7 @@ impl Guests {
             display_name: build.display_name.clone(),
             vcpus: build.vcpus,
             memory_mb: build.memory_mb,
-            root_disk: files.disk(),
+            root_disk: build.boot_volume().is_none().then(|| files.disk()),
             config_drive,
             boot,
             console_log: files.console_log(),
@@ -363,7 +375,7 @@ mod tests {
         }
         assert!(!root.join(crate::cache::BASE_DIR).exists());
         // The spec is the one the libvirt path would give.
-        assert_eq!(spec.root_disk, files.disk());
+        assert_eq!(spec.root_disk, Some(files.disk()));
         assert_eq!(spec.config_drive, Some(files.config_drive()));
         assert_eq!(
             spec.boot,

@@ -555,7 +555,7 @@ mod tests {
             display_name: "vm".into(),
             vcpus: 1,
             memory_mb: 64,
-            root_disk: root.join("disk"),
+            root_disk: Some(root.join("disk")),
             config_drive: None,
             boot: Boot::Disk,
             console_log: root.join("console.log"),

@@ -427,7 +427,7 @@ async fn start_up_reconciliation_removes_orphans_and_finishes_interrupted_work()
             display_name: "foreign".into(),
             vcpus: 1,
             memory_mb: 128,
-            root_disk: ferrostack_virt::testing::overlay(&foreign_dir),
+            root_disk: Some(ferrostack_virt::testing::overlay(&foreign_dir)),
             config_drive: None,
             boot: Boot::Disk,
             console_log: foreign_dir.join("console.log"),

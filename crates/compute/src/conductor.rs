@@ -90,22 +90,25 @@ async fn handle(c: &Arc<Compute>, request: ConductorRequest) -> anyhow::Result<C
         ConductorRequest::HostInstances { host } => {
             let mut instances = Vec::new();
             for inst in idb::instances_on_host(&c.store, &host).await? {
-                let inst = match inst.vm_state == vm::BUILDING {
-                    true => match crate::ports::allocate(c, inst.clone()).await {
-                        Ok(Some(bound)) => bound,
-                        Ok(None) => inst,
+                // A build whose ports or volumes are not ready goes without its build (the
+                // agent leaves it alone) and is cast once they are.
+                let (inst, ready) = match inst.vm_state == vm::BUILDING {
+                    true => match prepare_build(c, inst.clone()).await {
+                        Ok(Some(prepared)) => (prepared, true),
+                        Ok(None) => (inst, true),
                         Err(e) => {
-                            tracing::warn!(uuid = %inst.uuid, error = %e, "binding ports");
-                            inst
+                            tracing::warn!(uuid = %inst.uuid, error = %e, "preparing a build: retried");
+                            retry_build(c.clone(), inst.uuid.clone());
+                            (inst, false)
                         }
                     },
-                    false => inst,
+                    false => (inst, true),
                 };
                 let request_id = idb::latest_request_id(&c.store, &inst.uuid)
                     .await?
                     .unwrap_or_default();
                 instances.push(OwnedInstance {
-                    build: Some(guest_build(&inst, &c.config.instance_name_template)),
+                    build: ready.then(|| guest_build(&inst, &c.config.instance_name_template)),
                     uuid: inst.uuid,
                     vm_state: inst.vm_state,
                     task_state: inst.task_state,
@@ -276,7 +279,12 @@ pub fn resources_of(inst: &Instance) -> Resources {
     let mut r = Resources::new();
     r.insert("VCPU".into(), f.vcpus);
     r.insert("MEMORY_MB".into(), f.memory_mb);
-    let disk = f.root_gb + f.ephemeral_gb + (f.swap + 1023) / 1024;
+    // A server booted from a volume has no local root disk (Nova's `is_volume_backed`).
+    let root_gb = match crate::volumes::boots_from_volume(inst) {
+        true => 0,
+        false => f.root_gb,
+    };
+    let disk = root_gb + f.ephemeral_gb + (f.swap + 1023) / 1024;
     if disk > 0 {
         r.insert("DISK_GB".into(), disk);
     }
@@ -419,18 +427,65 @@ pub async fn schedule_and_build(c: &Arc<Compute>, uuid: &str) -> anyhow::Result<
     bind_ports_and_build(c, inst).await
 }
 
-/// Binds the ports of a placed instance to its host, then casts the build. A port that cannot
-/// be made (no free address, the network gone) fails the build for good, as in Nova.
+/// Binds the ports of a placed instance to its host and connects its volumes there, then
+/// casts the build. A port that cannot be made (no free address, the network gone) or a volume
+/// that cannot be connected fails the build for good, as in Nova.
 async fn bind_ports_and_build(c: &Arc<Compute>, inst: Instance) -> anyhow::Result<()> {
-    match crate::ports::allocate(c, inst.clone()).await {
+    match prepare_build(c, inst.clone()).await {
         Ok(Some(inst)) => cast_build(c, &inst).await,
         Ok(None) => Ok(()),
         Err(e) => {
             let host = inst.host.clone().unwrap_or_default();
-            let text = format!("the ports could not be allocated: {e:#}");
-            build_failed(c, &inst.uuid, &host, &text, false).await
+            build_failed(c, &inst.uuid, &host, &format!("{e:#}"), false).await
         }
     }
+}
+
+/// Prepares and casts the build of a placed instance in the background, every 5 s for up to
+/// two minutes (the network or volume service may not answer yet while this process starts);
+/// then the build fails for good.
+fn retry_build(c: Arc<Compute>, uuid: String) {
+    tokio::spawn(async move {
+        const ATTEMPTS: u32 = 24;
+        for attempt in 1..=ATTEMPTS {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            let inst = match idb::instance(&c.store, &uuid).await {
+                Ok(Some(i)) if !i.deleted && i.vm_state == vm::BUILDING && i.host.is_some() => i,
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::warn!(uuid, error = %e, "reading a build to retry");
+                    continue;
+                }
+            };
+            let outcome = match prepare_build(&c, inst.clone()).await {
+                Ok(Some(inst)) => cast_build(&c, &inst).await,
+                Ok(None) => return,
+                Err(e) if attempt == ATTEMPTS => {
+                    let host = inst.host.clone().unwrap_or_default();
+                    build_failed(&c, &uuid, &host, &format!("{e:#}"), false).await
+                }
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(()) => return,
+                Err(e) => tracing::warn!(uuid, attempt, error = %e, "preparing a build"),
+            }
+        }
+    });
+}
+
+/// What a placed instance needs before its host builds it: its ports bound to the host, then
+/// its volumes connected to it. Idempotent; `None` when the instance is gone.
+async fn prepare_build(c: &Compute, inst: Instance) -> anyhow::Result<Option<Instance>> {
+    let Some(inst) = crate::ports::allocate(c, inst)
+        .await
+        .map_err(|e| e.context("the ports could not be allocated"))?
+    else {
+        return Ok(None);
+    };
+    crate::volumes::connect_for_build(c, inst)
+        .await
+        .map_err(|e| e.context("the volumes could not be connected"))
 }
 
 /// Records the zone of the chosen host as the instance's zone (Nova's conductor does so after
@@ -495,7 +550,12 @@ async fn cast_build(c: &Arc<Compute>, inst: &Instance) -> anyhow::Result<()> {
 }
 
 /// Errors a building instance with a fault and releases its claim.
-async fn fail_build(c: &Compute, inst: &Instance, code: i64, message: &str) -> anyhow::Result<()> {
+pub(crate) async fn fail_build(
+    c: &Compute,
+    inst: &Instance,
+    code: i64,
+    message: &str,
+) -> anyhow::Result<()> {
     let set = StateChange {
         vm_state: Some(vm::ERROR.into()),
         task_state: Some(None),
@@ -631,6 +691,21 @@ async fn resume(c: &Arc<Compute>) -> anyhow::Result<()> {
             continue;
         }
         let outcome = match inst.task_state.as_deref() {
+            // Its volumes are connected right after scheduling: once the volume service
+            // answers (in the all-in-one its listener opens after the conductor starts).
+            Some(task::SCHEDULING) if !inst.data.volumes.is_empty() => {
+                let (c, uuid) = (c.clone(), inst.uuid.clone());
+                tokio::spawn(async move {
+                    let outcome = match crate::volumes::wait_for_service(&c).await {
+                        Ok(()) => schedule_and_build(&c, &uuid).await,
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = outcome {
+                        tracing::warn!(uuid, error = %e, "resuming a build");
+                    }
+                });
+                Ok(())
+            }
             Some(task::SCHEDULING) => schedule_and_build(c, &inst.uuid).await,
             Some(task::DELETING) => finish_delete(c, &inst.uuid).await,
             _ if inst.vm_state == vm::BUILDING => {

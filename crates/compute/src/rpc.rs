@@ -49,9 +49,20 @@ pub struct GuestBuild {
     /// paused until every one is reported plugged.
     #[serde(default)]
     pub interfaces: Vec<Interface>,
-    /// The volumes attached to the guest (defined with it, so a redefine keeps them).
+    /// The volumes attached to the guest (defined with it, so a redefine keeps them); the one
+    /// on `vda`, if any, is its root disk ([`GuestBuild::boot_volume`]).
     #[serde(default)]
     pub volumes: Vec<VolumeDisk>,
+}
+
+/// The guest device of the root disk: the local one, or the volume a guest boots from.
+pub const ROOT_TARGET: &str = "vda";
+
+impl GuestBuild {
+    /// The volume the guest boots from (on `vda`), when it has no local root disk.
+    pub fn boot_volume(&self) -> Option<&VolumeDisk> {
+        self.volumes.iter().find(|v| v.target == ROOT_TARGET)
+    }
 }
 
 /// A volume disk of a guest: the file the hypervisor opens and the guest's device.

@@ -19,7 +19,7 @@
 //! to the agent again.
 
 use crate::db::instances::{self as idb, Instance};
-use crate::rpc::{AgentRequest, VolumeDisk};
+use crate::rpc::{AgentRequest, ROOT_TARGET, VolumeDisk};
 use crate::service::Compute;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -65,7 +65,30 @@ pub trait VolumeApi: Send + Sync {
     async fn attachments_of(&self, volume_id: &str, instance: &str) -> anyhow::Result<Vec<String>>;
     /// Deletes the volume (for `delete_on_termination`); absent is not an error.
     async fn delete_volume(&self, volume_id: &str) -> anyhow::Result<()>;
+    /// Creates a volume as the caller of `user_token` (so it is theirs, in their project, as
+    /// Nova creates boot volumes with the user's token), tagged with the block device
+    /// mapping `bdm_id` it is for; its id.
+    async fn create_volume(
+        &self,
+        user_token: &str,
+        bdm_id: &str,
+        source: &NewVolume,
+    ) -> anyhow::Result<String>;
+    /// The volume made for the block device mapping `bdm_id` (found by its tag), if any.
+    async fn volume_for_mapping(&self, bdm_id: &str) -> anyhow::Result<Option<String>>;
 }
+
+/// A volume to be made at boot (`image`, `snapshot` or `blank` → `volume`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewVolume {
+    /// GiB; `None`: the snapshot's size.
+    pub size: Option<i64>,
+    pub image_id: Option<String>,
+    pub snapshot_id: Option<String>,
+}
+
+/// The tag (volume metadata key) naming the block device mapping a volume was made for.
+pub const MAPPING_TAG: &str = "ferrostack_bdm";
 
 /// The state of one attachment of a server.
 pub mod state {
@@ -93,9 +116,17 @@ pub struct VolumeRecord {
     pub connection: Option<Connection>,
     /// The request that made or is unmaking it (for the instance action's events).
     pub request_id: String,
+    /// Made at boot from this source; `volume_id` is empty until the volume exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create: Option<NewVolume>,
 }
 
 impl VolumeRecord {
+    /// Whether this is the server's root disk (`vda`: it boots from it).
+    pub fn is_root(&self) -> bool {
+        self.target == ROOT_TARGET
+    }
+
     /// `/dev/<target>`.
     pub fn device(&self) -> String {
         format!("/dev/{}", self.target)
@@ -210,32 +241,8 @@ pub async fn attach(c: &Compute, uuid: &str, volume_id: &str) -> anyhow::Result<
     };
     let host = inst.host.clone().unwrap_or_default();
     let outcome: anyhow::Result<()> = async {
-        let attachment_id = match &rec.attachment_id {
-            Some(id) => id.clone(),
-            None => {
-                // A reservation made before a crash (its id never saved) is taken over, so the
-                // volume never keeps a second, orphaned attachment for this server.
-                let id = match volumes.attachments_of(volume_id, uuid).await?.first() {
-                    Some(existing) => existing.clone(),
-                    None => volumes.reserve(volume_id, uuid).await?,
-                };
-                crate::crashpoint::hit("conductor:after-volume-reserved");
-                let saved = update(c, uuid, |i| {
-                    match i.data.volumes.iter_mut().find(|r| r.volume_id == volume_id) {
-                        Some(r) => {
-                            r.attachment_id = Some(id.clone());
-                            true
-                        }
-                        None => false,
-                    }
-                })
-                .await?;
-                if saved.is_none_or(|i| record(&i, volume_id).is_none()) {
-                    volumes.release(&id).await?;
-                    return Ok(());
-                }
-                id
-            }
+        let Some(attachment_id) = reservation(c, &rec, uuid).await? else {
+            return Ok(());
         };
         let connection = volumes.connect(&attachment_id, &host).await?;
         let Some(inst) = update(c, uuid, |i| {
@@ -275,6 +282,152 @@ pub async fn attach(c: &Compute, uuid: &str, volume_id: &str) -> anyhow::Result<
         roll_back(c, uuid, volume_id).await?;
     }
     outcome
+}
+
+/// Step 1: the attachment of record `rec` of server `uuid`, reserved now unless it was
+/// already; `None` when the record went away meanwhile (the reservation is given back).
+async fn reservation(
+    c: &Compute,
+    rec: &VolumeRecord,
+    uuid: &str,
+) -> anyhow::Result<Option<String>> {
+    if let Some(id) = &rec.attachment_id {
+        return Ok(Some(id.clone()));
+    }
+    let volumes = service(c)?;
+    let volume_id = rec.volume_id.as_str();
+    // A reservation made before a crash (its id never saved) is taken over, so the volume
+    // never keeps a second, orphaned attachment for this server.
+    let id = match volumes.attachments_of(volume_id, uuid).await?.first() {
+        Some(existing) => existing.clone(),
+        None => volumes.reserve(volume_id, uuid).await?,
+    };
+    crate::crashpoint::hit("conductor:after-volume-reserved");
+    let saved = update(c, uuid, |i| {
+        match i.data.volumes.iter_mut().find(|r| r.volume_id == volume_id) {
+            Some(r) => {
+                r.attachment_id = Some(id.clone());
+                true
+            }
+            None => false,
+        }
+    })
+    .await?;
+    if saved.is_none_or(|i| record(&i, volume_id).is_none()) {
+        volumes.release(&id).await?;
+        return Ok(None);
+    }
+    Ok(Some(id))
+}
+
+/// Before a build is cast to the instance's host: every volume requested with the server
+/// (boot and data volumes, Nova's `_prep_block_device`) is reserved, connected to that host
+/// and completed, so the guest is defined with them. Idempotent: a run again after a crash
+/// or for another host (a reschedule) takes over what is done and reconnects. Returns the
+/// instance as saved; `None` when it is gone.
+pub async fn connect_for_build(c: &Compute, inst: Instance) -> anyhow::Result<Option<Instance>> {
+    if inst.data.volumes.is_empty() {
+        return Ok(Some(inst));
+    }
+    let volumes = service(c)?.clone();
+    let uuid = inst.uuid.clone();
+    let host = inst.host.clone().unwrap_or_default();
+    for rec in &inst.data.volumes {
+        let rec = &made_volume(c, &uuid, rec).await?;
+        if rec.attachment_id.is_none() {
+            wait_available(volumes.as_ref(), &rec.volume_id).await?;
+        }
+        let Some(attachment_id) = reservation(c, rec, &uuid).await? else {
+            continue;
+        };
+        let connection = volumes.connect(&attachment_id, &host).await?;
+        volumes.complete(&attachment_id).await?;
+        crate::crashpoint::hit("conductor:after-boot-volume-connected");
+        let volume_id = rec.volume_id.as_str();
+        update(c, &uuid, |i| {
+            match i.data.volumes.iter_mut().find(|r| r.volume_id == volume_id) {
+                Some(r)
+                    if r.state != state::ATTACHED || r.connection.as_ref() != Some(&connection) =>
+                {
+                    r.connection = Some(connection.clone());
+                    r.state = state::ATTACHED.into();
+                    true
+                }
+                _ => false,
+            }
+        })
+        .await?;
+    }
+    Ok(idb::instance(&c.store, &uuid).await?.filter(|i| !i.deleted))
+}
+
+/// The record with its volume id: a volume made at boot whose id was not saved (a crash
+/// right after its creation) is found by its tag and its id saved; none is an error.
+async fn made_volume(c: &Compute, uuid: &str, rec: &VolumeRecord) -> anyhow::Result<VolumeRecord> {
+    if !rec.volume_id.is_empty() {
+        return Ok(rec.clone());
+    }
+    let Some(volume_id) = service(c)?.volume_for_mapping(&rec.id).await? else {
+        anyhow::bail!(
+            "the volume of block device mapping {} was never created",
+            rec.id
+        );
+    };
+    save_volume_id(c, uuid, &rec.id, &volume_id).await?;
+    Ok(VolumeRecord {
+        volume_id,
+        ..rec.clone()
+    })
+}
+
+/// Records `volume_id` as the volume of the mapping `bdm_id` of server `uuid`.
+pub async fn save_volume_id(
+    c: &Compute,
+    uuid: &str,
+    bdm_id: &str,
+    volume_id: &str,
+) -> anyhow::Result<()> {
+    update(c, uuid, |i| {
+        match i.data.volumes.iter_mut().find(|r| r.id == bdm_id) {
+            Some(r) if r.volume_id.is_empty() => {
+                r.volume_id = volume_id.to_string();
+                true
+            }
+            _ => false,
+        }
+    })
+    .await?;
+    Ok(())
+}
+
+/// Waits until the volume is `available` (a volume made at boot is `creating` or
+/// `downloading` first), at most as long as Nova's `block_device_allocate_retries` (60 × 3 s).
+async fn wait_available(volumes: &dyn VolumeApi, volume_id: &str) -> anyhow::Result<()> {
+    const ATTEMPTS: u32 = 60;
+    const PAUSE_SECS: u32 = 3;
+    for attempt in 1..=ATTEMPTS {
+        let Some(volume) = volumes.volume(volume_id).await? else {
+            anyhow::bail!("volume {volume_id} could not be found");
+        };
+        let waiting = matches!(volume.status.as_str(), "creating" | "downloading");
+        if volume.status == "error" || (waiting && attempt == ATTEMPTS) {
+            anyhow::bail!(
+                "Volume {volume_id} did not finish being created even after we waited {} seconds or {attempt} attempts. And its status is {}.",
+                (attempt - 1) * PAUSE_SECS,
+                volume.status
+            );
+        }
+        if !waiting {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(PAUSE_SECS.into())).await;
+    }
+    Ok(())
+}
+
+/// Whether the server boots from a volume (one is, or is to be, its root disk).
+pub fn boots_from_volume(inst: &Instance) -> bool {
+    inst.data.volumes.iter().any(VolumeRecord::is_root)
 }
 
 /// Undoes an attach that did not reach the guest: the server's attachments of the volume are
@@ -393,6 +546,16 @@ pub async fn release_all(c: &Compute, inst: &Instance) -> anyhow::Result<()> {
     }
     let volumes = service(c)?.clone();
     for rec in &inst.data.volumes {
+        let rec = &match rec.volume_id.is_empty() {
+            true => match volumes.volume_for_mapping(&rec.id).await? {
+                Some(volume_id) => VolumeRecord {
+                    volume_id,
+                    ..rec.clone()
+                },
+                None => continue,
+            },
+            false => rec.clone(),
+        };
         let mut ids = volumes.attachments_of(&rec.volume_id, &inst.uuid).await?;
         if let Some(id) = &rec.attachment_id
             && !ids.contains(id)
@@ -403,6 +566,8 @@ pub async fn release_all(c: &Compute, inst: &Instance) -> anyhow::Result<()> {
             volumes.release(&id).await?;
         }
         if rec.delete_on_termination {
+            // A volume made at boot may still be being made: it can be deleted once done.
+            wait_available(volumes.as_ref(), &rec.volume_id).await.ok();
             volumes.delete_volume(&rec.volume_id).await?;
         }
     }
@@ -413,21 +578,18 @@ pub async fn release_all(c: &Compute, inst: &Instance) -> anyhow::Result<()> {
 /// for the volume service to answer (in the all-in-one it is this process's own listener,
 /// which opens after the conductor starts), then makes passes until one meets no error.
 pub async fn resume(c: &Compute) -> anyhow::Result<()> {
-    let Some(volumes) = c.volumes().cloned() else {
+    if c.volumes().is_none() {
         return Ok(());
-    };
-    let probe = "00000000-0000-0000-0000-000000000000";
-    let mut waited = 0;
-    while volumes.volume(probe).await.is_err() {
-        waited += 1;
-        anyhow::ensure!(waited < 120, "the volume service did not answer");
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
+    wait_for_service(c).await?;
     for pass in 1..=60 {
         let mut failed = false;
         for inst in idb::instances_with_volumes(&c.store).await? {
             let unsettled = inst.data.volumes.iter().any(|r| r.state != state::ATTACHED);
-            if !unsettled {
+            // A building server's volumes are connected by its build (see
+            // `connect_for_build`), which the conductor and the agent drive again; a server
+            // whose build failed keeps them as they are until it is deleted.
+            if !unsettled || inst.vm_state == crate::states::vm::BUILDING || inst.host.is_none() {
                 continue;
             }
             // The disk may be plugged already: never roll back for a host that is not up yet.
@@ -455,6 +617,19 @@ pub async fn resume(c: &Compute) -> anyhow::Result<()> {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    }
+    Ok(())
+}
+
+/// Waits (up to two minutes) until the volume service answers.
+pub async fn wait_for_service(c: &Compute) -> anyhow::Result<()> {
+    let volumes = service(c)?;
+    let probe = "00000000-0000-0000-0000-000000000000";
+    let mut waited = 0;
+    while volumes.volume(probe).await.is_err() {
+        waited += 1;
+        anyhow::ensure!(waited < 120, "the volume service did not answer");
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
     Ok(())
 }
@@ -536,6 +711,7 @@ mod tests {
                 readonly: false,
             }),
             request_id: "req".into(),
+            create: None,
         }
     }
 

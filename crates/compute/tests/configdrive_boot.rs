@@ -35,7 +35,7 @@ async fn the_guest_reads_its_identity_from_the_config_drive() {
         display_name: "drive-test".into(),
         vcpus: 1,
         memory_mb: 256,
-        root_disk: overlay(&dir),
+        root_disk: Some(overlay(&dir)),
         config_drive: Some(drive),
         boot: Boot::Kernel {
             kernel: dir.join("vmlinuz"),

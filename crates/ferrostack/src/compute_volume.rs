@@ -2,7 +2,7 @@
 //! Cinder's v3 API over HTTP (the attachments API at 3.44) with the service user's token, so
 //! the conductor works the same whether the volume service runs in this process or elsewhere.
 
-use ferrostack_compute::volumes::{Connection, VolumeApi, VolumeInfo};
+use ferrostack_compute::volumes::{Connection, MAPPING_TAG, NewVolume, VolumeApi, VolumeInfo};
 use ferrostack_compute_agent::token::TokenSource;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -34,17 +34,32 @@ impl CinderVolumes {
         }
     }
 
-    /// One call; a 401 renews the token once. Returns the status and the JSON body (`Null`
-    /// when empty).
+    /// One call with the service's token; a 401 renews the token once. Returns the status
+    /// and the JSON body (`Null` when empty).
     async fn call(
         &self,
         method: Method,
         path: &str,
         body: Option<Value>,
     ) -> anyhow::Result<(StatusCode, Value)> {
-        let mut retried = false;
+        self.call_as(None, method, path, body).await
+    }
+
+    /// [`Self::call`] with the token `as_user` instead of the service's when given (not
+    /// renewed: a user's token is theirs).
+    async fn call_as(
+        &self,
+        as_user: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(StatusCode, Value)> {
+        let mut retried = as_user.is_some();
         loop {
-            let token = self.tokens.token().await?;
+            let token = match as_user {
+                Some(token) => token.to_string(),
+                None => self.tokens.token().await?,
+            };
             let mut request = self
                 .client
                 .request(method.clone(), format!("{}{path}", self.base))
@@ -95,6 +110,13 @@ fn error_message(status: StatusCode, body: &Value) -> String {
         .and_then(Value::as_str)
         .unwrap_or("no message");
     format!("the volume service answered {status}: {message}")
+}
+
+/// The metadata of a volume made for the block device mapping `bdm_id`.
+fn mapping_tag(bdm_id: &str) -> Value {
+    let mut tag = serde_json::Map::new();
+    tag.insert(MAPPING_TAG.into(), json!(bdm_id));
+    Value::Object(tag)
 }
 
 /// Reads a volume's view.
@@ -223,6 +245,51 @@ impl VolumeApi for CinderVolumes {
                     .collect()
             })
             .unwrap_or_default())
+    }
+
+    async fn create_volume(
+        &self,
+        user_token: &str,
+        bdm_id: &str,
+        source: &NewVolume,
+    ) -> anyhow::Result<String> {
+        let mut volume = json!({"name": "", "metadata": mapping_tag(bdm_id)});
+        for (key, value) in [
+            ("size", source.size.map(Value::from)),
+            ("imageRef", source.image_id.clone().map(Value::from)),
+            ("snapshot_id", source.snapshot_id.clone().map(Value::from)),
+        ] {
+            if let Some(v) = value {
+                volume[key] = v;
+            }
+        }
+        let body = json!({ "volume": volume });
+        let (status, reply) = self
+            .call_as(Some(user_token), Method::POST, "/volumes", Some(body))
+            .await?;
+        if !status.is_success() {
+            anyhow::bail!("{}", error_message(status, &reply));
+        }
+        reply["volume"]["id"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow::anyhow!("the volume service returned no volume id"))
+    }
+
+    async fn volume_for_mapping(&self, bdm_id: &str) -> anyhow::Result<Option<String>> {
+        let mut url = reqwest::Url::parse("http://volume.invalid/volumes")?;
+        url.query_pairs_mut()
+            .append_pair("all_tenants", "1")
+            .append_pair("metadata", &mapping_tag(bdm_id).to_string());
+        let query = url.query().unwrap_or_default();
+        let reply = self
+            .expect(Method::GET, &format!("/volumes?{query}"), None)
+            .await?;
+        Ok(reply["volumes"]
+            .as_array()
+            .and_then(|list| list.first())
+            .and_then(|v| v["id"].as_str())
+            .map(str::to_string))
     }
 
     async fn delete_volume(&self, volume_id: &str) -> anyhow::Result<()> {

@@ -12,6 +12,9 @@ use std::path::PathBuf;
 /// XML namespace of Ferrostack's domain metadata: its presence marks a domain as ours.
 pub const METADATA_NS: &str = "https://ferrostack.dev/xmlns/libvirt/instance/1";
 
+/// The guest device of the root disk, local or a boot volume.
+pub const ROOT_TARGET: &str = "vda";
+
 /// Escapes text for XML content and attribute values.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -85,11 +88,22 @@ pub fn domain_xml(spec: &GuestSpec) -> String {
         "  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>restart</on_reboot>\n  <on_crash>destroy</on_crash>"
     );
     let _ = writeln!(x, "  <devices>");
-    let _ = writeln!(
-        x,
-        "    <disk type='file' device='disk'>\n      <driver name='qemu' type='qcow2' cache='none'/>\n      <source file='{}'/>\n      <target dev='vda' bus='virtio'/>\n    </disk>",
-        path(&spec.root_disk)
-    );
+    // The root disk comes first (SeaBIOS boots the first disk): the local overlay, or the
+    // boot volume.
+    let (boot_volumes, data_volumes): (Vec<_>, Vec<_>) =
+        spec.volumes.iter().partition(|v| v.target == ROOT_TARGET);
+    match &spec.root_disk {
+        Some(root) => {
+            let _ = writeln!(
+                x,
+                "    <disk type='file' device='disk'>\n      <driver name='qemu' type='qcow2' cache='none'/>\n      <source file='{}'/>\n      <target dev='{ROOT_TARGET}' bus='virtio'/>\n    </disk>",
+                path(root)
+            );
+        }
+        None => boot_volumes
+            .iter()
+            .for_each(|v| x.push_str(&volume_disk_xml(v))),
+    }
     if let Some(iso) = &spec.config_drive {
         let _ = writeln!(
             x,
@@ -97,7 +111,7 @@ pub fn domain_xml(spec: &GuestSpec) -> String {
             path(iso)
         );
     }
-    for volume in &spec.volumes {
+    for volume in data_volumes {
         x.push_str(&volume_disk_xml(volume));
     }
     // Nova's `ethernet` VIF (`LibvirtConfigGuestInterface`): libvirt creates the tap (no
@@ -290,7 +304,7 @@ mod tests {
             display_name: "web <1> & co".into(),
             vcpus: 2,
             memory_mb: 256,
-            root_disk: PathBuf::from("/var/lib/ferrostack/instances/u/disk"),
+            root_disk: Some(PathBuf::from("/var/lib/ferrostack/instances/u/disk")),
             config_drive: Some(PathBuf::from("/var/lib/ferrostack/instances/u/disk.config")),
             boot,
             console_log: PathBuf::from("/var/lib/ferrostack/instances/u/console.log"),
@@ -370,6 +384,26 @@ mod tests {
     }
 
     #[test]
+    fn a_boot_volume_is_the_first_disk_and_there_is_no_local_root() {
+        let mut spec = spec(Boot::Disk);
+        spec.root_disk = None;
+        spec.volumes = vec![
+            volume("0b7e4a8c-3333-4000-8000-000000000003", "vdb", false),
+            volume("0b7e4a8c-4444-4000-8000-000000000004", ROOT_TARGET, false),
+        ];
+        let xml = domain_xml(&spec);
+        assert!(!xml.contains("type='qcow2'"), "{xml}");
+        assert_eq!(xml.matches("<target dev='vda'").count(), 1, "{xml}");
+        let boot = xml.find("volume-0b7e4a8c-4444").unwrap();
+        assert!(boot < xml.find("device='cdrom'").unwrap(), "{xml}");
+        assert!(boot < xml.find("volume-0b7e4a8c-3333").unwrap(), "{xml}");
+        let found = disks(&xml).unwrap();
+        let targets: Vec<&str> = found.iter().map(|d| d.target.as_str()).collect();
+        assert_eq!(targets, ["vda", "vdb"]);
+        assert!(found.iter().all(DomainDisk::is_volume));
+    }
+
+    #[test]
     fn volumes_are_virtio_disks_after_the_root_disk_and_the_config_drive() {
         let mut spec = spec(Boot::Disk);
         spec.volumes = vec![
@@ -413,7 +447,7 @@ mod tests {
             vec![
                 DomainDisk {
                     target: "vda".into(),
-                    source: Some(spec.root_disk.clone()),
+                    source: spec.root_disk.clone(),
                     serial: None,
                 },
                 DomainDisk {

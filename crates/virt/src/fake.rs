@@ -211,7 +211,7 @@ mod tests {
             display_name: "fake".into(),
             vcpus: 1,
             memory_mb: 64,
-            root_disk: PathBuf::from("/nonexistent/disk"),
+            root_disk: Some(PathBuf::from("/nonexistent/disk")),
             config_drive: None,
             boot: Boot::Disk,
             console_log: PathBuf::from("/nonexistent/console.log"),

@@ -102,8 +102,9 @@ pub struct GuestSpec {
     pub display_name: String,
     pub vcpus: u32,
     pub memory_mb: u64,
-    /// The root disk (a qcow2 overlay over the cached image).
-    pub root_disk: PathBuf,
+    /// The root disk (a qcow2 overlay over the cached image); `None` when the guest boots
+    /// from a volume: the one of [`GuestSpec::volumes`] on `vda`.
+    pub root_disk: Option<PathBuf>,
     /// A config drive ISO, attached read-only as a CD-ROM.
     pub config_drive: Option<PathBuf>,
     pub boot: Boot,

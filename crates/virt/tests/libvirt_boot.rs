@@ -19,7 +19,7 @@ fn spec(dir: &Path, boot: Boot) -> GuestSpec {
         display_name: "virt test".into(),
         vcpus: 1,
         memory_mb: 256,
-        root_disk: overlay(dir),
+        root_disk: Some(overlay(dir)),
         config_drive: None,
         boot,
         console_log: dir.join("console.log"),

@@ -68,14 +68,10 @@ pub async fn start(volumes: Arc<Volumes>) -> anyhow::Result<ManagerHandle> {
     if let Err(e) = manager.remove_orphans().await {
         tracing::warn!(error = %format!("{e:#}"), "volume manager: leftover scratch files not removed");
     }
-    let mut tasks = JoinSet::new();
     let pending = manager.pending().await?;
     tracing::info!(pending = pending.len(), "volume manager started");
-    for work in pending {
-        manager.dispatch(work, &mut tasks);
-    }
     Ok(ManagerHandle {
-        task: tokio::spawn(manager.run(consumer, tasks)),
+        task: tokio::spawn(manager.run(consumer, pending)),
     })
 }
 
@@ -121,8 +117,32 @@ impl Manager {
         self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The loop: queue messages, periodic sweeps, and reaping finished runs.
-    async fn run(self: Arc<Self>, mut consumer: Box<dyn QueueConsumer>, mut tasks: JoinSet<()>) {
+    /// Waits (up to two minutes) until the image service answers: interrupted work found at
+    /// start may need it, and in the all-in-one its listener (and the identity service that
+    /// gives the token) opens after the manager starts.
+    async fn wait_for_images(&self) {
+        let probe = "00000000-0000-0000-0000-000000000000";
+        for _ in 0..120 {
+            if self.volumes.images.show(probe, None, true).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+        tracing::warn!(
+            "volume manager: the image service does not answer; recovering all the same"
+        );
+    }
+
+    /// The loop: the recovery of `pending` work, then queue messages, periodic sweeps, and
+    /// reaping finished runs.
+    async fn run(self: Arc<Self>, mut consumer: Box<dyn QueueConsumer>, pending: Vec<Work>) {
+        let mut tasks = JoinSet::new();
+        if !pending.is_empty() {
+            self.wait_for_images().await;
+        }
+        for work in pending {
+            self.dispatch(work, &mut tasks);
+        }
         let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         sweep.tick().await;

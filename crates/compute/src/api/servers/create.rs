@@ -2,6 +2,7 @@
 //! in Nova's order, then the instances, their `create` actions and group memberships are
 //! written in one quota-checked transaction, and scheduling starts in the background.
 
+use super::block_devices;
 use super::is_admin;
 use crate::api::availability_zones as zones;
 use crate::api::flavors::find_visible;
@@ -148,70 +149,6 @@ fn string_field<'a>(s: &'a Map<String, Value>, key: &str) -> Result<Option<&'a s
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(v)) => Ok(Some(v)),
         Some(v) => Err(invalid(key, v)),
-    }
-}
-
-/// The image to boot, from `imageRef` or an image→local boot BDM.
-fn image_id(s: &Map<String, Value>) -> Result<String, ApiError> {
-    let image_ref = string_field(s, "imageRef")?.unwrap_or("").to_string();
-    if s.contains_key("block_device_mapping") && s.contains_key("block_device_mapping_v2") {
-        return Err(bad(
-            "Using different block_device_mapping syntaxes is not allowed in the same request.",
-        ));
-    }
-    if s.contains_key("block_device_mapping") {
-        return Err(bad(
-            "Block Device Mapping is Invalid: volumes are not available yet.",
-        ));
-    }
-    let mut from_bdm = None;
-    if let Some(bdms) = s.get("block_device_mapping_v2") {
-        let Some(list) = bdms.as_array() else {
-            return Err(invalid("block_device_mapping_v2", bdms));
-        };
-        for bdm in list {
-            let get = |k: &str| bdm.get(k).and_then(Value::as_str).unwrap_or("");
-            let source = get("source_type");
-            let dest = match get("destination_type") {
-                "" if source == "image" => "local",
-                "" => "volume",
-                d => d,
-            };
-            let boot_index = bdm.get("boot_index").and_then(|b| match b {
-                Value::Number(n) => n.as_i64(),
-                Value::String(s) => s.parse().ok(),
-                _ => None,
-            });
-            match (source, dest) {
-                ("image", "local") if boot_index == Some(0) => {
-                    let uuid = get("uuid");
-                    if uuid.is_empty() {
-                        return Err(bad("Block Device Mapping is Invalid: Missing device UUID."));
-                    }
-                    from_bdm = Some(uuid.to_string());
-                }
-                ("image", "local") => {
-                    return Err(bad(
-                        "Block Device Mapping is Invalid: Mapping image to local is not supported.",
-                    ));
-                }
-                ("blank", "local") => {
-                    return Err(bad(
-                        "Block Device Mapping is Invalid: ephemeral and swap disks are not available yet.",
-                    ));
-                }
-                _ => {
-                    return Err(bad(
-                        "Block Device Mapping is Invalid: volumes are not available yet.",
-                    ));
-                }
-            }
-        }
-    }
-    match (image_ref.is_empty(), from_bdm) {
-        (false, _) => Ok(image_ref),
-        (true, Some(id)) => Ok(id),
-        (true, None) => Err(bad("Missing imageRef attribute")),
     }
 }
 
@@ -482,16 +419,24 @@ pub async fn create(
     {
         return Err(bad(format!("Compute host {missing} could not be found.")));
     }
-    let image_ref = image_id(s)?;
-    if !UUID.is_match(&image_ref) {
-        return Err(bad("Invalid imageRef provided."));
-    }
-    let Some(image) = find_image(&state, &auth, &image_ref).await? else {
-        return Err(bad("Can not find requested image"));
+    let boot = block_devices::boot_request(s)?;
+    let image_ref = boot.image_ref.clone();
+    // A server booted from a volume has no image (its root disk is the volume's).
+    let image = match boot.boots_from_volume() {
+        true => ImageInfo::default(),
+        false => {
+            if !UUID.is_match(&image_ref) {
+                return Err(bad("Invalid imageRef provided."));
+            }
+            let Some(image) = find_image(&state, &auth, &image_ref).await? else {
+                return Err(bad("Can not find requested image"));
+            };
+            if image.status != "active" {
+                return Err(bad(format!("Image {image_ref} is not active.")));
+            }
+            image
+        }
     };
-    if image.status != "active" {
-        return Err(bad(format!("Image {image_ref} is not active.")));
-    }
     let network_request = parse_networks(s, &mv)?;
     let flavor_ref = match s.get("flavorRef") {
         Some(Value::String(f)) if !f.is_empty() => f.rsplit('/').next().unwrap_or(f).to_string(),
@@ -502,7 +447,9 @@ pub async fn create(
     let flavor = find_visible(&c, &auth, &flavor_ref)
         .await
         .map_err(|_| bad(format!("Flavor {flavor_ref} could not be found.")))?;
-    check_image_fits(&image, &flavor, &auth, &project)?;
+    if !boot.boots_from_volume() {
+        check_image_fits(&image, &flavor, &auth, &project)?;
+    }
     // Kernel and ramdisk of a kernel/ramdisk image (`_handle_kernel_and_ramdisk`).
     let mut kernel_id = String::new();
     let mut ramdisk_id = String::new();
@@ -574,6 +521,20 @@ pub async fn create(
             "Unable to set hostname with max_count > 1; use name instead.",
         ));
     }
+    for image_id in boot
+        .volumes
+        .iter()
+        .filter_map(|v| v.create.as_ref()?.image_id.as_ref())
+    {
+        match find_image(&state, &auth, image_id).await? {
+            Some(i) if i.status == "active" => {}
+            Some(_) => return Err(bad(format!("Image {image_id} is not active."))),
+            None => return Err(bad("Can not find requested image")),
+        }
+    }
+    let volume_records =
+        block_devices::volume_records(&c, &project, is_admin(&auth), &boot.volumes, max_count)
+            .await?;
     let group_names = security_group_names(s)?;
     let resolved = requested_networks(
         &c,
@@ -751,7 +712,7 @@ pub async fn create(
                 terminated_at: None,
                 admin_pass_set: true,
                 vifs: Vec::new(),
-                volumes: Vec::new(),
+                volumes: block_devices::for_server(&volume_records, &request_id.0),
             },
         });
     }
@@ -786,6 +747,19 @@ pub async fn create(
     }
     for inst in &instances {
         tracing::info!(uuid = %inst.uuid, name = %inst.data.display_name, "server create accepted");
+        crate::crashpoint::hit("api:after-server-recorded");
+        if let Err(e) = block_devices::make_volumes(&c, inst, &auth.ctx.token).await {
+            // As in Nova, the server errors (the volumes made so far stay on it, deleted
+            // with it when marked so).
+            let message = format!(
+                "Build of instance {} aborted: Failure prepping block device: {e:#}",
+                inst.uuid
+            );
+            conductor::fail_build(&c, inst, 500, &message)
+                .await
+                .map_err(ApiError::internal)?;
+            continue;
+        }
         let c = c.clone();
         let uuid = inst.uuid.clone();
         tokio::spawn(async move {

@@ -2,6 +2,7 @@
 //! server actions and instance actions.
 
 mod actions;
+mod block_devices;
 mod create;
 mod instance_actions;
 mod list;

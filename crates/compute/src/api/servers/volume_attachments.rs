@@ -225,6 +225,7 @@ pub async fn create(
             state: state::RESERVING.into(),
             connection: None,
             request_id: rid.clone(),
+            create: None,
         });
         true
     })
@@ -281,6 +282,9 @@ pub async fn delete(
     check_lock(&auth, &inst)?;
     check_state(&inst, "detach_volume", ATTACHABLE, &[None])?;
     let rec = attachment(&inst, &uuid, &volume_id)?;
+    if rec.is_root() {
+        return Err(ApiError::bad_request("Cannot detach a root device volume"));
+    }
     if rec.state != state::ATTACHED {
         return Err(invalid_state(
             "detach_volume",
