@@ -224,3 +224,26 @@ def test_boot_from_a_volume_made_from_an_image(cloud, guest, unique):
     if not gone:
         wait_volume(cloud, volume, "available")
         cloud.run("ferrostack-demo", "volume", "delete", volume)
+
+
+@pytest.mark.slow
+def test_extend_an_attached_volume(cloud, guest, unique):
+    """`volume set --size` on an in-use volume (3.42): the file grows under the running guest,
+    Nova's `volume-extended` event reaches the guest's host, and the guest sees the new size."""
+    server = boot(cloud, f"volx-{unique}", guest, "nothing-to-do")
+    volume = cloud.json("ferrostack-demo", "volume", "create", "--size", "1", f"grow-{unique}")["id"]
+    wait_volume(cloud, volume, "available")
+    cloud.run("ferrostack-demo", "server", "add", "volume", server, volume)
+    wait_volume(cloud, volume, "in-use")
+    wait_console(cloud, server, rf"^FERROSTACK-GUEST: disks vda:\d+ vdb:{GIB_SECTORS}$")
+    # Before 3.42 an attached volume is not extended.
+    refused = cloud.run("ferrostack-demo", "--os-volume-api-version", "3.41", "volume", "set", "--size", "2",
+                        volume, check=False)
+    assert refused.returncode != 0
+    cloud.run("ferrostack-demo", "--os-volume-api-version", "3.42", "volume", "set", "--size", "2", volume)
+    wait(lambda: cloud.json("ferrostack-demo", "volume", "show", volume)["size"] == 2, 60, "the volume extended")
+    wait_volume(cloud, volume, "in-use")
+    wait_console(cloud, server, rf"^FERROSTACK-GUEST: disks vda:\d+ vdb:{2 * GIB_SECTORS}$")
+    cloud.run("ferrostack-demo", "server", "delete", "--wait", server, timeout=180)
+    wait_volume(cloud, volume, "available")
+    cloud.run("ferrostack-demo", "volume", "delete", volume)

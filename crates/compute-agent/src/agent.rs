@@ -98,7 +98,10 @@ impl Shared {
                 });
             }
             // Never queued behind the builds they wake.
-            AgentRequest::ExternalEvents { events } => self.manager.external_events(&events),
+            AgentRequest::ExternalEvents { events } => {
+                let this = self.clone();
+                self.spawn(async move { this.manager.external_events(&events).await });
+            }
             cast => {
                 let recovery = Recovery::Request(Box::new(cast));
                 let uuid = recovery.uuid().to_string();

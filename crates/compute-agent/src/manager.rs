@@ -54,7 +54,7 @@ impl Manager {
                 hard,
                 request_id,
             } => self.reboot(&build, hard, &request_id).await,
-            AgentRequest::ExternalEvents { events } => self.external_events(&events),
+            AgentRequest::ExternalEvents { events } => self.external_events(&events).await,
             AgentRequest::AttachVolume {
                 uuid,
                 disk,
@@ -223,11 +223,27 @@ impl Manager {
     }
 
     /// `network-vif-plugged` (and other) events for guests here: waiting builds look again.
-    pub(crate) fn external_events(&self, events: &[ExternalEvent]) {
+    pub(crate) async fn external_events(&self, events: &[ExternalEvent]) {
         for e in events {
             tracing::info!(uuid = %e.server_uuid, name = %e.name, tag = ?e.tag, status = %e.status, "external event");
         }
         self.port_events.notify_waiters();
+        for e in events.iter().filter(|e| e.name == "volume-extended") {
+            let Some(volume_id) = &e.tag else { continue };
+            match self
+                .guests
+                .driver
+                .resize_volume(&e.server_uuid, volume_id)
+                .await
+            {
+                Ok(size) => {
+                    tracing::info!(uuid = %e.server_uuid, volume = %volume_id, ?size, "extended volume resized in the guest")
+                }
+                Err(err) => {
+                    tracing::warn!(uuid = %e.server_uuid, volume = %volume_id, error = %err, "extended volume not resized in the guest")
+                }
+            }
+        }
     }
 
     /// Waits until the networking service reports every port of the guest active: asked at

@@ -1,5 +1,6 @@
-//! Neutron's nova notifier: tells the compute API a server's port is wired
-//! (`network-vif-plugged` on `POST /v2.1/os-server-external-events`), as the service user.
+//! The nova notifier of Neutron and Cinder: tells the compute API a server's port is wired
+//! (`network-vif-plugged`) or its volume grew (`volume-extended`) on
+//! `POST /v2.1/os-server-external-events`, as the service user.
 
 use ferrostack_compute_agent::{PasswordTokenSource, TokenSource};
 use ferrostack_config::Config;
@@ -34,20 +35,23 @@ impl NovaNotifier {
     /// with a per-event 404/422 when the server is unknown or not placed).
     async fn post(
         &self,
+        name: &str,
         server_id: &str,
-        port_id: &str,
+        tag: &str,
     ) -> anyhow::Result<(reqwest::StatusCode, Option<u64>)> {
         let token = self.tokens.token().await?;
         let body = json!({"events": [{
-            "name": "network-vif-plugged",
+            "name": name,
             "server_uuid": server_id,
-            "tag": port_id,
+            "tag": tag,
             "status": "completed",
         }]});
         let response = self
             .http
             .post(&self.url)
             .header("X-Auth-Token", token)
+            // `volume-extended` is accepted from 2.51.
+            .header("OpenStack-API-Version", "compute 2.51")
             .header("Content-Type", "application/json")
             .body(body.to_string())
             .send()
@@ -62,7 +66,7 @@ impl NovaNotifier {
 #[async_trait::async_trait]
 impl ferrostack_network::agents::VifNotifier for NovaNotifier {
     async fn vif_plugged(&self, server_id: &str, port_id: &str) {
-        match self.post(server_id, port_id).await {
+        match self.post("network-vif-plugged", server_id, port_id).await {
             Ok((status, Some(200))) if status.is_success() => {
                 tracing::info!(
                     server = server_id,
@@ -81,5 +85,22 @@ impl ferrostack_network::agents::VifNotifier for NovaNotifier {
                 tracing::warn!(server = server_id, error = %e, "network-vif-plugged not sent")
             }
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl ferrostack_volume::service::ComputeEvents for NovaNotifier {
+    async fn volume_extended(&self, server_id: &str, volume_id: &str) -> anyhow::Result<()> {
+        let (status, code) = self.post("volume-extended", server_id, volume_id).await?;
+        anyhow::ensure!(
+            status.is_success() && code == Some(200),
+            "the compute API answered {status} (event code {code:?})"
+        );
+        tracing::info!(
+            server = server_id,
+            volume = volume_id,
+            "volume-extended sent"
+        );
+        Ok(())
     }
 }

@@ -44,5 +44,10 @@ pub async fn open(
         &format!("{base}/image"),
         tokens,
     ));
-    Volumes::open(store, &config.api.public_url, bus, v, driver, images).await
+    let volumes = Volumes::open(store, &config.api.public_url, bus, v, driver, images).await?;
+    volumes.set_compute_events(Arc::new(crate::nova_notifier::NovaNotifier::new(
+        config,
+        service_password,
+    )));
+    Ok(volumes)
 }

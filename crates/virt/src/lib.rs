@@ -190,6 +190,15 @@ pub trait VirtDriver: Send + Sync {
     /// Idempotent: a volume that is not attached is Ok. [`VirtError::NotFound`] when there is
     /// no such guest.
     async fn detach_volume(&self, uuid: &str, volume: &GuestVolume) -> Result<(), VirtError>;
+    /// Tells the running guest that the disk of volume `volume_id` grew to its file's size now
+    /// (Nova's `extend_volume`: `virDomainBlockResize`, after the volume service grew the
+    /// file). Returns the new size in bytes; `None` when the guest is not running or has no
+    /// such disk (a guest reads its disks' sizes when it starts). Drivers without disks do
+    /// nothing.
+    async fn resize_volume(&self, uuid: &str, volume_id: &str) -> Result<Option<u64>, VirtError> {
+        let _ = (uuid, volume_id);
+        Ok(None)
+    }
     /// The targets (`vdb`, ...) of the guest's volume disks, in device order: the live guest's
     /// when it is active, otherwise its persistent definition's.
     async fn volume_targets(&self, uuid: &str) -> Result<Vec<String>, VirtError>;

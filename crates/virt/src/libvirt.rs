@@ -349,6 +349,37 @@ impl VirtDriver for LibvirtDriver {
         .await
     }
 
+    /// Nova's `extend_volume`: `virDomainBlockResize` of the live disk with the volume's serial
+    /// to its file's size, in bytes.
+    async fn resize_volume(&self, uuid: &str, volume_id: &str) -> Result<Option<u64>, VirtError> {
+        let volume_id = volume_id.to_string();
+        self.with_domain(uuid, None, move |dom| {
+            if !running(dom)? {
+                return Ok(None);
+            }
+            let disks = domain_disks(dom, 0)?;
+            let Some(source) = disks
+                .iter()
+                .find(|d| d.serial.as_deref() == Some(volume_id.as_str()))
+                .and_then(|d| d.source.clone())
+            else {
+                return Ok(None);
+            };
+            let size = std::fs::metadata(&source)
+                .map_err(|e| VirtError::Hypervisor(format!("{}: {e}", source.display())))?
+                .len();
+            dom.block_resize(
+                &source.to_string_lossy(),
+                size,
+                sys::VIR_DOMAIN_BLOCK_RESIZE_BYTES,
+            )
+            .map_err(hv)?;
+            tracing::info!(uuid = %dom.get_uuid_string().unwrap_or_default(), volume = %volume_id, size, "volume resized in the guest");
+            Ok(Some(size))
+        })
+        .await
+    }
+
     /// Nova's `detach_volume`: from the persistent definition first, then from the live guest
     /// with retries (`_detach_with_retry`), until the live XML no longer has the disk.
     async fn detach_volume(&self, uuid: &str, volume: &GuestVolume) -> Result<(), VirtError> {

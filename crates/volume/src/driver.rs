@@ -40,6 +40,12 @@ pub trait VolumeDriver: Send + Sync {
     /// Capacity and free space.
     async fn stats(&self) -> anyhow::Result<BackendStats>;
 
+    /// Whether [`VolumeDriver::extend_volume`] may run while a guest has the volume open
+    /// (the guest is then told to read its new size).
+    fn extends_attached(&self) -> bool {
+        false
+    }
+
     /// Creates a blank volume of `volume.size` GiB.
     async fn create_volume(&self, volume: &Volume) -> anyhow::Result<()>;
 

@@ -236,6 +236,12 @@ impl VolumeDriver for FileDriver {
         self.dir.join(WORK_DIR)
     }
 
+    /// A raw file grows by `set_len`, which needs no lock the guest's QEMU holds; a qcow2
+    /// file is resized by `qemu-img`, which QEMU's image lock refuses while it is open.
+    fn extends_attached(&self) -> bool {
+        self.format == FileFormat::Raw
+    }
+
     async fn stats(&self) -> anyhow::Result<BackendStats> {
         let total = self.capacity_gb as f64;
         let allocated = self.allocated().await? as f64 / GIB as f64;

@@ -20,7 +20,8 @@
 
 use crate::db::{self, write_tx};
 use crate::model::{
-    Snapshot, Volume, VolumeSource, VolumeTask, VolumeType, snapshot_status, volume_status,
+    Attachment, Snapshot, Volume, VolumeSource, VolumeTask, VolumeType, attach_status,
+    snapshot_status, volume_status,
 };
 use crate::scheduler::{self, NoValidBackend};
 use crate::service::{MANAGER_QUEUE, Volumes, Work};
@@ -582,7 +583,42 @@ impl Manager {
         })
         .await?;
         tracing::info!(volume = %volume.id, new_size, "volume extended");
+        if previous_status == volume_status::IN_USE {
+            self.tell_guests_extended(&volume.id).await;
+        }
         Ok(())
+    }
+
+    /// Tells the compute service that the guests holding the volume should read its new size
+    /// (Cinder's `nova.extend_volume`; as there, a failure is logged, not the operation's).
+    async fn tell_guests_extended(&self, volume_id: &str) {
+        let Some(compute) = self.volumes.compute.get() else {
+            return tracing::warn!(
+                volume = volume_id,
+                "no compute service to tell that an attached volume grew"
+            );
+        };
+        let attachments: Vec<Attachment> = match self
+            .volumes
+            .db
+            .select("volume_id = $1", &[volume_id])
+            .await
+        {
+            Ok(list) => list,
+            Err(e) => {
+                let e = anyhow::Error::from(e);
+                return tracing::warn!(volume = volume_id, error = %format!("{e:#}"), "the guests of an extended volume not told");
+            }
+        };
+        for server in attachments
+            .iter()
+            .filter(|a| a.attach_status == attach_status::ATTACHED)
+            .filter_map(|a| a.instance_uuid.as_deref())
+        {
+            if let Err(e) = compute.volume_extended(server, volume_id).await {
+                tracing::warn!(volume = volume_id, server, error = %format!("{e:#}"), "volume-extended not sent");
+            }
+        }
     }
 
     /// Writes the volume's data in `disk_format` and uploads it as image `image_id` (unless

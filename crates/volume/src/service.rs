@@ -91,6 +91,16 @@ pub struct Volumes {
     pub(crate) images: Arc<dyn ImageApi>,
     pub(crate) bus: Arc<dyn MessageBus>,
     pub(crate) public_url: String,
+    /// Told when an attached volume grew, once set ([`Volumes::set_compute_events`]).
+    pub(crate) compute: std::sync::OnceLock<Arc<dyn ComputeEvents>>,
+}
+
+/// The compute service as the volume manager tells it of changes to attached volumes
+/// (Cinder's `compute/nova.py`).
+#[async_trait::async_trait]
+pub trait ComputeEvents: Send + Sync {
+    /// `volume-extended` for server `server_id`: its disk of `volume_id` grew.
+    async fn volume_extended(&self, server_id: &str, volume_id: &str) -> anyhow::Result<()>;
 }
 
 impl Volumes {
@@ -112,6 +122,7 @@ impl Volumes {
             images,
             bus,
             public_url: public_url.trim_end_matches('/').to_string(),
+            compute: std::sync::OnceLock::new(),
         });
         crate::types::ensure_default_type(&volumes).await?;
         // This process places volumes: it is the `cinder-scheduler` of `os-services`.
@@ -119,6 +130,13 @@ impl Volumes {
         crate::heartbeat::start_reporting(&volumes, host, crate::heartbeat::SCHEDULER_BINARY)
             .await?;
         Ok(volumes)
+    }
+
+    /// Whom to tell when an attached volume grew (the compute API); set once.
+    pub fn set_compute_events(&self, compute: Arc<dyn ComputeEvents>) {
+        if self.compute.set(compute).is_err() {
+            tracing::warn!("the compute events of the volume service were set already");
+        }
     }
 
     /// `<public url>/volume`.

@@ -173,8 +173,9 @@ async fn check_per_volume_limit(
     }
 }
 
-/// `os-extend` `{"new_size"}`: an available volume grows (the manager does it). An in-use
-/// volume (3.42) is refused: the guest could not be told its disk grew.
+/// `os-extend` `{"new_size"}`: an available volume grows (the manager does it), and from 3.42
+/// an in-use one when the backend can grow it under a running guest (the manager then tells
+/// the compute service, which has the guest read the new size).
 async fn extend(
     volumes: &Volumes,
     auth: &Auth,
@@ -186,14 +187,22 @@ async fn extend(
     let new_size = integer(&body["os-extend"]["new_size"])
         .ok_or_else(|| errors::invalid_input("new_size must be an integer"))?;
     let seen = visible(volumes, auth, id).await?;
-    if at_least(mv, 42) && seen.status == volume_status::IN_USE {
-        enforce(auth, "volume:extend_attached_volume", &seen.project_id)?;
+    let attached = at_least(mv, 42) && seen.status == volume_status::IN_USE;
+    let rule = match attached {
+        true => "volume:extend_attached_volume",
+        false => "volume:extend",
+    };
+    enforce(auth, rule, &seen.project_id)?;
+    if attached && !volumes.driver.extends_attached() {
         return Err(errors::invalid_volume(format!(
-            "Volume {id} is in-use: extending an attached volume is not available on this \
-             cloud yet; detach it first."
+            "Volume {id} is in-use: this backend (qcow2 files) cannot extend an attached \
+             volume; detach it first."
         )));
     }
-    enforce(auth, "volume:extend", &seen.project_id)?;
+    let allowed = match attached {
+        true => volume_status::IN_USE,
+        false => volume_status::AVAILABLE,
+    };
     let volume_type = type_of(volumes, &seen).await?;
     write_tx!(volumes.db, |tx| {
         async {
@@ -210,9 +219,9 @@ async fn extend(
             if let Some(t) = &volume_type {
                 check_type_size(t, new_size)?;
             }
-            if volume.status != volume_status::AVAILABLE {
+            if volume.status != allowed {
                 return Err(errors::invalid_volume(format!(
-                    "Volume {id} status must be '{{'status': 'available'}}' to extend, \
+                    "Volume {id} status must be '{{'status': '{allowed}'}}' to extend, \
                      currently {}.",
                     volume.status
                 ))

@@ -319,6 +319,52 @@ async fn volumes_are_created_from_snapshots_and_cloned_with_their_data() {
     assert_eq!(create_settled(&h, &orphan).await.status, "error");
 }
 
+/// The `volume-extended` events the manager sends.
+#[derive(Default)]
+struct SentEvents(std::sync::Mutex<Vec<(String, String)>>);
+
+#[async_trait::async_trait]
+impl crate::service::ComputeEvents for SentEvents {
+    async fn volume_extended(&self, server_id: &str, volume_id: &str) -> anyhow::Result<()> {
+        let mut sent = self.0.lock().unwrap();
+        sent.push((server_id.to_string(), volume_id.to_string()));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn extending_an_in_use_volume_tells_the_servers_holding_it() {
+    let h = Harness::open("mgr-extend-in-use").await;
+    let sent = std::sync::Arc::new(SentEvents::default());
+    h.volumes.set_compute_events(sent.clone());
+    let volume = available_volume(&h, 1).await;
+    let holding = new_attachment(&volume, Some("server-a".into()), "attached", "rw".into());
+    let reserved = new_attachment(&volume, Some("server-b".into()), "reserved", "rw".into());
+    write_tx!(h.volumes.db, |tx| {
+        async {
+            tx.insert(&holding).await?;
+            tx.insert(&reserved).await
+        }
+        .await
+    })
+    .unwrap();
+    let task = VolumeTask::Extend {
+        new_size: 2,
+        previous_status: "in-use".into(),
+    };
+    start_task(&h, &volume.id, "extending", task).await;
+    let done = settled(&h, &volume.id, "extending").await.unwrap();
+    assert_eq!((done.status.as_str(), done.size), ("in-use", 2));
+    let file = std::fs::metadata(volume_file(&h, &volume.id)).unwrap();
+    assert_eq!(file.len(), 2 * GIB);
+    // Only the server the volume is attached to is told.
+    let told = sent.0.lock().unwrap().clone();
+    assert_eq!(told, vec![("server-a".to_string(), volume.id.clone())]);
+    // An available volume's extend tells no one.
+    extend_settled(&h, &available_volume(&h, 1).await.id, 2).await;
+    assert_eq!(sent.0.lock().unwrap().len(), 1);
+}
+
 #[tokio::test]
 async fn extend_grows_the_file_and_restores_the_status() {
     let h = Harness::open("mgr-extend").await;

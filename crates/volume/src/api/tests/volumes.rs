@@ -955,3 +955,39 @@ async fn upload_to_image_creates_and_fills_an_image() {
     .await;
     assert_eq!(bad.status, 400);
 }
+
+#[tokio::test]
+async fn an_in_use_volume_is_extended_from_3_42() {
+    let h = Harness::open("vol-extend-in-use").await;
+    let volume = h.available_volume("alice", json!({"size": 1})).await;
+    let id = volume["id"].as_str().unwrap();
+    write_tx!(h.volumes.db, |tx| {
+        async {
+            let mut v = tx.lock::<crate::model::Volume>(id).await?.unwrap();
+            v.status = "in-use".into();
+            tx.save(&v).await
+        }
+        .await
+    })
+    .unwrap();
+    let path = format!("/v3/volumes/{id}/action");
+    let body = json!({"os-extend": {"new_size": 2}});
+    let old = h
+        .call_at("3.41", "alice", "POST", &path, Some(body.clone()))
+        .await;
+    assert_eq!(old.status, 400, "{:?}", old.body);
+    assert!(
+        old.body["badRequest"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("must be '{'status': 'available'}'"),
+        "{:?}",
+        old.body
+    );
+    let new = h.call_at("3.42", "alice", "POST", &path, Some(body)).await;
+    assert_eq!(new.status, 202, "{:?}", new.body);
+    let shown = h
+        .wait_status("alice", &format!("/v3/volumes/{id}"), "volume", "in-use")
+        .await;
+    assert_eq!(shown["size"], 2);
+}
