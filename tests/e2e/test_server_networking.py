@@ -245,8 +245,14 @@ def test_routers_floating_ips_isolation_and_metadata_identity(external):
     wait(lambda: host_ping(fip), 60, f"the floating IP {fip} to answer")
     shown = c.json("ferrostack-demo", "floating", "ip", "show", fip)
     assert shown["fixed_ip_address"] == inside_ip and shown["status"] == "ACTIVE", shown
+    # Neutron told compute (network-changed): the server's addresses show the floating IP, and
+    # the server shows the security groups of its port.
+    addresses = lambda: str(c.json("ferrostack-demo", "server", "show", d)["addresses"])
+    wait(lambda: fip in addresses(), 30, f"server show to list {fip}")
+    assert "default" in str(c.json("ferrostack-demo", "server", "show", d)["security_groups"])
     c.run("ferrostack-demo", "server", "remove", "floating", "ip", d, fip)
     wait(lambda: not host_ping(fip), 60, f"the floating IP {fip} to go quiet")
+    wait(lambda: fip not in addresses(), 30, f"server show to drop {fip}")
 
     # The metadata proxy names the instance by the source address of the request on its
     # network, whatever identity headers the request carries: from the DHCP namespace (an

@@ -10,6 +10,7 @@
 
 use ferrostack_api::ApiError;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 /// One entry of a server create's `networks` once resolved: a network to get a new port on, or
 /// an existing port to take.
@@ -52,6 +53,10 @@ pub struct VifIp {
     pub gateway: Option<String>,
     pub dns_nameservers: Vec<String>,
     pub dhcp: bool,
+    /// The floating addresses associated with this fixed address (Nova's info cache keeps
+    /// them per fixed IP; refreshed on `network-changed`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub floating_ips: Vec<String>,
 }
 
 /// A server's interface: a port it created or took, and (once bound) what it looks like.
@@ -100,6 +105,16 @@ pub struct PortOwner {
     pub device_owner: String,
 }
 
+/// A floating IP as the server actions see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FloatingIpInfo {
+    pub id: String,
+    /// The port it is associated with, if any.
+    pub port_id: Option<String>,
+    /// That port's `device_id` (the server holding the floating IP).
+    pub device_id: Option<String>,
+}
+
 /// The networking service as compute uses it.
 #[async_trait::async_trait]
 pub trait NetworkApi: Send + Sync {
@@ -139,4 +154,33 @@ pub trait NetworkApi: Send + Sync {
 
     /// The ports among `port_ids` that are not `ACTIVE` yet.
     async fn pending(&self, port_ids: &[String]) -> anyhow::Result<Vec<String>>;
+
+    /// The server's bound vifs read again from their ports (addresses and their floating
+    /// addresses), as Nova refreshes its network info cache; a vif whose port is gone or no
+    /// longer the server's is kept as it was.
+    async fn refresh(&self, server_uuid: &str, vifs: &[Vif]) -> anyhow::Result<Vec<Vif>>;
+
+    /// The names of the security groups of each server's ports, by server uuid, each name
+    /// once (Nova's `get_instances_security_groups_bindings`); servers without ports are
+    /// absent.
+    async fn security_group_names(
+        &self,
+        server_uuids: &[&str],
+    ) -> anyhow::Result<HashMap<String, Vec<String>>>;
+
+    /// The floating IP with `address` that the caller (`project`, `admin`) can see.
+    async fn floating_ip(
+        &self,
+        project: &str,
+        admin: bool,
+        address: &str,
+    ) -> Result<Option<FloatingIpInfo>, ApiError>;
+
+    /// Associates floating IP `id` with `fixed_address` of port `port_id`, or (with `None`)
+    /// disassociates it. Neutron's refusals come back as its messages.
+    async fn set_floating_ip_port(
+        &self,
+        id: &str,
+        port: Option<(&str, &str)>,
+    ) -> Result<(), ApiError>;
 }

@@ -244,6 +244,16 @@ pub const COMPUTE_RULES: &[RuleDefault] = &[
         "Remove a security group from a server's ports.",
     ),
     api(
+        "os_compute_api:os-floating-ips:add",
+        "rule:project_member_or_admin",
+        "Associate a floating IP with a server (addFloatingIp, up to 2.43).",
+    ),
+    api(
+        "os_compute_api:os-floating-ips:remove",
+        "rule:project_member_or_admin",
+        "Disassociate a floating IP from a server (removeFloatingIp, up to 2.43).",
+    ),
+    api(
         "os_compute_api:os-volumes-attachments:index",
         "rule:project_reader_or_admin",
         "List volume attachments for an instance.",

@@ -157,3 +157,31 @@ pub async fn pending(c: &Compute, uuid: &str) -> anyhow::Result<Vec<String>> {
     }
     network.pending(&ids).await
 }
+
+/// Reads the instance's interfaces again from the networking service and saves them when
+/// they changed (Nova's info-cache refresh on `network-changed`, and after the floating IP
+/// actions): the floating addresses and fixed addresses `addresses` shows. A deleted
+/// instance, or one without interfaces, is left alone.
+pub async fn refresh(c: &Compute, uuid: &str) -> anyhow::Result<()> {
+    let Some(network) = c.network().cloned() else {
+        return Ok(());
+    };
+    for _ in 0..10 {
+        let Some(mut inst) = idb::instance(&c.store, uuid).await? else {
+            return Ok(());
+        };
+        if inst.deleted || inst.data.vifs.is_empty() {
+            return Ok(());
+        }
+        let refreshed = network.refresh(uuid, &inst.data.vifs).await?;
+        if refreshed == inst.data.vifs {
+            return Ok(());
+        }
+        inst.data.vifs = refreshed;
+        if idb::save_data(&c.store, &inst, &now()).await? {
+            tracing::info!(server = uuid, "network info refreshed");
+            return Ok(());
+        }
+    }
+    anyhow::bail!("instance {uuid} kept changing while its network info was refreshed")
+}

@@ -5,12 +5,15 @@
 
 use ferrostack_api::ApiError;
 use ferrostack_compute::network::{
-    NetworkApi, NetworkRequest, PortOwner, RequestedNic, ResolvedNetworks, Vif, VifIp,
+    FloatingIpInfo, NetworkApi, NetworkRequest, PortOwner, RequestedNic, ResolvedNetworks, Vif,
+    VifIp,
 };
 use ferrostack_network::Networking;
+use ferrostack_network::db::floatingips::{self, FloatingIpUpdate};
 use ferrostack_network::db::ports::{self, IpRequest, PortRequest, PortUpdate};
 use ferrostack_network::db::{self, write_tx};
-use ferrostack_network::model::{Binding, Network, Port, SecurityGroup, Subnet};
+use ferrostack_network::model::{Binding, FloatingIp, Network, Port, SecurityGroup, Subnet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// [`NetworkApi`] over the networking service of this process.
@@ -33,6 +36,12 @@ fn db_error(e: db::Error) -> anyhow::Error {
 
 fn internal(e: db::Error) -> ApiError {
     ApiError::internal(db_error(e))
+}
+
+/// `column IN ($1, ..., $n)` for `n` binds.
+fn any_of(column: &str, n: usize) -> String {
+    let params: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
+    format!("{column} IN ({})", params.join(", "))
 }
 
 impl LocalNetwork {
@@ -165,6 +174,12 @@ impl LocalNetwork {
             .await
             .map_err(|e| anyhow::anyhow!("{}", e.message))?
             .ok_or_else(|| anyhow::anyhow!("network {} is gone", port.network_id))?;
+        let floating: Vec<FloatingIp> = self
+            .net
+            .db()
+            .select("fixed_port_id = $1", &[&port.id])
+            .await
+            .map_err(db_error)?;
         let mut fixed_ips = Vec::new();
         for ip in &port.fixed_ips {
             let subnet: Option<Subnet> =
@@ -178,6 +193,11 @@ impl LocalNetwork {
                 gateway: subnet.gateway_ip.clone(),
                 dns_nameservers: subnet.dns_nameservers.clone(),
                 dhcp: subnet.enable_dhcp,
+                floating_ips: floating
+                    .iter()
+                    .filter(|f| f.fixed_ip_address.as_deref() == Some(ip.ip_address.as_str()))
+                    .map(|f| f.floating_ip_address.clone())
+                    .collect(),
             });
         }
         Ok(Vif {
@@ -463,5 +483,113 @@ impl NetworkApi for LocalNetwork {
             }
         }
         Ok(pending)
+    }
+
+    async fn refresh(&self, server_uuid: &str, vifs: &[Vif]) -> anyhow::Result<Vec<Vif>> {
+        let mut refreshed = Vec::with_capacity(vifs.len());
+        for vif in vifs {
+            let port = match vif.bound() {
+                true => self.port(&vif.port_id).await?,
+                false => None,
+            };
+            refreshed.push(match port.filter(|p| p.device_id == server_uuid) {
+                Some(port) => self.describe(vif, &port).await?,
+                None => vif.clone(),
+            });
+        }
+        Ok(refreshed)
+    }
+
+    async fn security_group_names(
+        &self,
+        server_uuids: &[&str],
+    ) -> anyhow::Result<HashMap<String, Vec<String>>> {
+        if server_uuids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let db = self.net.db();
+        let ports: Vec<Port> = db
+            .select(&any_of("device_id", server_uuids.len()), server_uuids)
+            .await
+            .map_err(db_error)?;
+        let mut ids: Vec<&str> = ports
+            .iter()
+            .flat_map(|p| p.security_groups.iter().map(String::as_str))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let names: HashMap<String, String> = match ids.is_empty() {
+            true => HashMap::new(),
+            false => db
+                .select::<SecurityGroup>(&any_of("id", ids.len()), &ids)
+                .await
+                .map_err(db_error)?
+                .into_iter()
+                .map(|g| (g.id, g.name))
+                .collect(),
+        };
+        let mut out: HashMap<String, Vec<String>> = HashMap::new();
+        for port in &ports {
+            let groups = out.entry(port.device_id.clone()).or_default();
+            for id in &port.security_groups {
+                let name = names.get(id).cloned().unwrap_or_else(|| id.clone());
+                if !groups.contains(&name) {
+                    groups.push(name);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn floating_ip(
+        &self,
+        project: &str,
+        admin: bool,
+        address: &str,
+    ) -> Result<Option<FloatingIpInfo>, ApiError> {
+        let found: Vec<FloatingIp> = self
+            .net
+            .db()
+            .select("floating_ip_address = $1", &[address])
+            .await
+            .map_err(internal)?;
+        let Some(fip) = found.into_iter().find(|f| admin || f.project_id == project) else {
+            return Ok(None);
+        };
+        let device_id = match &fip.port_id {
+            Some(port) => self
+                .port(port)
+                .await
+                .map_err(ApiError::internal)?
+                .map(|p| p.device_id)
+                .filter(|d| !d.is_empty()),
+            None => None,
+        };
+        Ok(Some(FloatingIpInfo {
+            id: fip.id,
+            port_id: fip.port_id,
+            device_id,
+        }))
+    }
+
+    async fn set_floating_ip_port(
+        &self,
+        id: &str,
+        port: Option<(&str, &str)>,
+    ) -> Result<(), ApiError> {
+        let change = FloatingIpUpdate {
+            port_id: Some(port.map(|(p, _)| p.to_string())),
+            fixed_ip_address: port.map(|(_, fixed)| fixed.to_string()),
+            description: None,
+        };
+        match write_tx!(self.net.db(), |tx| floatingips::update(
+            tx, id, &change, None
+        )
+        .await)
+        {
+            Ok(_) => Ok(()),
+            Err(db::Error::Api(e)) => Err(e),
+            Err(e) => Err(internal(e)),
+        }
     }
 }

@@ -351,12 +351,13 @@ pub async fn start_server(
         "" => config.compute.host.clone(),
         h => h.to_string(),
     };
+    let notifier: Arc<dyn ferrostack_network::agents::VifNotifier> = Arc::new(
+        crate::nova_notifier::NovaNotifier::new(config, service_password),
+    );
+    network.set_compute_notifier(notifier.clone());
     let options = ferrostack_network::agents::ServerOptions {
         network_host,
-        notifier: Some(Arc::new(crate::nova_notifier::NovaNotifier::new(
-            config,
-            service_password,
-        ))),
+        notifier: Some(notifier),
     };
     ferrostack_network::agents::start(network, bus, options).await
 }

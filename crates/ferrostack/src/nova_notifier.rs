@@ -1,5 +1,6 @@
 //! The nova notifier of Neutron and Cinder: tells the compute API a server's port is wired
-//! (`network-vif-plugged`) or its volume grew (`volume-extended`) on
+//! (`network-vif-plugged`) or changed (`network-changed`), or its volume grew
+//! (`volume-extended`) on
 //! `POST /v2.1/os-server-external-events`, as the service user.
 
 use ferrostack_compute_agent::{PasswordTokenSource, TokenSource};
@@ -84,6 +85,18 @@ impl ferrostack_network::agents::VifNotifier for NovaNotifier {
             Err(e) => {
                 tracing::warn!(server = server_id, error = %e, "network-vif-plugged not sent")
             }
+        }
+    }
+
+    async fn network_changed(&self, server_id: &str, port_id: &str) {
+        match self.post("network-changed", server_id, port_id).await {
+            Ok((status, Some(200))) if status.is_success() => {
+                tracing::info!(server = server_id, port = port_id, "network-changed sent")
+            }
+            Ok((status, code)) => {
+                tracing::debug!(server = server_id, %status, ?code, "network-changed not taken")
+            }
+            Err(e) => tracing::warn!(server = server_id, error = %e, "network-changed not sent"),
         }
     }
 }

@@ -117,6 +117,8 @@ pub struct Networking {
     pub(crate) db: Db,
     pub(crate) settings: Settings,
     pub(crate) public_url: String,
+    /// Tells the compute service when what a server sees of its ports changes.
+    compute_notifier: std::sync::OnceLock<Arc<dyn crate::agents::VifNotifier>>,
 }
 
 impl Networking {
@@ -133,6 +135,7 @@ impl Networking {
             db: Db::new(store, bus),
             settings,
             public_url: public_url.trim_end_matches('/').to_string(),
+            compute_notifier: std::sync::OnceLock::new(),
         }))
     }
 
@@ -149,6 +152,43 @@ impl Networking {
     /// The parsed settings.
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// Sets who hears of changes to servers' ports (once; later calls are ignored).
+    pub fn set_compute_notifier(&self, notifier: Arc<dyn crate::agents::VifNotifier>) {
+        let _ = self.compute_notifier.set(notifier);
+    }
+
+    /// Sends `network-changed` for each of `ports` that belongs to a server (Neutron's
+    /// `send_network_change`), in the background: the caller's request does not wait for
+    /// the compute service.
+    pub(crate) async fn network_changed(&self, ports: &[Option<&str>]) {
+        let Some(notifier) = self.compute_notifier.get() else {
+            return;
+        };
+        let mut seen = Vec::new();
+        for id in ports.iter().flatten() {
+            if seen.contains(id) {
+                continue;
+            }
+            seen.push(*id);
+            let port: Option<crate::model::Port> = match self.db.get(id).await {
+                Ok(port) => port,
+                Err(e) => {
+                    tracing::warn!(port = id, error = ?e, "network-changed: reading the port");
+                    continue;
+                }
+            };
+            let Some(port) =
+                port.filter(|p| p.device_owner.starts_with("compute:") && !p.device_id.is_empty())
+            else {
+                continue;
+            };
+            let notifier = notifier.clone();
+            tokio::spawn(async move {
+                notifier.network_changed(&port.device_id, &port.id).await;
+            });
+        }
     }
 }
 

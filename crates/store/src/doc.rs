@@ -461,7 +461,11 @@ impl<E: DocError> DocDb<E> {
     ) -> Option<Result<T, E>> {
         let outcome = match outcome {
             Ok(value) => commit.await.map(|()| value),
-            Err(e) => Err(e),
+            Err(e) => {
+                // Rolls the transaction back now, not after the pause below.
+                drop(commit);
+                Err(e)
+            }
         };
         if let Some(e) = outcome.as_ref().err().and_then(E::as_db)
             && retry_pause(e, attempt, self.service).await

@@ -150,6 +150,8 @@ pub fn router(compute: Arc<Compute>) -> Router {
                 .delete(servers::delete),
         )
         .route("/servers/{id}/action", post(servers::action))
+        .route("/servers/{id}/ips", get(servers::ips::index))
+        .route("/servers/{id}/ips/{network}", get(servers::ips::show))
         .route(
             "/servers/{id}/os-volume_attachments",
             get(servers::volume_attachments::index).post(servers::volume_attachments::create),

@@ -7,7 +7,8 @@ use super::tests::{Harness, IMAGE, Reply, flavor};
 use crate::conductor;
 use crate::db::instances::{self as idb, Instance};
 use crate::network::{
-    NetworkApi, NetworkRequest, PortOwner, RequestedNic, ResolvedNetworks, Vif, VifIp,
+    FloatingIpInfo, NetworkApi, NetworkRequest, PortOwner, RequestedNic, ResolvedNetworks, Vif,
+    VifIp,
 };
 use crate::rpc::{
     self, AgentRequest, CONDUCTOR_QUEUE, ConductorReply, ConductorRequest, GuestBuild,
@@ -58,6 +59,16 @@ struct FakeNetwork {
     planned_first: Mutex<Vec<(String, bool)>>,
     /// Compute's store, to look at the instance when a port is created.
     store: OnceLock<Store>,
+    /// Floating IPs by address: (id, project, associated (port, fixed address)).
+    floating: Mutex<HashMap<String, FakeFloating>>,
+}
+
+/// A floating IP as the fake networking service keeps it.
+#[derive(Debug, Clone)]
+struct FakeFloating {
+    id: String,
+    project_id: String,
+    association: Option<(String, String)>,
 }
 
 impl FakeNetwork {
@@ -121,6 +132,22 @@ impl FakeNetwork {
         Ok(ids)
     }
 
+    /// The floating addresses associated with `fixed` of `port`.
+    fn floating_of(&self, port: &str, fixed: &str) -> Vec<String> {
+        let floating = self.floating.lock().unwrap();
+        let mut found: Vec<String> = floating
+            .iter()
+            .filter(|(_, f)| {
+                f.association
+                    .as_ref()
+                    .is_some_and(|(p, ip)| p == port && ip == fixed)
+            })
+            .map(|(address, _)| address.clone())
+            .collect();
+        found.sort();
+        found
+    }
+
     fn describe(&self, vif: &Vif, port: &FakePort) -> Vif {
         Vif {
             network_id: port.network_id.clone(),
@@ -135,6 +162,7 @@ impl FakeNetwork {
                 gateway: Some("10.0.0.1".into()),
                 dns_nameservers: Vec::new(),
                 dhcp: true,
+                floating_ips: self.floating_of(&vif.port_id, &port.ip),
             }],
             ..vif.clone()
         }
@@ -333,6 +361,75 @@ impl NetworkApi for FakeNetwork {
             .cloned()
             .collect())
     }
+
+    async fn refresh(&self, server_uuid: &str, vifs: &[Vif]) -> anyhow::Result<Vec<Vif>> {
+        Ok(vifs
+            .iter()
+            .map(|vif| match self.port(&vif.port_id) {
+                Some(port) if vif.bound() && port.device_id == server_uuid => {
+                    self.describe(vif, &port)
+                }
+                _ => vif.clone(),
+            })
+            .collect())
+    }
+
+    async fn security_group_names(
+        &self,
+        server_uuids: &[&str],
+    ) -> anyhow::Result<HashMap<String, Vec<String>>> {
+        let mut out: HashMap<String, Vec<String>> = HashMap::new();
+        for port in self.ports.lock().unwrap().values() {
+            if !server_uuids.contains(&port.device_id.as_str()) {
+                continue;
+            }
+            let names = out.entry(port.device_id.clone()).or_default();
+            for id in &port.security_groups {
+                let name = id.trim_start_matches("sg-").to_string();
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn floating_ip(
+        &self,
+        project: &str,
+        admin: bool,
+        address: &str,
+    ) -> Result<Option<FloatingIpInfo>, ApiError> {
+        let floating = self.floating.lock().unwrap().get(address).cloned();
+        let Some(f) = floating.filter(|f| admin || f.project_id == project) else {
+            return Ok(None);
+        };
+        let port_id = f.association.map(|(port, _)| port);
+        let device_id = port_id
+            .as_deref()
+            .and_then(|p| self.port(p))
+            .map(|p| p.device_id)
+            .filter(|d| !d.is_empty());
+        Ok(Some(FloatingIpInfo {
+            id: f.id,
+            port_id,
+            device_id,
+        }))
+    }
+
+    async fn set_floating_ip_port(
+        &self,
+        id: &str,
+        port: Option<(&str, &str)>,
+    ) -> Result<(), ApiError> {
+        let mut floating = self.floating.lock().unwrap();
+        let f = floating
+            .values_mut()
+            .find(|f| f.id == id)
+            .ok_or_else(|| ApiError::not_found(format!("Floating IP {id} could not be found")))?;
+        f.association = port.map(|(p, ip)| (p.to_string(), ip.to_string()));
+        Ok(())
+    }
 }
 
 async fn conductor_call(c: &Compute, request: ConductorRequest) -> ConductorReply {
@@ -504,6 +601,24 @@ async fn wait_gone(h: &Harness, id: &str) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("server {id} was never deleted");
+}
+
+/// A cloud named `name` over `fake` (with a scripted agent: keep the receiver) and an ACTIVE
+/// server of alice's on [`NET`] at 10.0.0.42.
+async fn active_at_42(
+    fake: &Arc<FakeNetwork>,
+    name: &str,
+) -> (Harness, mpsc::UnboundedReceiver<AgentRequest>, String) {
+    let h = cloud(name, Some(fake)).await;
+    let agent = agent(h.compute.clone(), HOST).await;
+    let id = created(
+        &h,
+        json!([{"uuid": NET, "fixed_ip": "10.0.0.42"}]),
+        json!({}),
+    )
+    .await;
+    wait_for(&h, &id, "ACTIVE").await;
+    (h, agent, id)
 }
 
 async fn action(h: &Harness, id: &str, body: Value) -> Reply {
@@ -733,19 +848,11 @@ async fn delete_deletes_created_ports_and_unbinds_taken_ones() {
 #[tokio::test]
 async fn show_lists_the_fixed_addresses_per_network() {
     let fake = FakeNetwork::new();
-    let h = cloud("net-addresses", Some(&fake)).await;
-    let _agent = agent(h.compute.clone(), HOST).await;
-    let id = created(
-        &h,
-        json!([{"uuid": NET, "fixed_ip": "10.0.0.42"}]),
-        json!({}),
-    )
-    .await;
-    let server = wait_for(&h, &id, "ACTIVE").await;
+    let (h, _agent, id) = active_at_42(&fake, "net-addresses").await;
     let port = &instance(&h, &id).await.data.vifs[0].port_id;
     let mac = fake.port(port).unwrap().mac;
     assert_eq!(
-        server["addresses"],
+        addresses(&h, &id).await,
         json!({NET_NAME: [{
             "version": 4,
             "addr": "10.0.0.42",
@@ -794,4 +901,200 @@ async fn security_groups_are_changed_through_the_networking_service() {
     let r = action(&h, &id, json!({"removeSecurityGroup": {"name": "web"}})).await;
     assert_eq!(r.status, 202, "{:?}", r.body);
     assert_eq!(fake.port(&port).unwrap().security_groups, ["sg-default"]);
+}
+
+/// `addresses` of the server as alice sees it.
+async fn addresses(h: &Harness, id: &str) -> Value {
+    let r = h
+        .call("alice", "GET", &format!("/v2.1/servers/{id}"), "2.96", None)
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r.body["server"]["addresses"].clone()
+}
+
+/// A floating IP of `project` in the fake networking service.
+fn add_floating(fake: &FakeNetwork, address: &str, id: &str, project: &str) {
+    fake.floating.lock().unwrap().insert(
+        address.into(),
+        FakeFloating {
+            id: id.into(),
+            project_id: project.into(),
+            association: None,
+        },
+    );
+}
+
+#[tokio::test]
+async fn floating_ip_actions_associate_and_show_in_addresses() {
+    let fake = FakeNetwork::new();
+    let (h, _agent, id) = active_at_42(&fake, "net-fip-actions").await;
+    let port = instance(&h, &id).await.data.vifs[0].port_id.clone();
+    let mac = fake.port(&port).unwrap().mac;
+    add_floating(&fake, "172.24.4.10", "fip-1", "p1");
+    add_floating(&fake, "172.24.4.20", "fip-2", "p2");
+    let path = format!("/v2.1/servers/{id}/action");
+    let act = |mv: &'static str, body: Value| {
+        let path = path.clone();
+        let h = &h;
+        async move { h.call("alice", "POST", &path, mv, Some(body)).await }
+    };
+
+    // Removed from the API at 2.44.
+    let r = act("2.44", json!({"addFloatingIp": {"address": "172.24.4.10"}})).await;
+    assert_eq!(r.status, 404, "{:?}", r.body);
+    // Bad input, unknown or invisible floating IPs, a fixed address of another server.
+    let r = act("2.43", json!({"addFloatingIp": {"address": "nope"}})).await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    let r = act("2.43", json!({"addFloatingIp": {}})).await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    let r = act("2.43", json!({"addFloatingIp": {"address": "172.24.4.99"}})).await;
+    assert_eq!(r.status, 404, "{:?}", r.body);
+    assert_eq!(r.body["itemNotFound"]["message"], "floating IP not found");
+    let r = act("2.43", json!({"addFloatingIp": {"address": "172.24.4.20"}})).await;
+    assert_eq!(r.status, 404, "{:?}", r.body);
+    let body = json!({"addFloatingIp": {"address": "172.24.4.10", "fixed_address": "10.0.0.9"}});
+    let r = act("2.43", body).await;
+    assert_eq!(
+        bad_request(&r),
+        "Specified fixed address not assigned to instance"
+    );
+
+    let r = act("2.43", json!({"addFloatingIp": {"address": "172.24.4.10"}})).await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    let entry = |addr: &str, kind: &str| json!({"version": 4, "addr": addr, "OS-EXT-IPS:type": kind, "OS-EXT-IPS-MAC:mac_addr": mac});
+    assert_eq!(
+        addresses(&h, &id).await,
+        json!({NET_NAME: [entry("10.0.0.42", "fixed"), entry("172.24.4.10", "floating")]})
+    );
+
+    let r = act(
+        "2.43",
+        json!({"removeFloatingIp": {"address": "172.24.4.10"}}),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    assert_eq!(
+        addresses(&h, &id).await,
+        json!({NET_NAME: [entry("10.0.0.42", "fixed")]})
+    );
+    let r = act(
+        "2.43",
+        json!({"removeFloatingIp": {"address": "172.24.4.10"}}),
+    )
+    .await;
+    assert_eq!(r.status, 409, "{:?}", r.body);
+    assert_eq!(
+        r.body["conflictingRequest"]["message"],
+        format!("Floating IP 172.24.4.10 is not associated with instance {id}.")
+    );
+}
+
+#[tokio::test]
+async fn network_changed_refreshes_the_addresses() {
+    let fake = FakeNetwork::new();
+    let (h, _agent, id) = active_at_42(&fake, "net-changed").await;
+    let port = instance(&h, &id).await.data.vifs[0].port_id.clone();
+    // Associated behind compute's back (through the Neutron API): not seen until told.
+    add_floating(&fake, "172.24.4.10", "fip-1", "p1");
+    fake.floating
+        .lock()
+        .unwrap()
+        .get_mut("172.24.4.10")
+        .unwrap()
+        .association = Some((port.clone(), "10.0.0.42".into()));
+    assert_eq!(
+        addresses(&h, &id).await[NET_NAME].as_array().unwrap().len(),
+        1
+    );
+
+    let event = json!({"events": [{"name": "network-changed", "server_uuid": id, "tag": port}]});
+    let r = h
+        .call(
+            "admin",
+            "POST",
+            "/v2.1/os-server-external-events",
+            "2.51",
+            Some(event),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let shown = addresses(&h, &id).await;
+    assert_eq!(shown[NET_NAME][1]["addr"], "172.24.4.10", "{shown}");
+    assert_eq!(shown[NET_NAME][1]["OS-EXT-IPS:type"], "floating");
+}
+
+#[tokio::test]
+async fn servers_with_ports_show_their_security_groups() {
+    let fake = FakeNetwork::new();
+    let h = cloud("net-sg-view", Some(&fake)).await;
+    let _agent = agent(h.compute.clone(), HOST).await;
+    let id = created(&h, json!([{"uuid": NET}]), json!({})).await;
+    wait_for(&h, &id, "ACTIVE").await;
+    let bare = created(&h, json!("none"), json!({})).await;
+    wait_for(&h, &bare, "ACTIVE").await;
+    let r = action(&h, &id, json!({"addSecurityGroup": {"name": "web"}})).await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+
+    let groups = json!([{"name": "default"}, {"name": "web"}]);
+    let r = h
+        .call("alice", "GET", &format!("/v2.1/servers/{id}"), "2.96", None)
+        .await;
+    assert_eq!(r.body["server"]["security_groups"], groups);
+    let r = h
+        .call("alice", "GET", "/v2.1/servers/detail", "2.96", None)
+        .await;
+    let servers = r.body["servers"].as_array().unwrap();
+    let with = servers.iter().find(|s| s["id"] == id.as_str()).unwrap();
+    let without = servers.iter().find(|s| s["id"] == bare.as_str()).unwrap();
+    assert_eq!(with["security_groups"], groups);
+    // A server without ports has none (Nova leaves the key out).
+    assert!(without.get("security_groups").is_none(), "{without}");
+    // PUT answers with the full body from 2.75 only.
+    let rename = json!({"server": {"name": "renamed"}});
+    let path = format!("/v2.1/servers/{id}");
+    let r = h
+        .call("alice", "PUT", &path, "2.74", Some(rename.clone()))
+        .await;
+    assert!(
+        r.body["server"].get("security_groups").is_none(),
+        "{:?}",
+        r.body
+    );
+    let r = h.call("alice", "PUT", &path, "2.75", Some(rename)).await;
+    assert_eq!(r.body["server"]["security_groups"], groups);
+}
+
+#[tokio::test]
+async fn ips_lists_the_addresses_per_network() {
+    let fake = FakeNetwork::new();
+    let (h, _agent, id) = active_at_42(&fake, "net-ips").await;
+    let r = h
+        .call(
+            "alice",
+            "GET",
+            &format!("/v2.1/servers/{id}/ips"),
+            "2.1",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let short = json!([{"version": 4, "addr": "10.0.0.42"}]);
+    assert_eq!(r.body, json!({"addresses": {NET_NAME: short}}));
+    let path = format!("/v2.1/servers/{id}/ips/{NET_NAME}");
+    let r = h.call("alice", "GET", &path, "2.1", None).await;
+    assert_eq!(r.body, json!({NET_NAME: short}));
+    let path = format!("/v2.1/servers/{id}/ips/elsewhere");
+    let r = h.call("alice", "GET", &path, "2.1", None).await;
+    assert_eq!(r.status, 404, "{:?}", r.body);
+    // Another project's caller does not see the server at all.
+    let r = h
+        .call(
+            "bob",
+            "GET",
+            &format!("/v2.1/servers/{id}/ips"),
+            "2.1",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 404, "{:?}", r.body);
 }

@@ -5,7 +5,8 @@
 //! Each event is answered on its own: `404` for an unknown (or deleted) server, `400` for a
 //! `volume-extended` event without a tag, `422` for a server not yet on a host, `200` for an
 //! accepted event. The accepted events are grouped by their server's host and cast to that
-//! host's agent. The answer is `200` when every event was accepted and `207` otherwise, even
+//! host's agent; a `network-changed` event also refreshes the server's network info here.
+//! The answer is `200` when every event was accepted and `207` otherwise, even
 //! when none was (Nova returns no 404 since the fix for bug 1855752).
 
 use super::{AppState, Mv, at_least};
@@ -15,7 +16,7 @@ use crate::service::db_error;
 use axum::{Json, http::StatusCode};
 use ferrostack_api::{ApiError, Auth, JsonBody, Schema};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::LazyLock;
 
 const RULE: &str = "os_compute_api:os-server-external-events:create";
@@ -147,6 +148,7 @@ pub async fn create(
     let mut answered = Vec::with_capacity(events.len());
     let mut by_host: BTreeMap<String, Vec<ExternalEvent>> = BTreeMap::new();
     let mut all_accepted = true;
+    let mut network_changed = BTreeSet::new();
     for mut event in events {
         let uuid = event["server_uuid"]
             .as_str()
@@ -158,6 +160,9 @@ pub async fn create(
         let instance = instances.get(&uuid).and_then(Option::as_ref);
         let (code, shown_status) = match outcome(&name, tag.as_deref(), instance) {
             Outcome::Accepted(host) => {
+                if name == "network-changed" {
+                    network_changed.insert(uuid.clone());
+                }
                 tracing::info!(
                     event = %name,
                     tag = tag.as_deref().unwrap_or(""),
@@ -197,6 +202,14 @@ pub async fn create(
             // The events are lost for that host; a build waiting for its ports also polls
             // them, so this delays it at worst. The caller's request still succeeded.
             tracing::warn!(%host, count, error = %e, "forwarding external events");
+        }
+    }
+
+    // The info cache is refreshed here (Nova does it on the host): `addresses` then shows
+    // the floating IPs Neutron just associated or took off.
+    for uuid in network_changed {
+        if let Err(e) = crate::ports::refresh(c, &uuid).await {
+            tracing::warn!(server = %uuid, error = %format!("{e:#}"), "refreshing network info");
         }
     }
 

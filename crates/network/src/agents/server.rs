@@ -12,12 +12,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-/// Tells the compute service a server's port is wired (Nova's `network-vif-plugged`
-/// external event, as Neutron's nova notifier sends it).
+/// Tells the compute service about a server's ports, as Neutron's nova notifier does with
+/// Nova's external events.
 #[async_trait::async_trait]
 pub trait VifNotifier: Send + Sync {
-    /// `server_id` is the port's `device_id`, `port_id` the event's tag.
+    /// The port is wired (`network-vif-plugged`). `server_id` is the port's `device_id`,
+    /// `port_id` the event's tag.
     async fn vif_plugged(&self, server_id: &str, port_id: &str);
+
+    /// What the server sees of the port changed, e.g. a floating IP was associated with it
+    /// or taken off it (`network-changed`).
+    async fn network_changed(&self, server_id: &str, port_id: &str);
 }
 
 /// How the server places agents' work.

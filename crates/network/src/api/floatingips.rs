@@ -202,6 +202,7 @@ pub async fn create(
         &request
     )
     .await)?;
+    net.network_changed(&[fip.port_id.as_deref()]).await;
     let full = full_view(&net, &fip).await?;
     Ok(created("floatingip", shown(&auth, &full).unwrap_or(full)))
 }
@@ -241,6 +242,10 @@ pub async fn update(
     let updated =
         crate::db::write_tx!(net.db, |tx| floatingips::update(tx, &id, &change, revision)
             .await)?;
+    if (&updated.port_id, &updated.fixed_ip_address) != (&fip.port_id, &fip.fixed_ip_address) {
+        net.network_changed(&[fip.port_id.as_deref(), updated.port_id.as_deref()])
+            .await;
+    }
     let full = full_view(&net, &updated).await?;
     Ok(ok("floatingip", shown(&auth, &full).unwrap_or(full)))
 }
@@ -262,5 +267,6 @@ pub async fn delete(
         || errors::floatingip_not_found(&id),
     )?;
     crate::db::write_tx!(net.db, |tx| floatingips::delete(tx, &id, revision).await)?;
+    net.network_changed(&[fip.port_id.as_deref()]).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -1,5 +1,6 @@
 //! `POST /servers/{id}/action`: the actions implemented so far (start, stop, reboot, console
-//! output, the deprecated remote console actions, reset state, lock/unlock). Each state-changing action checks lock → host → state
+//! output, the deprecated remote console actions, reset state, lock/unlock, the floating IP
+//! and security group actions). Each state-changing action checks lock → host → state
 //! as Nova's decorators do, sets its task state with a compare-and-swap (two concurrent
 //! actions cannot both start), records an instance action and casts to the host's agent.
 
@@ -385,6 +386,14 @@ pub async fn action(
                     add,
                 )
                 .await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        "addFloatingIp" => {
+            super::floating_ips::add(&c, &auth, &mv, &uuid, &args).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        "removeFloatingIp" => {
+            super::floating_ips::remove(&c, &auth, &mv, &uuid, &args).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
         "lock" | "unlock" => {

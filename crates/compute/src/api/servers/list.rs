@@ -609,6 +609,8 @@ pub async fn detail(
             .map(|n| (n.host.clone(), n))
             .collect()
     };
+    let all: Vec<&Instance> = listing.instances.iter().collect();
+    let mut groups = super::security_groups(c, &all).await?;
     let mut servers = Vec::new();
     for i in &listing.instances {
         let vis = visibility(&auth, &i.project_id);
@@ -617,7 +619,7 @@ pub async fn detail(
             (None, true) => Some(String::new()),
             (Some(h), true) => Some(node_status(c, hosts.get(h))),
         };
-        servers.push(view::server(
+        let mut server = view::server(
             c,
             i,
             faults.get(&i.uuid),
@@ -625,7 +627,11 @@ pub async fn detail(
             &mv,
             vis,
             Shape::Full,
-        ));
+        );
+        if let Some(list) = groups.remove(&i.uuid) {
+            server["security_groups"] = list;
+        }
+        servers.push(server);
     }
     let mut body = json!({"servers": servers});
     if let Some(links) = next_link(c, &query, &listing, "servers/detail") {

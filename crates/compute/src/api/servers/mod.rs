@@ -4,7 +4,9 @@
 mod actions;
 mod block_devices;
 mod create;
+mod floating_ips;
 mod instance_actions;
+pub mod ips;
 mod list;
 mod meta_tags;
 pub mod view;
@@ -24,6 +26,7 @@ use crate::service::{Compute, db_error};
 use axum::{Extension, Json, extract::Path, http::StatusCode};
 use ferrostack_api::{ApiError, Auth, JsonBody, RequestId};
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use view::{Shape, Visibility};
 
 /// Whether the caller is an admin (`context_is_admin`).
@@ -92,6 +95,37 @@ pub(crate) fn node_status(c: &Compute, node: Option<&nodes::Node>) -> String {
     }
 }
 
+/// The `security_groups` of those `instances` that have ports (`[{"name": ...}]`, each group
+/// once), by server uuid: asked of the networking service on every read, as Nova does.
+pub(crate) async fn security_groups(
+    c: &Compute,
+    instances: &[&Instance],
+) -> Result<HashMap<String, Value>, ApiError> {
+    let Some(network) = c.network() else {
+        return Ok(HashMap::new());
+    };
+    let with_ports: Vec<&str> = instances
+        .iter()
+        .filter(|i| !i.data.vifs.is_empty())
+        .map(|i| i.uuid.as_str())
+        .collect();
+    if with_ports.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let names = network
+        .security_group_names(&with_ports)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(names
+        .into_iter()
+        .filter(|(_, groups)| !groups.is_empty())
+        .map(|(uuid, groups)| {
+            let list: Vec<Value> = groups.iter().map(|g| json!({"name": g})).collect();
+            (uuid, Value::Array(list))
+        })
+        .collect())
+}
+
 /// The server body as `auth` may see it.
 pub(crate) async fn render(
     c: &Compute,
@@ -125,6 +159,9 @@ pub(crate) async fn render(
             .await
             .map_err(db_error)?;
         body["server_groups"] = json!(mine);
+    }
+    if full && let Some(groups) = security_groups(c, &[inst]).await?.remove(&inst.uuid) {
+        body["security_groups"] = groups;
     }
     Ok(body)
 }

@@ -255,22 +255,30 @@ pub fn server(
     Value::Object(b)
 }
 
-/// Nova's `addresses`: per network name, the fixed addresses of the server's bound ports
-/// (`{}` before they are bound).
+/// Nova's `addresses`: per network name, the fixed addresses of the server's bound ports,
+/// each followed by its floating addresses (`{}` before the ports are bound).
 pub fn addresses(vifs: &[crate::network::Vif]) -> Value {
     let mut out = serde_json::Map::new();
     for vif in vifs.iter().filter(|v| v.bound()) {
         let list = out
             .entry(vif.network_name.clone())
             .or_insert_with(|| json!([]));
-        if let Some(list) = list.as_array_mut() {
-            for ip in &vif.fixed_ips {
-                list.push(json!({
-                    "version": ip.version,
-                    "addr": ip.address,
-                    "OS-EXT-IPS:type": "fixed",
-                    "OS-EXT-IPS-MAC:mac_addr": vif.mac_address,
-                }));
+        let Some(list) = list.as_array_mut() else {
+            continue;
+        };
+        let entry = |version: u8, addr: &str, kind: &str| {
+            json!({
+                "version": version,
+                "addr": addr,
+                "OS-EXT-IPS:type": kind,
+                "OS-EXT-IPS-MAC:mac_addr": vif.mac_address,
+            })
+        };
+        for ip in &vif.fixed_ips {
+            list.push(entry(ip.version, &ip.address, "fixed"));
+            for floating in &ip.floating_ips {
+                let version = if floating.contains(':') { 6 } else { 4 };
+                list.push(entry(version, floating, "floating"));
             }
         }
     }

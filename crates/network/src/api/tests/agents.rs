@@ -19,6 +19,8 @@ impl VifNotifier for Recorder {
             .unwrap()
             .push((server_id.into(), port_id.into()));
     }
+
+    async fn network_changed(&self, _server_id: &str, _port_id: &str) {}
 }
 
 #[tokio::test]

@@ -25,6 +25,29 @@ async fn public(h: &Harness) -> (Value, Value) {
     (net, subnet)
 }
 
+/// Alice's router from `subnet` to the external network `public`; answers its id.
+async fn router_between(h: &Harness, public: &Value, subnet: &Value) -> String {
+    let router = h
+        .create(
+            "alice",
+            "/v2.0/routers",
+            "router",
+            json!({"external_gateway_info": {"network_id": public["id"]}}),
+        )
+        .await;
+    let rid = router["id"].as_str().unwrap().to_string();
+    let added = h
+        .call(
+            "alice",
+            "PUT",
+            &format!("/v2.0/routers/{rid}/add_router_interface"),
+            Some(json!({"subnet_id": subnet["id"]})),
+        )
+        .await;
+    assert_eq!(added.status, 200, "{:?}", added.body);
+    rid
+}
+
 #[tokio::test]
 async fn routers_connect_subnets_to_the_outside() {
     let h = Harness::open("routers").await;
@@ -242,22 +265,8 @@ async fn floating_ips_need_a_router_path() {
         (unreachable.status, unreachable.kind()),
         (404, "ExternalGatewayForFloatingIPNotFound")
     );
-    let router = h
-        .create(
-            "alice",
-            "/v2.0/routers",
-            "router",
-            json!({"external_gateway_info": {"network_id": public["id"]}}),
-        )
-        .await;
-    let rid = router["id"].as_str().unwrap();
-    h.call(
-        "alice",
-        "PUT",
-        &format!("/v2.0/routers/{rid}/add_router_interface"),
-        Some(json!({"subnet_id": subnet["id"]})),
-    )
-    .await;
+    let rid = router_between(&h, &public, &subnet).await;
+    let rid = rid.as_str();
     let associated = h
         .call(
             "alice",
@@ -449,4 +458,120 @@ async fn floating_ips_count_against_the_quota() {
         )
         .await;
     assert_eq!(not_external.status, 404);
+}
+
+/// Records the `network-changed` events sent to compute.
+#[derive(Default)]
+struct ChangeRecorder(std::sync::Mutex<Vec<(String, String)>>);
+
+#[async_trait::async_trait]
+impl crate::agents::VifNotifier for ChangeRecorder {
+    async fn vif_plugged(&self, _server_id: &str, _port_id: &str) {}
+
+    async fn network_changed(&self, server_id: &str, port_id: &str) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((server_id.into(), port_id.into()));
+    }
+}
+
+impl ChangeRecorder {
+    /// The events recorded once `n` arrived (they are sent in the background).
+    async fn wait_for(&self, n: usize) -> Vec<(String, String)> {
+        for _ in 0..200 {
+            let seen = self.0.lock().unwrap().clone();
+            if seen.len() >= n {
+                return seen;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("fewer than {n} events: {:?}", self.0.lock().unwrap());
+    }
+}
+
+#[tokio::test]
+async fn floating_ip_changes_tell_compute_about_its_servers() {
+    let h = Harness::open("fip-notify").await;
+    let recorder = std::sync::Arc::new(ChangeRecorder::default());
+    h.net.set_compute_notifier(recorder.clone());
+    let (public, _) = public(&h).await;
+    let (private, subnet) = h
+        .network_with_subnet("alice", "private", "10.0.0.0/24")
+        .await;
+    router_between(&h, &public, &subnet).await;
+    let server = "6d1c3a52-0b8e-4d55-9a4f-2c4b1e0f9a11";
+    let server_port = h
+        .create(
+            "alice",
+            "/v2.0/ports",
+            "port",
+            json!({"network_id": private["id"], "device_id": server, "device_owner": "compute:nova"}),
+        )
+        .await;
+    let other_port = h
+        .create(
+            "alice",
+            "/v2.0/ports",
+            "port",
+            json!({"network_id": private["id"]}),
+        )
+        .await;
+    let sp = server_port["id"].as_str().unwrap().to_string();
+
+    // Created associated with a server's port: one event for that server.
+    let fip = h
+        .create(
+            "alice",
+            "/v2.0/floatingips",
+            "floatingip",
+            json!({"floating_network_id": public["id"], "port_id": sp}),
+        )
+        .await;
+    let fid = fip["id"].as_str().unwrap();
+    assert_eq!(
+        recorder.wait_for(1).await,
+        [(server.to_string(), sp.clone())]
+    );
+    // Moved to a port of no server: the server it left hears of it.
+    let moved = h
+        .call(
+            "alice",
+            "PUT",
+            &format!("/v2.0/floatingips/{fid}"),
+            Some(json!({"floatingip": {"port_id": other_port["id"]}})),
+        )
+        .await;
+    assert_eq!(moved.status, 200, "{:?}", moved.body);
+    assert_eq!(recorder.wait_for(2).await.len(), 2);
+    // A description change tells nobody.
+    let described = h
+        .call(
+            "alice",
+            "PUT",
+            &format!("/v2.0/floatingips/{fid}"),
+            Some(json!({"floatingip": {"description": "d"}})),
+        )
+        .await;
+    assert_eq!(described.status, 200, "{:?}", described.body);
+    // Back on the server's port, then deleted while associated.
+    h.call(
+        "alice",
+        "PUT",
+        &format!("/v2.0/floatingips/{fid}"),
+        Some(json!({"floatingip": {"port_id": sp}})),
+    )
+    .await;
+    let deleted = h
+        .call("alice", "DELETE", &format!("/v2.0/floatingips/{fid}"), None)
+        .await;
+    assert_eq!(deleted.status, 204, "{:?}", deleted.body);
+    let events = recorder.wait_for(4).await;
+    assert_eq!(events.len(), 4, "{events:?}");
+    assert!(
+        events
+            .iter()
+            .all(|e| *e == (server.to_string(), sp.clone())),
+        "{events:?}"
+    );
 }
