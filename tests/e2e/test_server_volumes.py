@@ -247,3 +247,26 @@ def test_extend_an_attached_volume(cloud, guest, unique):
     cloud.run("ferrostack-demo", "server", "delete", "--wait", server, timeout=180)
     wait_volume(cloud, volume, "available")
     cloud.run("ferrostack-demo", "volume", "delete", volume)
+
+
+@pytest.mark.slow
+def test_upload_a_volume_to_an_image_and_boot_from_it(cloud, guest, unique):
+    """A volume made from the guest image and uploaded to Glance (`image create --volume`, as
+    qcow2) is a bootable image: a server booted from it reads its identity from the config
+    drive."""
+    vol = cloud.json("ferrostack-demo", "volume", "create", "--image", "vol-guest", "--size", "1",
+                     f"upload-{unique}")
+    wait_volume(cloud, vol["id"], "available")
+    name = f"uploaded-{unique}"
+    cloud.run("ferrostack-demo", "image", "create", "--volume", vol["id"], "--disk-format", "qcow2", name)
+    image = wait(lambda: next((i for i in cloud.json("ferrostack-demo", "image", "list", "--long")
+                               if i["Name"] == name and i["Status"] == "active"), None),
+                 180, "the uploaded image to be active")
+    shown = cloud.json("ferrostack-demo", "image", "show", image["ID"])
+    assert shown["disk_format"] == "qcow2", shown
+    wait_volume(cloud, vol["id"], "available")
+    server = boot(cloud, f"fromupload-{unique}", image["ID"], "hello")
+    wait_console(cloud, server, rf"^FERROSTACK-GUEST: configdrive uuid={server} ")
+    cloud.run("ferrostack-demo", "server", "delete", "--wait", server, timeout=180)
+    cloud.run("ferrostack-demo", "image", "delete", image["ID"])
+    cloud.run("ferrostack-demo", "volume", "delete", vol["id"])
