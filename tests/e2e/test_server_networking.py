@@ -89,7 +89,8 @@ def test_guests_get_dhcp_metadata_and_ping_each_other_within_their_security_grou
     # A security group without any ingress rule: the default group's members may not ping C.
     c.json("ferrostack-demo", "security", "group", "create", f"closed-{suffix}")
 
-    a = boot(c, f"a-{suffix}", f"net-id={net['id']},v4-fixed-ip={a_ip}", f"ping={b_ip} ping={c_ip}")
+    a = boot(c, f"a-{suffix}", f"net-id={net['id']},v4-fixed-ip={a_ip}",
+             f"ping={b_ip} ping={c_ip} post-password=c2VjcmV0LXt7c3VmZml4fX0")
     b = boot(c, f"b-{suffix}", f"net-id={net['id']},v4-fixed-ip={b_ip}", f"ping={a_ip}")
     g = boot(c, f"c-{suffix}", f"net-id={net['id']},v4-fixed-ip={c_ip}", f"ping={a_ip}",
              "--security-group", f"closed-{suffix}")
@@ -115,6 +116,16 @@ def test_guests_get_dhcp_metadata_and_ping_each_other_within_their_security_grou
         wait_console(c, server, rf"^FERROSTACK-GUEST: ip eth0 {re.escape(ip)}/24 gw {re.escape(prefix)}\.1$")
         # The metadata proxy of the DHCP namespace told the guest who it is.
         wait_console(c, server, rf"^FERROSTACK-GUEST: metadata uuid={server} ")
+    # A posted its password to the metadata service through the proxy: the owner reads it with
+    # `os-server-password`, and clearing it lets the guest post again.
+    wait_console(c, a, r"^FERROSTACK-GUEST: password-posted ok$")
+    token, _ = c.password_token("demo", c.demo_password, "demo")
+    path = f"/compute/v2.1/servers/{a}/os-server-password"
+    status, _, body = c.request("GET", path, token=token)
+    assert (status, body) == (200, {"password": "c2VjcmV0LXt7c3VmZml4fX0"}), body
+    status, _, _ = c.request("DELETE", path, token=token)
+    assert status == 204
+    assert c.request("GET", path, token=token)[2] == {"password": ""}
     # A and B (both in the default group, which admits its members) reach each other.
     wait_console(c, a, rf"^FERROSTACK-GUEST: ping {re.escape(b_ip)} ok$")
     wait_console(c, b, rf"^FERROSTACK-GUEST: ping {re.escape(a_ip)} ok$")

@@ -43,10 +43,16 @@ pub fn instance_metadata(inst: &Instance) -> InstanceMetadata {
             .flat_map(|v| &v.fixed_ips)
             .find(|ip| ip.version == 4)
             .map(|ip| ip.address.clone()),
-        floating_ipv4: None,
+        floating_ipv4: d
+            .vifs
+            .iter()
+            .flat_map(|v| &v.fixed_ips)
+            .filter(|ip| ip.version == 4)
+            .find_map(|ip| ip.floating_ips.first().cloned()),
         security_groups: Vec::new(),
         network_data: network_data(&d.vifs),
         random_seed: random_seed(),
+        password: d.password.clone().unwrap_or_default(),
     }
 }
 

@@ -55,6 +55,8 @@ pub struct InstanceMetadata {
     pub network_data: Value,
     /// Base64 of 512 random bytes (`random_seed`).
     pub random_seed: String,
+    /// The password the guest posted (`openstack/<v>/password`), empty if none.
+    pub password: String,
 }
 
 /// Whether `version` (or `latest`) is at least `since`.

@@ -15,7 +15,7 @@
 use crate::metadata::{EC2_LATEST, InstanceMetadata, OPENSTACK_VERSIONS};
 use crate::service::Compute;
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
@@ -58,9 +58,9 @@ struct MetadataState {
     secret: Arc<str>,
 }
 
-/// The metadata service: GET and HEAD on every path of design §10.2, for requests signed with
-/// `shared_secret` (Nova's `[neutron] metadata_proxy_shared_secret`). Other methods get 405;
-/// storing a password (`POST /openstack/<v>/password`) is not supported.
+/// The metadata service: GET and HEAD on every path of design §10.2, and POST of the guest's
+/// password (`/openstack/<v>/password`, from 2013-04-04), for requests signed with
+/// `shared_secret` (Nova's `[neutron] metadata_proxy_shared_secret`). Other methods get 405.
 pub fn router(compute: Arc<Compute>, shared_secret: String) -> Router {
     Router::new().fallback(serve).with_state(MetadataState {
         compute,
@@ -103,12 +103,16 @@ async fn serve(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    body: Bytes,
 ) -> Response {
     let accept = headers
         .get(header::ACCEPT)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let accept = accept.as_deref();
     let head = method == Method::HEAD;
+    if method == Method::POST && is_password_path(&percent_decode(uri.path())) {
+        return into_response(store_password(&state, &headers, accept, &body).await, false);
+    }
     if method != Method::GET && !head {
         let explanation = format!("The method {method} is not allowed for this resource.");
         let mut response = into_response(
@@ -121,6 +125,80 @@ async fn serve(
         return response;
     }
     into_response(answer(&state, &uri, &headers, accept).await, head)
+}
+
+/// The most a guest may store as its password (Nova's `password.MAX_SIZE`).
+const MAX_PASSWORD: usize = 256;
+
+/// Whether `path` is `/openstack/<version>/password` at a version that has it.
+fn is_password_path(path: &str) -> bool {
+    let path = normpath(path);
+    let tokens: Vec<&str> = path.split('/').skip(1).collect();
+    match tokens.as_slice() {
+        ["openstack", version, "password"] => {
+            *version == "latest" || OPENSTACK_VERSIONS.contains(version) && *version >= GRIZZLY
+        }
+        _ => false,
+    }
+}
+
+/// `password.handle_password` for POST: the guest stores its (encrypted) password once; a
+/// second one is a conflict until the password is cleared through the compute API.
+async fn store_password(
+    state: &MetadataState,
+    headers: &HeaderMap,
+    accept: Option<&str>,
+    body: &[u8],
+) -> Reply {
+    let md = match identify(state, headers, accept).await {
+        Ok(md) => md,
+        Err(reply) => return reply,
+    };
+    let conflict = || {
+        webob_error(
+            StatusCode::CONFLICT,
+            "There was a conflict when trying to complete your request.",
+            accept,
+        )
+    };
+    if !md.password.is_empty() {
+        return conflict();
+    }
+    if body.len() > MAX_PASSWORD {
+        return webob_error(StatusCode::BAD_REQUEST, "Request is too large.", accept);
+    }
+    let Ok(password) = std::str::from_utf8(body) else {
+        return webob_error(StatusCode::BAD_REQUEST, "The password is not text.", accept);
+    };
+    let store = &state.compute.store;
+    for _ in 0..10 {
+        let inst = match crate::db::instances::instance(store, &md.uuid).await {
+            Ok(Some(inst)) if !inst.deleted => inst,
+            Ok(_) => return webob_error(StatusCode::NOT_FOUND, NOT_FOUND, accept),
+            Err(e) => {
+                tracing::error!(error = %e, "storing a guest password");
+                return webob_error(StatusCode::INTERNAL_SERVER_ERROR, UNKNOWN_ERROR, accept);
+            }
+        };
+        if inst.data.password.as_deref().is_some_and(|p| !p.is_empty()) {
+            return conflict();
+        }
+        let mut inst = inst;
+        inst.data.password = Some(password.to_string());
+        let now = ferrostack_store::now_rfc3339();
+        match crate::db::instances::save_data(store, &inst, &now).await {
+            Ok(true) => {
+                tracing::info!(server = %md.uuid, "guest password stored");
+                return Reply::ok(TEXT_HTML, Vec::new());
+            }
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "storing a guest password");
+                return webob_error(StatusCode::INTERNAL_SERVER_ERROR, UNKNOWN_ERROR, accept);
+            }
+        }
+    }
+    webob_error(StatusCode::INTERNAL_SERVER_ERROR, UNKNOWN_ERROR, accept)
 }
 
 /// `MetadataRequestHandler.__call__`: the version list at `/` for anyone, everything else for
@@ -330,9 +408,8 @@ fn openstack_item(md: &InstanceMetadata, tokens: &[&str]) -> Option<Reply> {
             };
             Some(Reply::text(python_json(data)))
         }
-        // Nova returns the stored password, or nothing, with webob's default content type;
-        // Ferrostack stores no guest password.
-        "password" => (version >= GRIZZLY).then(|| Reply::ok(TEXT_HTML, Vec::new())),
+        // The stored password, or nothing, with webob's default content type (as Nova).
+        "password" => (version >= GRIZZLY).then(|| Reply::ok(TEXT_HTML, md.password.clone())),
         "vendor_data.json" => (version >= HAVANA).then(|| Reply::json(&md.vendor_data())),
         "vendor_data2.json" => (version >= NEWTON_TWO).then(|| Reply::json(&md.vendor_data2())),
         _ => None,

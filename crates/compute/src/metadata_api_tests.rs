@@ -136,13 +136,23 @@ impl Got {
 }
 
 async fn send(router: &Router, method: &str, path: &str, headers: &[(&str, &str)]) -> Got {
+    send_body(router, method, path, headers, Vec::new()).await
+}
+
+async fn send_body(
+    router: &Router,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Got {
     let mut request = Request::builder().method(method).uri(path);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
     let response = router
         .clone()
-        .oneshot(request.body(Body::empty()).unwrap())
+        .oneshot(request.body(Body::from(body)).unwrap())
         .await
         .unwrap();
     let status = response.status().as_u16();
@@ -779,7 +789,7 @@ async fn paths_are_normalised_and_methods_limited() {
     let post = send(
         &router,
         "POST",
-        "/openstack/latest/password",
+        "/openstack/latest/meta_data.json",
         &[
             ("x-instance-id", &uuid),
             ("x-tenant-id", PROJECT),
@@ -805,4 +815,72 @@ async fn paths_are_normalised_and_methods_limited() {
         html.text()
             .contains("X-Instance-ID header is missing from request.")
     );
+}
+
+#[tokio::test]
+async fn a_guest_stores_its_password_once() {
+    let c = compute("password").await;
+    let uuid = add_instance(&c, "web", false, None).await;
+    let router = router(c.clone(), SECRET.into());
+    let signature = sign_instance_id(SECRET, &uuid);
+    let signed = [
+        ("x-instance-id", uuid.as_str()),
+        ("x-tenant-id", PROJECT),
+        ("x-instance-id-signature", signature.as_str()),
+    ];
+    let post = |path: &'static str, body: &[u8]| {
+        let body = body.to_vec();
+        let router = router.clone();
+        async move { send_body(&router, "POST", path, &signed, body).await }
+    };
+
+    // None yet; unsigned posts, too large ones and versions before 2013-04-04 store nothing.
+    assert_eq!(
+        get(&router, &uuid, "/openstack/latest/password").await.body,
+        b""
+    );
+    let unsigned = send_body(
+        &router,
+        "POST",
+        "/openstack/latest/password",
+        &[],
+        b"x".to_vec(),
+    );
+    assert_eq!(unsigned.await.status, 400);
+    assert_eq!(
+        post("/openstack/latest/password", &[b'a'; 257])
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        post("/openstack/2012-08-10/password", b"x").await.status,
+        405
+    );
+
+    let stored = post("/openstack/2013-04-04/password", b"c2VjcmV0").await;
+    assert_eq!(stored.status, 200, "{}", stored.text());
+    let read = get(&router, &uuid, "/openstack/latest/password").await;
+    assert_eq!(read.text(), "c2VjcmV0");
+    // A second password is refused until the first is cleared.
+    let again = post("/openstack/latest/password", b"b3RoZXI=").await;
+    assert_eq!(again.status, 409, "{}", again.text());
+    let mut inst = crate::db::instances::instance(&c.store, &uuid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(inst.data.password.as_deref(), Some("c2VjcmV0"));
+    inst.data.password = None;
+    let now = ferrostack_store::now_rfc3339();
+    assert!(
+        crate::db::instances::save_data(&c.store, &inst, &now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        post("/openstack/latest/password", b"b3RoZXI=").await.status,
+        200
+    );
+    let read = get(&router, &uuid, "/openstack/latest/password").await;
+    assert_eq!(read.text(), "b3RoZXI=");
 }

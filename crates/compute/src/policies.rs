@@ -244,6 +244,16 @@ pub const COMPUTE_RULES: &[RuleDefault] = &[
         "Remove a security group from a server's ports.",
     ),
     api(
+        "os_compute_api:os-server-password:show",
+        "rule:project_reader_or_admin",
+        "Show the password a server's guest posted to the metadata service.",
+    ),
+    api(
+        "os_compute_api:os-server-password:clear",
+        "rule:project_member_or_admin",
+        "Clear the password a server's guest posted to the metadata service.",
+    ),
+    api(
         "os_compute_api:os-floating-ips:add",
         "rule:project_member_or_admin",
         "Associate a floating IP with a server (addFloatingIp, up to 2.43).",

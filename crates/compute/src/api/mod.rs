@@ -151,6 +151,10 @@ pub fn router(compute: Arc<Compute>) -> Router {
         )
         .route("/servers/{id}/action", post(servers::action))
         .route("/servers/{id}/ips", get(servers::ips::index))
+        .route(
+            "/servers/{id}/os-server-password",
+            get(servers::password::show).delete(servers::password::clear),
+        )
         .route("/servers/{id}/ips/{network}", get(servers::ips::show))
         .route(
             "/servers/{id}/os-volume_attachments",

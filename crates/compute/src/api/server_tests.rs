@@ -5,6 +5,7 @@
 
 use super::tests::{Harness, IMAGE, flavor};
 use crate::conductor;
+use crate::db::instances as idb;
 use crate::rpc::{
     self, AgentReply, AgentRequest, CONDUCTOR_QUEUE, ConductorReply, ConductorRequest,
     HostResources, StateUpdate, agent_queue,
@@ -895,4 +896,37 @@ async fn default_listings_page_in_the_database_like_the_filtered_ones() {
         .await;
     assert_eq!(r.body["servers"], json!([]));
     assert!(r.body.get("servers_links").is_none());
+}
+
+#[tokio::test]
+async fn server_password_is_shown_and_cleared() {
+    let h = cloud("servers-password", &["host-a"]).await;
+    let r = h
+        .call("alice", "POST", "/v2.1/servers", "2.96", Some(server("pw")))
+        .await;
+    let id = r.body["server"]["id"].as_str().unwrap().to_string();
+    wait_for(&h, "alice", &id, "ACTIVE").await;
+    let path = format!("/v2.1/servers/{id}/os-server-password");
+    let r = h.call("alice", "GET", &path, "2.1", None).await;
+    assert_eq!((r.status, &r.body), (200, &json!({"password": ""})));
+
+    // As the metadata service stores what the guest posts.
+    let mut inst = idb::instance(&h.compute.store, &id).await.unwrap().unwrap();
+    inst.data.password = Some("c2VjcmV0".into());
+    let now = ferrostack_store::now_rfc3339();
+    assert!(idb::save_data(&h.compute.store, &inst, &now).await.unwrap());
+    let r = h.call("alice", "GET", &path, "2.1", None).await;
+    assert_eq!(r.body, json!({"password": "c2VjcmV0"}));
+    // Another project's member sees no such server.
+    let r = h.call("bob", "GET", &path, "2.1", None).await;
+    assert_eq!(r.status, 404, "{:?}", r.body);
+    let r = h.call("bob", "DELETE", &path, "2.1", None).await;
+    assert_eq!(r.status, 404, "{:?}", r.body);
+
+    let r = h.call("alice", "DELETE", &path, "2.1", None).await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let r = h.call("alice", "GET", &path, "2.1", None).await;
+    assert_eq!(r.body, json!({"password": ""}));
+    let inst = idb::instance(&h.compute.store, &id).await.unwrap().unwrap();
+    assert_eq!(inst.data.password, None);
 }

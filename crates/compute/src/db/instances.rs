@@ -101,6 +101,10 @@ pub struct InstanceData {
     /// mappings), in the order they were attached.
     #[serde(default)]
     pub volumes: Vec<crate::volumes::VolumeRecord>,
+    /// The (encrypted) password the guest posted to the metadata service, until an admin or
+    /// the owner clears it (Nova keeps it in the instance's system metadata).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
 }
 
 /// One instance.

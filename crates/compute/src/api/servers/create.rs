@@ -713,6 +713,7 @@ pub async fn create(
                 admin_pass_set: true,
                 vifs: Vec::new(),
                 volumes: block_devices::for_server(&volume_records, &request_id.0),
+                password: None,
             },
         });
     }

@@ -9,6 +9,7 @@ mod instance_actions;
 pub mod ips;
 mod list;
 mod meta_tags;
+pub mod password;
 pub mod view;
 pub mod volume_attachments;
 
