@@ -1098,3 +1098,46 @@ async fn ips_lists_the_addresses_per_network() {
         .await;
     assert_eq!(r.status, 404, "{:?}", r.body);
 }
+
+#[tokio::test]
+async fn servers_are_listed_by_address() {
+    let fake = FakeNetwork::new();
+    let (h, _agent, first) = active_at_42(&fake, "net-list-ip").await;
+    let second = created(
+        &h,
+        json!([{"uuid": NET, "fixed_ip": "10.0.0.43"}]),
+        json!({}),
+    )
+    .await;
+    wait_for(&h, &second, "ACTIVE").await;
+    let ids = |query: &'static str| {
+        let h = &h;
+        async move {
+            let r = h
+                .call(
+                    "alice",
+                    "GET",
+                    &format!("/v2.1/servers?{query}"),
+                    "2.96",
+                    None,
+                )
+                .await;
+            assert_eq!(r.status, 200, "{:?}", r.body);
+            let mut ids: Vec<String> = r.body["servers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["id"].as_str().unwrap().to_string())
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    assert_eq!(ids("ip=10.0.0.42").await, std::slice::from_ref(&first));
+    let mut both = vec![first.clone(), second.clone()];
+    both.sort();
+    assert_eq!(ids("ip=10.0.0.4").await, both);
+    assert!(ids("ip=10.9").await.is_empty());
+    // The fake's addresses are IPv4 only.
+    assert!(ids("ip6=10.0.0.42").await.is_empty());
+}

@@ -101,6 +101,15 @@ const SORT_KEYS: &[&str] = &[
     "vm_state",
 ];
 
+/// Whether one of the instance's fixed addresses of IP `version` matches `pattern`.
+fn has_address(i: &Instance, version: u8, pattern: &regex::Regex) -> bool {
+    i.data
+        .vifs
+        .iter()
+        .flat_map(|v| &v.fixed_ips)
+        .any(|ip| ip.version == version && pattern.is_match(&ip.address))
+}
+
 fn truthy(v: &str) -> bool {
     !matches!(
         v.to_ascii_lowercase().as_str(),
@@ -300,6 +309,10 @@ async fn select(
     let hostname_re = regex("hostname")?;
     let reservation_re = regex("reservation_id")?;
     let key_re = regex("key_name")?;
+    // `ip` / `ip6`: a pattern found in one of the server's fixed addresses of that version
+    // (with Neutron, Nova asks for ports whose address contains the text).
+    let ip_re = regex("ip")?;
+    let ip6_re = regex("ip6")?;
     let image = get("image").map(|i| i.rsplit('/').next().unwrap_or(i).to_string());
     let flavor = get("flavor").map(|f| f.rsplit('/').next().unwrap_or(f).to_string());
     let exact = |k: &str| get(k).map(str::to_string);
@@ -354,6 +367,8 @@ async fn select(
         && hostname_re.is_none()
         && reservation_re.is_none()
         && key_re.is_none()
+        && ip_re.is_none()
+        && ip6_re.is_none()
         && image.is_none()
         && flavor.is_none()
         && host.is_none()
@@ -413,6 +428,8 @@ async fn select(
             && key_re
                 .as_ref()
                 .is_none_or(|r| d.key_name.as_deref().is_some_and(|k| r.is_match(k)))
+            && ip_re.as_ref().is_none_or(|r| has_address(i, 4, r))
+            && ip6_re.as_ref().is_none_or(|r| has_address(i, 6, r))
             && image.as_ref().is_none_or(|x| &d.image_ref == x)
             && flavor.as_ref().is_none_or(|x| &d.flavor.flavorid == x)
             && host.as_ref().is_none_or(|x| i.host.as_ref() == Some(x))
