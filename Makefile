@@ -62,6 +62,10 @@ bench-placement:  ## GET /allocation_candidates over 1000 providers: Ferrostack 
 bench-network:  ## Port create (with IP allocation) and delete, ports/s and p50/p90/p99: Ferrostack (SQLite, PostgreSQL) vs neutron-server
 	@bench/network/run.sh
 
+.PHONY: bench-convergence
+bench-convergence:  ## Network convergence through the binary for 1, 100 and 1000 ports on one host: Neutron API call → port ACTIVE → guests' DHCP and ping (root); rewrites its docs/benchmarks.md section (BENCH_WRITE_DOCS=0: print only)
+	@bench/convergence/run.sh
+
 .PHONY: bench-volume
 bench-volume:  ## Block storage: blank volume create/delete rates, volume from a 1 GiB image vs qemu-img convert, snapshots, attach/detach to a running guest; rewrites its docs/benchmarks.md section
 	@bench/volume/run.sh

@@ -32,21 +32,22 @@ impl NovaNotifier {
         }
     }
 
-    /// Posts the event; returns the HTTP status and the event's own `code` (Nova answers 207
-    /// with a per-event 404/422 when the server is unknown or not placed).
+    /// Posts one event per (server, tag) of `events`, all named `name`, in one request;
+    /// returns the HTTP status and each event's own `code` (Nova answers 207 with a per-event
+    /// 404/422 when a server is unknown or not placed).
     async fn post(
         &self,
         name: &str,
-        server_id: &str,
-        tag: &str,
-    ) -> anyhow::Result<(reqwest::StatusCode, Option<u64>)> {
+        events: &[(&str, &str)],
+    ) -> anyhow::Result<(reqwest::StatusCode, Vec<Option<u64>>)> {
         let token = self.tokens.token().await?;
-        let body = json!({"events": [{
-            "name": name,
-            "server_uuid": server_id,
-            "tag": tag,
-            "status": "completed",
-        }]});
+        let events: Vec<serde_json::Value> = events
+            .iter()
+            .map(|(server, tag)| {
+                json!({"name": name, "server_uuid": server, "tag": tag, "status": "completed"})
+            })
+            .collect();
+        let body = json!({ "events": events });
         let response = self
             .http
             .post(&self.url)
@@ -60,36 +61,52 @@ impl NovaNotifier {
         let status = response.status();
         let body = response.bytes().await.unwrap_or_default();
         let answer: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        Ok((status, answer["events"][0]["code"].as_u64()))
+        let codes = answer["events"]
+            .as_array()
+            .map(|list| list.iter().map(|e| e["code"].as_u64()).collect())
+            .unwrap_or_default();
+        Ok((status, codes))
+    }
+
+    /// Posts one event, answering the HTTP status and its code.
+    async fn post_one(
+        &self,
+        name: &str,
+        server_id: &str,
+        tag: &str,
+    ) -> anyhow::Result<(reqwest::StatusCode, Option<u64>)> {
+        let (status, codes) = self.post(name, &[(server_id, tag)]).await?;
+        Ok((status, codes.first().copied().flatten()))
     }
 }
 
 #[async_trait::async_trait]
 impl ferrostack_network::agents::VifNotifier for NovaNotifier {
-    async fn vif_plugged(&self, server_id: &str, port_id: &str) {
-        match self.post("network-vif-plugged", server_id, port_id).await {
-            Ok((status, Some(200))) if status.is_success() => {
-                tracing::info!(
-                    server = server_id,
-                    port = port_id,
-                    "network-vif-plugged sent"
-                )
-            }
-            // Not a server (a port whose device_id names something else), or not placed.
-            Ok((status, code)) if status.is_success() => {
-                tracing::debug!(server = server_id, ?code, "network-vif-plugged not taken")
-            }
-            Ok((status, _)) => {
-                tracing::warn!(server = server_id, %status, "network-vif-plugged refused")
-            }
-            Err(e) => {
-                tracing::warn!(server = server_id, error = %e, "network-vif-plugged not sent")
+    async fn vifs_plugged(&self, plugged: &[(String, String)]) {
+        // Nova's schema sets no limit; batches of 200 keep each request body bounded.
+        for chunk in plugged.chunks(200) {
+            let events: Vec<(&str, &str)> = chunk
+                .iter()
+                .map(|(server, port)| (server.as_str(), port.as_str()))
+                .collect();
+            match self.post("network-vif-plugged", &events).await {
+                Ok((status, codes)) if status.is_success() => {
+                    let taken = codes.iter().filter(|c| **c == Some(200)).count();
+                    // The others are ports whose device_id names no placed server.
+                    tracing::info!(sent = events.len(), taken, "network-vif-plugged sent");
+                }
+                Ok((status, _)) => {
+                    tracing::warn!(sent = events.len(), %status, "network-vif-plugged refused")
+                }
+                Err(e) => {
+                    tracing::warn!(sent = events.len(), error = %e, "network-vif-plugged not sent")
+                }
             }
         }
     }
 
     async fn network_changed(&self, server_id: &str, port_id: &str) {
-        match self.post("network-changed", server_id, port_id).await {
+        match self.post_one("network-changed", server_id, port_id).await {
             Ok((status, Some(200))) if status.is_success() => {
                 tracing::info!(server = server_id, port = port_id, "network-changed sent")
             }
@@ -104,7 +121,9 @@ impl ferrostack_network::agents::VifNotifier for NovaNotifier {
 #[async_trait::async_trait]
 impl ferrostack_volume::service::ComputeEvents for NovaNotifier {
     async fn volume_extended(&self, server_id: &str, volume_id: &str) -> anyhow::Result<()> {
-        let (status, code) = self.post("volume-extended", server_id, volume_id).await?;
+        let (status, code) = self
+            .post_one("volume-extended", server_id, volume_id)
+            .await?;
         anyhow::ensure!(
             status.is_success() && code == Some(200),
             "the compute API answered {status} (event code {code:?})"

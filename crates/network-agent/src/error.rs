@@ -44,7 +44,10 @@ impl Error {
     /// Whether a command failed because its device no longer exists (gone with its veth peer
     /// or namespace earlier in the same pass).
     pub fn is_missing_device(&self) -> bool {
-        matches!(self, Error::Command { stderr, .. } if stderr.contains("Cannot find device"))
+        // `Cannot find device` when ip(8) looks the name up, `No such device` when the kernel
+        // removed it between that lookup and the request (e.g. with its namespace).
+        matches!(self, Error::Command { stderr, .. }
+            if stderr.contains("Cannot find device") || stderr.contains("No such device"))
     }
 
     /// Wraps an I/O error with what was being done.
@@ -55,3 +58,23 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(stderr: &str) -> Error {
+        Error::Command {
+            command: "ip link del dev tap0".into(),
+            status: "exit status: 1".into(),
+            stderr: stderr.into(),
+        }
+    }
+
+    #[test]
+    fn a_device_gone_before_or_during_the_request_is_missing() {
+        assert!(failed("Cannot find device \"tap0\"").is_missing_device());
+        assert!(failed("RTNETLINK answers: No such device").is_missing_device());
+        assert!(!failed("RTNETLINK answers: Operation not permitted").is_missing_device());
+    }
+}

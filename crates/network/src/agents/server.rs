@@ -16,9 +16,10 @@ use std::sync::Arc;
 /// Nova's external events.
 #[async_trait::async_trait]
 pub trait VifNotifier: Send + Sync {
-    /// The port is wired (`network-vif-plugged`). `server_id` is the port's `device_id`,
-    /// `port_id` the event's tag.
-    async fn vif_plugged(&self, server_id: &str, port_id: &str);
+    /// The ports are wired (`network-vif-plugged`), as (server, port): the server is the
+    /// port's `device_id`, the port the event's tag. One call for a whole report, so the
+    /// compute API gets one request with every event (Neutron batches them too).
+    async fn vifs_plugged(&self, plugged: &[(String, String)]);
 
     /// What the server sees of the port changed, e.g. a floating IP was associated with it
     /// or taken off it (`network-changed`).
@@ -175,28 +176,35 @@ pub async fn apply_report(
         floating_ip_statuses(db, &report.active_floating_ips).await?;
     }
     let active: BTreeSet<&str> = report.active_ports.iter().map(String::as_str).collect();
-    for port in &ports {
-        let status = wanted_status(port, &active, &report.errors);
-        if port.status == status {
-            continue;
-        }
-        let Some(updated) = crate::db::ports::set_status(db, &port.id, status)
+    let changes: Vec<(&str, &str)> = ports
+        .iter()
+        .map(|port| (port, wanted_status(port, &active, &report.errors)))
+        .filter(|(port, status)| port.status != *status)
+        .map(|(port, status)| (port.id.as_str(), status))
+        .collect();
+    let mut plugged = Vec::new();
+    for chunk in changes.chunks(STATUS_BATCH) {
+        let updated = crate::db::ports::set_statuses(db, chunk)
             .await
-            .map_err(db_error)?
-        else {
-            continue;
-        };
-        tracing::info!(port = %port.id, status, "port status");
-        if status == "ACTIVE"
-            && updated.device_owner.starts_with("compute:")
-            && let Some(notifier) = options.notifier.clone()
-        {
-            let (server, port_id) = (updated.device_id.clone(), updated.id.clone());
-            tokio::spawn(async move { notifier.vif_plugged(&server, &port_id).await });
+            .map_err(db_error)?;
+        for port in updated {
+            tracing::info!(port = %port.id, status = port.status.as_str(), "port status");
+            if port.status == "ACTIVE" && port.device_owner.starts_with("compute:") {
+                plugged.push((port.device_id, port.id));
+            }
         }
+    }
+    if let Some(notifier) = options.notifier.clone()
+        && !plugged.is_empty()
+    {
+        tokio::spawn(async move { notifier.vifs_plugged(&plugged).await });
     }
     Ok(())
 }
+
+/// Port statuses written per transaction: a report of a thousand new ports is a few commits
+/// (and one event burst the agents take as one), not a thousand.
+const STATUS_BATCH: usize = 250;
 
 /// The floating IPs the network host reports in place turn `ACTIVE`, the others `DOWN`.
 async fn floating_ip_statuses(db: &crate::db::Db, active: &[String]) -> anyhow::Result<()> {

@@ -657,6 +657,26 @@ pub async fn set_status(db: &super::Db, id: &str, status: &str) -> Result<Option
     .await)
 }
 
+/// Sets the status of each of `changes` (port id, status) in one transaction; answers the
+/// ports that changed (ports gone meanwhile are skipped).
+pub async fn set_statuses(db: &super::Db, changes: &[(&str, &str)]) -> Result<Vec<Port>> {
+    crate::db::write_tx!(db, |tx| (async {
+        let mut changed = Vec::new();
+        for (id, status) in changes {
+            let Some(mut port) = tx.lock::<Port>(id).await? else {
+                continue;
+            };
+            if port.status != *status {
+                port.status = status.to_string();
+                touch_port(tx, &mut port).await?;
+                changed.push(port);
+            }
+        }
+        Ok(changed)
+    })
+    .await)
+}
+
 /// Every port bound to `host` (what that host's agents must wire).
 pub async fn on_host(db: &super::Db, host: &str) -> Result<Vec<Port>> {
     db.select("binding_host = $1", &[host]).await

@@ -13,11 +13,8 @@ struct Recorder(Mutex<Vec<(String, String)>>);
 
 #[async_trait::async_trait]
 impl VifNotifier for Recorder {
-    async fn vif_plugged(&self, server_id: &str, port_id: &str) {
-        self.0
-            .lock()
-            .unwrap()
-            .push((server_id.into(), port_id.into()));
+    async fn vifs_plugged(&self, plugged: &[(String, String)]) {
+        self.0.lock().unwrap().extend(plugged.iter().cloned());
     }
 
     async fn network_changed(&self, _server_id: &str, _port_id: &str) {}

@@ -466,7 +466,7 @@ struct ChangeRecorder(std::sync::Mutex<Vec<(String, String)>>);
 
 #[async_trait::async_trait]
 impl crate::agents::VifNotifier for ChangeRecorder {
-    async fn vif_plugged(&self, _server_id: &str, _port_id: &str) {}
+    async fn vifs_plugged(&self, _plugged: &[(String, String)]) {}
 
     async fn network_changed(&self, server_id: &str, port_id: &str) {
         self.0
