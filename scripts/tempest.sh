@@ -33,9 +33,10 @@
 # guest, built by scripts/build-guest-image.sh; default ~/.cache/ferrostack/guest-image),
 # TEMPEST_SCHEDULER_FILTERS (compute, --start: the cloud's [compute] enabled_filters; default
 # devstack's list plus AggregateInstanceExtraSpecsFilter; tempest.conf's
-# scheduler_enabled_filters is always the cloud's list), TEMPEST_CONF_EXTRA (a file appended to the generated tempest.conf, whose values then win: for
-# experiments, e.g. `[service_available] neutron = true` to run compute classes that skip
-# without Neutron; results of such runs are not the documented ones).
+# scheduler_enabled_filters is always the cloud's list), TEMPEST_CONF_EXTRA (a file appended
+# to the generated tempest.conf, whose values then win: for experiments, e.g.
+# `[auth] create_isolated_networks = false` to run compute without per-project networks;
+# results of such runs are not the documented ones).
 #
 # Compute: the guest image is uploaded twice (image_ref, image_ref_alt) and two 256 MiB / 1 GiB
 # flavors are created (flavor_ref, flavor_ref_alt), once per cloud (found by name afterwards).
@@ -98,8 +99,8 @@ case $SERVICE in
   compute)
     # Tests of features Ferrostack's compute service does not implement yet
     # (docs/design/compute-service.md §13) that no tempest.conf option skips. The rest is skipped
-    # by [compute-feature-enabled] and [service_available] below (neutron and cinder false: the
-    # create_default_network classes, volumes, floating IPs and security groups skip themselves).
+    # by [compute-feature-enabled] and [service_available] below (neutron on, with a network
+    # per test project; cinder off: the volume classes skip themselves).
     COMPUTE_EXCLUDE_LIST=(
       # os-extensions (deprecated; not served)
       'tempest\.api\.compute\.test_extensions'
@@ -124,8 +125,19 @@ case $SERVICE in
       'tempest\.api\.compute\.servers\.test_servers\.ServerShowV247Test\.test_update_rebuild_list_server'
       'tempest\.api\.compute\.servers\.test_servers\.ServersListShow296Test\.test_list_show_update_rebuild_server_296'
       'tempest\.api\.compute\.servers\.test_servers_microversions\.ServerShowV25[47]Test\.test_rebuild_server'
-      # removeSecurityGroup and the server's security_groups: networking (not there yet)
-      'tempest\.api\.compute\.servers\.test_server_actions\.ServerActionsTestOtherA\.test_remove_server_all_security_groups'
+      'tempest\.api\.compute\.admin\.test_servers\.ServersAdminTestJSON\.test_rebuild_server_in_error_state'
+      'tempest\.api\.compute\.servers\.test_disk_config\.ServerDiskConfigTestJSON\.test_rebuild_server_with_(auto|manual)_disk_config'
+      # Nova's proxies to Neutron (≤2.35: os-security-groups, os-security-group-rules,
+      # os-floating-ips, os-tenant-networks) are not served; the floating IP classes make their
+      # floating IPs through the proxy. Servers use Neutron's API for these.
+      'tempest\.api\.compute\.(admin\.)?security_groups\.'
+      'tempest\.api\.compute\.admin\.test_security_groups\.'
+      'tempest\.api\.compute\.floating_ips\.'
+      'tempest\.api\.compute\.test_tenant_networks'
+      # Neutron's auto-allocated topology (`networks: auto` with no network) is not offered.
+      'tempest\.api\.compute\.admin\.test_auto_allocate_network'
+      # injectNetworkInfo (admin action): not served.
+      'tempest\.api\.compute\.admin\.test_servers\.ServersAdminTestJSON\.test_inject_network_info'
     )
     COMPUTE_EXCLUDE=$(IFS='|'; echo "${COMPUTE_EXCLUDE_LIST[*]}")
     EXCLUDE=${EXCLUDE:+$EXCLUDE|}$COMPUTE_EXCLUDE
@@ -478,7 +490,8 @@ admin_password = $ADMIN_PASSWORD
 admin_project_name = admin
 admin_domain_name = Default
 use_dynamic_credentials = true
-create_isolated_networks = false
+# Compute: each test project gets its own network, subnet and router, as in devstack.
+create_isolated_networks = $([[ $SERVICE == compute ]] && echo true || echo false)
 
 [identity]
 uri_v3 = $PUBLIC_URL/identity/v3
@@ -512,7 +525,7 @@ domain_specific_drivers = false
 [service_available]
 nova = $([[ $SERVICE == compute ]] && echo true || echo false)
 glance = $([[ $SERVICE == image || $SERVICE == compute || $SERVICE == volume ]] && echo true || echo false)
-neutron = $([[ $SERVICE == network || $SERVICE == volume ]] && echo true || echo false)
+neutron = $([[ $SERVICE == network || $SERVICE == volume || $SERVICE == compute ]] && echo true || echo false)
 cinder = $([[ $SERVICE == volume ]] && echo true || echo false)
 swift = false
 heat = false
@@ -564,13 +577,17 @@ store_weight_enabled = false
 CONF
 fi
 if [[ $SERVICE == compute ]]; then
-  # docs/design/compute-service.md §13. No networking service yet: no fixed_network_name,
-  # servers are created with networks "none" (≥2.37) or none at all; [validation] is off, so
+  # docs/design/compute-service.md §13. Servers go on the test project's own network (no
+  # fixed_network_name: the one network of the project is used); [validation] is off, so
   # Tempest's SSHABLE waits become ACTIVE waits.
   cat >>"$WORKSPACE/etc/tempest.conf" <<CONF
 
 [enforce_scope]
 nova = true
+
+[network]
+project_network_cidr = 10.100.0.0/16
+project_network_mask_bits = 28
 
 [compute]
 catalog_type = compute
