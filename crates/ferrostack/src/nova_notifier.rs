@@ -83,13 +83,16 @@ impl NovaNotifier {
 #[async_trait::async_trait]
 impl ferrostack_network::agents::VifNotifier for NovaNotifier {
     async fn vifs_plugged(&self, plugged: &[(String, String)]) {
+        // A `device_id` that is no uuid (any text a user gave a `compute:` port) would make
+        // Nova refuse the whole request: such events are not sent.
+        let events: Vec<(&str, &str)> = plugged
+            .iter()
+            .filter(|(server, _)| uuid::Uuid::parse_str(server).is_ok())
+            .map(|(server, port)| (server.as_str(), port.as_str()))
+            .collect();
         // Nova's schema sets no limit; batches of 200 keep each request body bounded.
-        for chunk in plugged.chunks(200) {
-            let events: Vec<(&str, &str)> = chunk
-                .iter()
-                .map(|(server, port)| (server.as_str(), port.as_str()))
-                .collect();
-            match self.post("network-vif-plugged", &events).await {
+        for events in events.chunks(200) {
+            match self.post("network-vif-plugged", events).await {
                 Ok((status, codes)) if status.is_success() => {
                     let taken = codes.iter().filter(|c| **c == Some(200)).count();
                     // The others are ports whose device_id names no placed server.
