@@ -94,7 +94,12 @@ def test_guests_get_dhcp_metadata_and_ping_each_other_within_their_security_grou
     b = boot(c, f"b-{suffix}", f"net-id={net['id']},v4-fixed-ip={b_ip}", f"ping={a_ip}")
     g = boot(c, f"c-{suffix}", f"net-id={net['id']},v4-fixed-ip={c_ip}", f"ping={a_ip}",
              "--security-group", f"closed-{suffix}")
-    servers = {a: a_ip, b: b_ip, g: c_ip}
+    # S pings A, then sends as another IP address, then as another MAC (the test guest's spoof
+    # steps): anti-spoofing must drop both.
+    s_ip, other_ip, other_mac = f"{prefix}.13", f"{prefix}.99", "fa:16:3e:00:00:99"
+    s = boot(c, f"s-{suffix}", f"net-id={net['id']},v4-fixed-ip={s_ip}",
+             f"ping={a_ip} spoof={other_ip},{other_mac}")
+    servers = {a: a_ip, b: b_ip, g: c_ip, s: s_ip}
     taps = []
 
     for server, ip in servers.items():
@@ -126,6 +131,18 @@ def test_guests_get_dhcp_metadata_and_ping_each_other_within_their_security_grou
     status, _, _ = c.request("DELETE", path, token=token)
     assert status == 204
     assert c.request("GET", path, token=token)[2] == {"password": ""}
+    # S reaches A with its own addresses only: as another IP, then as another MAC, its pings
+    # fail, and they answer again each time its real address comes back.
+    ping_a = f"FERROSTACK-GUEST: ping {a_ip} "
+    expected = [f"ping {a_ip} ok", f"spoof ip {other_ip}", f"ping {a_ip} fail", "spoof ip restored",
+                f"ping {a_ip} ok", f"spoof mac {other_mac}", f"ping {a_ip} fail", "spoof mac restored",
+                f"ping {a_ip} ok"]
+
+    def spoof_steps():
+        return [line.removeprefix("FERROSTACK-GUEST: ") for line in console(c, s).splitlines()
+                if line.startswith(ping_a) or line.startswith("FERROSTACK-GUEST: spoof ")]
+    wait(lambda: len(spoof_steps()) >= len(expected), 180, "S's spoof steps")
+    assert spoof_steps()[:len(expected)] == expected, spoof_steps()
     # A and B (both in the default group, which admits its members) reach each other.
     wait_console(c, a, rf"^FERROSTACK-GUEST: ping {re.escape(b_ip)} ok$")
     wait_console(c, b, rf"^FERROSTACK-GUEST: ping {re.escape(a_ip)} ok$")
