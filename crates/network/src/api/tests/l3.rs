@@ -25,6 +25,17 @@ async fn public(h: &Harness) -> (Value, Value) {
     (net, subnet)
 }
 
+/// Alice's `PUT /v2.0/floatingips/{fid}` with `change` as the floating IP's body.
+async fn update_fip(h: &Harness, fid: &str, change: Value) -> super::Reply {
+    h.call(
+        "alice",
+        "PUT",
+        &format!("/v2.0/floatingips/{fid}"),
+        Some(json!({ "floatingip": change })),
+    )
+    .await
+}
+
 /// Alice's router from `subnet` to the external network `public`; answers its id.
 async fn router_between(h: &Harness, public: &Value, subnet: &Value) -> String {
     let router = h
@@ -253,28 +264,14 @@ async fn floating_ips_need_a_router_path() {
     assert_eq!(fip["status"], "DOWN");
     let fid = fip["id"].as_str().unwrap();
     // No router between the port's subnet and the external network yet.
-    let unreachable = h
-        .call(
-            "alice",
-            "PUT",
-            &format!("/v2.0/floatingips/{fid}"),
-            Some(json!({"floatingip": {"port_id": port["id"]}})),
-        )
-        .await;
+    let unreachable = update_fip(&h, fid, json!({"port_id": port["id"]})).await;
     assert_eq!(
         (unreachable.status, unreachable.kind()),
         (404, "ExternalGatewayForFloatingIPNotFound")
     );
     let rid = router_between(&h, &public, &subnet).await;
     let rid = rid.as_str();
-    let associated = h
-        .call(
-            "alice",
-            "PUT",
-            &format!("/v2.0/floatingips/{fid}"),
-            Some(json!({"floatingip": {"port_id": port["id"]}})),
-        )
-        .await;
+    let associated = update_fip(&h, fid, json!({"port_id": port["id"]})).await;
     assert_eq!(associated.status, 200, "{:?}", associated.body);
     let f = &associated.body["floatingip"];
     assert_eq!(f["router_id"], rid);
@@ -534,34 +531,14 @@ async fn floating_ip_changes_tell_compute_about_its_servers() {
         [(server.to_string(), sp.clone())]
     );
     // Moved to a port of no server: the server it left hears of it.
-    let moved = h
-        .call(
-            "alice",
-            "PUT",
-            &format!("/v2.0/floatingips/{fid}"),
-            Some(json!({"floatingip": {"port_id": other_port["id"]}})),
-        )
-        .await;
+    let moved = update_fip(&h, fid, json!({"port_id": other_port["id"]})).await;
     assert_eq!(moved.status, 200, "{:?}", moved.body);
     assert_eq!(recorder.wait_for(2).await.len(), 2);
     // A description change tells nobody.
-    let described = h
-        .call(
-            "alice",
-            "PUT",
-            &format!("/v2.0/floatingips/{fid}"),
-            Some(json!({"floatingip": {"description": "d"}})),
-        )
-        .await;
+    let described = update_fip(&h, fid, json!({"description": "d"})).await;
     assert_eq!(described.status, 200, "{:?}", described.body);
     // Back on the server's port, then deleted while associated.
-    h.call(
-        "alice",
-        "PUT",
-        &format!("/v2.0/floatingips/{fid}"),
-        Some(json!({"floatingip": {"port_id": sp}})),
-    )
-    .await;
+    update_fip(&h, fid, json!({"port_id": sp})).await;
     let deleted = h
         .call("alice", "DELETE", &format!("/v2.0/floatingips/{fid}"), None)
         .await;
